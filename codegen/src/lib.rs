@@ -1,0 +1,205 @@
+//! The otvi provider-language compiler: reads provider files, checks them, and emits typed Rust.
+//!
+//! Two phases, as in any compiler: `yaml` → `lower` builds the checked model (`model`), `check`
+//! runs the language's rules over it; `emit` turns a clean model into Rust. Nothing here is
+//! linked into the server.
+
+pub mod check;
+pub mod diag;
+pub mod lower;
+pub mod model;
+pub mod schema;
+pub mod template;
+pub mod yaml;
+
+use diag::{Diagnostic, FileReport, Pos, Span};
+use model::Provider;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// One provider file after checking: its report, and the model when it has no errors.
+#[derive(Debug)]
+pub struct Checked {
+    pub report: FileReport,
+    pub provider: Option<Provider>,
+}
+
+/// The result of checking a set of provider files.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub files: Vec<Checked>,
+}
+
+impl Outcome {
+    pub fn errors(&self) -> usize {
+        self.count(true)
+    }
+    pub fn warnings(&self) -> usize {
+        self.count(false)
+    }
+    fn count(&self, errors: bool) -> usize {
+        self.files
+            .iter()
+            .flat_map(|f| &f.report.diagnostics)
+            .filter(|d| d.is_error() == errors)
+            .count()
+    }
+    /// The checked providers, in file order; `None` if any file has an error.
+    pub fn providers(&self) -> Option<Vec<(&str, &Provider)>> {
+        self.files
+            .iter()
+            .map(|f| f.provider.as_ref().map(|p| (f.report.path.as_str(), p)))
+            .collect()
+    }
+}
+
+/// The provider files named by `paths`: files as given, directories searched (not recursively)
+/// for `*.yaml` and `*.yml`, sorted by name.
+pub fn collect_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| {
+                    f.is_file()
+                        && matches!(f.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+                })
+                .collect();
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Reads and checks `files`. I/O errors are reported as diagnostics of the file concerned.
+pub fn check_paths(files: &[PathBuf]) -> Outcome {
+    let sources = files
+        .iter()
+        .map(|f| {
+            let name = f.display().to_string();
+            match std::fs::read(f) {
+                Ok(bytes) => (name, Ok(bytes)),
+                Err(e) => (name, Err(e)),
+            }
+        })
+        .collect::<Vec<_>>();
+    let mut outcome = Outcome::default();
+    for (name, bytes) in sources {
+        outcome.files.push(match bytes {
+            Ok(b) => check_one(&name, &b),
+            Err(e) => Checked {
+                report: FileReport {
+                    path: name,
+                    source: String::new(),
+                    diagnostics: vec![Diagnostic::error(
+                        "io",
+                        Span::point(Pos { line: 1, col: 1 }),
+                        format!("cannot read the file: {e}"),
+                    )],
+                },
+                provider: None,
+            },
+        });
+    }
+    cross_file(&mut outcome);
+    outcome
+}
+
+/// Checks in-memory sources: `(display name, bytes)` pairs.
+pub fn check_sources<'a>(sources: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Outcome {
+    let mut outcome = Outcome {
+        files: sources.into_iter().map(|(n, b)| check_one(n, b)).collect(),
+    };
+    cross_file(&mut outcome);
+    outcome
+}
+
+/// Checks a single file's bytes.
+pub fn check_one(path: &str, bytes: &[u8]) -> Checked {
+    let (source, mut diagnostics) = match std::str::from_utf8(bytes) {
+        Ok(s) => (
+            s.strip_prefix('\u{feff}').unwrap_or(s).to_string(),
+            Vec::new(),
+        ),
+        Err(e) => {
+            let valid = String::from_utf8_lossy(&bytes[..e.valid_up_to()]).into_owned();
+            let line = valid.matches('\n').count() + 1;
+            let col = valid.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            let d = Diagnostic::error(
+                "not-utf8",
+                Span::point(Pos { line, col }),
+                format!(
+                    "the file is not valid UTF-8 (byte {} is not part of a UTF-8 character)",
+                    e.valid_up_to()
+                ),
+            )
+            .with_help("save the provider file as UTF-8");
+            let shown = String::from_utf8_lossy(bytes).into_owned();
+            return Checked {
+                report: FileReport {
+                    path: path.into(),
+                    source: shown,
+                    diagnostics: vec![d],
+                },
+                provider: None,
+            };
+        }
+    };
+    let (root, yaml_diags) = yaml::parse(&source);
+    diagnostics.extend(yaml_diags);
+    let mut provider = None;
+    if let Some(root) = root {
+        let mut lower = lower::Lower::default();
+        provider = lower.provider(&root);
+        diagnostics.append(&mut lower.diags);
+        if let Some(p) = &provider {
+            check::provider(p, &mut diagnostics);
+        }
+    }
+    diagnostics.sort_by_key(|d| (d.span.start, d.severity == diag::Severity::Warning));
+    diagnostics.dedup();
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        provider = None;
+    }
+    Checked {
+        report: FileReport {
+            path: path.into(),
+            source,
+            diagnostics,
+        },
+        provider,
+    }
+}
+
+/// Rules across files: a provider id names one file.
+fn cross_file(outcome: &mut Outcome) {
+    let mut seen: HashMap<String, String> = HashMap::new();
+    for f in &mut outcome.files {
+        let Some(p) = &f.provider else { continue };
+        if let Some(first) = seen.get(&p.id.v) {
+            f.report.diagnostics.push(
+                Diagnostic::error(
+                    "duplicate-provider",
+                    p.id.span,
+                    format!("provider id `{}` is already used by {first}", p.id.v),
+                )
+                .with_help("provider ids are unique across files; rename one"),
+            );
+            f.provider = None;
+        } else {
+            seen.insert(p.id.v.clone(), f.report.path.clone());
+        }
+    }
+}
+
+/// A display path relative to `base` when possible.
+pub fn display_path(path: &Path, base: &Path) -> String {
+    path.strip_prefix(base)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}

@@ -1,0 +1,596 @@
+//! Lowering a YAML tree into the language model: shapes, types, known keys, templates.
+//!
+//! Every key a level accepts is listed once here (`keys::…`); the JSON Schema is built from the
+//! same lists, so the two cannot disagree.
+
+use crate::diag::{Diagnostic, Span};
+use crate::model::*;
+use crate::template;
+use crate::yaml::{Kind, Node};
+use saphyr_parser::ScalarStyle;
+
+/// The keys each level of a provider file accepts.
+pub mod keys {
+    pub const TOP: &[&str] = &["provider", "defaults", "auth"];
+    /// Sections of the older interpreter's format, accepted and ignored with a warning.
+    pub const IGNORED_TOP: &[&str] = &["channels", "playback"];
+    pub const PROVIDER: &[&str] = &["id", "name", "logo"];
+    pub const DEFAULTS: &[&str] = &["base_url", "headers"];
+    pub const AUTH: &[&str] = &["scope", "flows", "logout"];
+    pub const FLOW: &[&str] = &["id", "name", "inputs", "steps"];
+    pub const FIELD: &[&str] = &["key", "label", "type", "required", "transform"];
+    pub const STEP: &[&str] = &["name", "request", "success_status", "on_success"];
+    pub const ON_SUCCESS: &[&str] = &["extract", "prompt"];
+    pub const REQUEST: &[&str] = &[
+        "method",
+        "path",
+        "headers",
+        "params",
+        "body",
+        "body_encoding",
+    ];
+    pub const LOGOUT: &[&str] = &["request"];
+}
+
+/// The seed's advice for `auth.refresh`, shown wherever it appears.
+pub const REFRESH_HELP: &str = "auth.refresh is not implemented by the runtime: model token rotation explicitly inside a normal auth flow and store any replacement tokens with `on_success.extract`";
+
+/// The closest of `candidates` to `word`, if one is close enough to be a likely typo.
+pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1);
+    candidates
+        .iter()
+        .map(|c| {
+            (
+                strsim::damerau_levenshtein(&word.to_lowercase(), &c.to_lowercase()),
+                *c,
+            )
+        })
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+#[derive(Default)]
+pub struct Lower {
+    pub diags: Vec<Diagnostic>,
+}
+
+/// A mapping whose keys have been checked against the level's known keys.
+struct Map<'n> {
+    node: &'n Node,
+    entries: Vec<(&'n Node, &'n Node)>,
+}
+
+impl<'n> Map<'n> {
+    fn get(&self, key: &str) -> Option<&'n Node> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| *v)
+    }
+}
+
+/// The span to point at for a whole mapping: its first line only.
+fn head(node: &Node) -> Span {
+    Span::point(node.span.start)
+}
+
+impl Lower {
+    fn err(&mut self, code: &'static str, span: Span, msg: impl Into<String>) -> &mut Diagnostic {
+        self.diags.push(Diagnostic::error(code, span, msg));
+        self.diags.last_mut().expect("just pushed")
+    }
+
+    fn map<'n>(&mut self, node: &'n Node, what: &str, known: &[&str]) -> Option<Map<'n>> {
+        let Kind::Map(entries) = &node.kind else {
+            self.err(
+                "wrong-type",
+                node.span,
+                format!("{what} must be a mapping, found {}", node.describe()),
+            );
+            return None;
+        };
+        let mut kept = Vec::new();
+        for (k, v) in entries {
+            let name = k.as_str().unwrap_or_default();
+            if known.contains(&name) {
+                kept.push((k, v));
+                continue;
+            }
+            let d = self.err(
+                "unknown-key",
+                k.span,
+                format!("unknown key `{name}` in {what}"),
+            );
+            d.help = Some(match did_you_mean(name, known) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!("{what} accepts: {}", known.join(", ")),
+            });
+        }
+        Some(Map {
+            node,
+            entries: kept,
+        })
+    }
+
+    fn list<'n>(&mut self, node: &'n Node, what: &str) -> &'n [Node] {
+        match &node.kind {
+            Kind::Seq(items) => items,
+            _ if node.is_null() => &[],
+            _ => {
+                self.err(
+                    "wrong-type",
+                    node.span,
+                    format!("{what} must be a list, found {}", node.describe()),
+                );
+                &[]
+            }
+        }
+    }
+
+    fn string(&mut self, node: &Node, what: &str) -> Option<S<String>> {
+        match &node.kind {
+            Kind::Scalar(s, _) if !node.is_null() => Some(S {
+                v: s.clone(),
+                span: node.span,
+            }),
+            _ => {
+                self.err(
+                    "wrong-type",
+                    node.span,
+                    format!("{what} must be a string, found {}", node.describe()),
+                );
+                None
+            }
+        }
+    }
+
+    fn required<'n>(&mut self, m: &Map<'n>, key: &str, what: &str) -> Option<&'n Node> {
+        let v = m.get(key);
+        if v.is_none() {
+            self.err(
+                "missing-key",
+                head(m.node),
+                format!("{what} is missing the required key `{key}`"),
+            );
+        }
+        v
+    }
+
+    /// A required string; when missing or malformed (already reported) an empty one, so that
+    /// checking goes on and every error of the file is reported in one run.
+    fn req_string(&mut self, m: &Map<'_>, key: &str, what: &str) -> S<String> {
+        let fallback = S {
+            v: String::new(),
+            span: head(m.node),
+        };
+        match self.required(m, key, what) {
+            Some(n) => self.string(n, &format!("`{key}`")).unwrap_or(fallback),
+            None => fallback,
+        }
+    }
+
+    fn opt_string(&mut self, m: &Map<'_>, key: &str) -> Option<S<String>> {
+        let n = m.get(key)?;
+        self.string(n, &format!("`{key}`"))
+    }
+
+    fn boolean(&mut self, node: &Node, what: &str) -> Option<bool> {
+        match &node.kind {
+            Kind::Scalar(s, ScalarStyle::Plain) => match s.as_str() {
+                "true" | "True" | "TRUE" => Some(true),
+                "false" | "False" | "FALSE" => Some(false),
+                _ => {
+                    self.err(
+                        "wrong-type",
+                        node.span,
+                        format!("{what} must be true or false"),
+                    );
+                    None
+                }
+            },
+            _ => {
+                self.err(
+                    "wrong-type",
+                    node.span,
+                    format!("{what} must be true or false"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A scalar that must be one of `choices`.
+    fn choice<T: Copy>(&mut self, node: &Node, what: &str, choices: &[(&str, T)]) -> Option<T> {
+        let s = self.string(node, what)?;
+        if let Some((_, t)) = choices.iter().find(|(n, _)| *n == s.v) {
+            return Some(*t);
+        }
+        let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+        let d = self.err(
+            "bad-value",
+            node.span,
+            format!("`{}` is not a valid {what}", s.v),
+        );
+        d.help = Some(match did_you_mean(&s.v, &names) {
+            Some(n) => format!("did you mean `{n}`?"),
+            None => format!("expected one of: {}", names.join(", ")),
+        });
+        None
+    }
+
+    fn template(&mut self, node: &Node, what: &str) -> Option<Template> {
+        let s = self.string(node, what)?;
+        Some(template::parse(&s.v, node, &mut self.diags))
+    }
+
+    /// Lowers a whole file. Returns `None` when the top level is unusable.
+    pub fn provider(&mut self, root: &Node) -> Option<Provider> {
+        let Kind::Map(entries) = &root.kind else {
+            self.err(
+                "wrong-type",
+                head(root),
+                format!(
+                    "a provider file must be a mapping with `provider`, `defaults` and `auth`; found {}",
+                    root.describe()
+                ),
+            );
+            return None;
+        };
+        for (k, _) in entries {
+            match k.as_str() {
+                Some(name) if keys::IGNORED_TOP.contains(&name) => self.diags.push(
+                    Diagnostic::warning(
+                        "ignored-section",
+                        k.span,
+                        format!("the `{name}` section is ignored: this server handles authentication only"),
+                    )
+                    .with_help("remove it, or keep it for the older interpreter; --deny-warnings makes this an error"),
+                ),
+                _ => {}
+            }
+        }
+        let all: Vec<&str> = keys::TOP.iter().chain(keys::IGNORED_TOP).copied().collect();
+        let top = self.map(root, "the provider file", &all)?;
+
+        let (mut id, mut name, mut logo) = (None, None, None);
+        if let Some(p) = self.required(&top, "provider", "the provider file") {
+            if let Some(pm) = self.map(p, "`provider`", keys::PROVIDER) {
+                id = Some(self.req_string(&pm, "id", "`provider`"));
+                name = Some(self.req_string(&pm, "name", "`provider`"));
+                logo = self.opt_string(&pm, "logo");
+            }
+        }
+
+        let (mut base_url, mut headers) = (None, Vec::new());
+        if let Some(d) = top.get("defaults") {
+            if let Some(dm) = self.map(d, "`defaults`", keys::DEFAULTS) {
+                base_url = dm.get("base_url").and_then(|n| {
+                    if n.is_null() {
+                        None
+                    } else {
+                        self.string(n, "`base_url`")
+                    }
+                });
+                if let Some(h) = dm.get("headers") {
+                    headers = self.headers(h);
+                }
+            }
+        }
+
+        let mut scope = Scope::PerUser;
+        let mut flows = Vec::new();
+        let mut logout = None;
+        if let Some(a) = self.required(&top, "auth", "the provider file") {
+            if let Kind::Map(entries) = &a.kind {
+                if let Some((k, _)) = entries.iter().find(|(k, _)| k.as_str() == Some("refresh")) {
+                    self.err(
+                        "refresh-unsupported",
+                        k.span,
+                        "`auth.refresh` is not supported",
+                    )
+                    .help = Some(REFRESH_HELP.into());
+                }
+            }
+            let known: Vec<&str> = keys::AUTH.iter().copied().chain(["refresh"]).collect();
+            if let Some(am) = self.map(a, "`auth`", &known) {
+                if let Some(s) = am.get("scope") {
+                    scope = self
+                        .choice(
+                            s,
+                            "scope",
+                            &[("per_user", Scope::PerUser), ("global", Scope::Global)],
+                        )
+                        .unwrap_or_default();
+                }
+                if let Some(f) = self.required(&am, "flows", "`auth`") {
+                    let items = self.list(f, "`flows`");
+                    if items.is_empty() && (f.is_null() || matches!(f.kind, Kind::Seq(_))) {
+                        self.err("empty-flows", head(f), "`auth.flows` is empty")
+                            .help = Some("a provider needs at least one flow".into());
+                    }
+                    flows = items.iter().filter_map(|n| self.flow(n)).collect();
+                }
+                if let Some(l) = am.get("logout") {
+                    if let Some(lm) = self.map(l, "`logout`", keys::LOGOUT) {
+                        if let Some(r) = self.required(&lm, "request", "`logout`") {
+                            logout = self.request(r);
+                        }
+                    }
+                }
+            }
+        }
+        let missing = || S {
+            v: String::new(),
+            span: head(root),
+        };
+        Some(Provider {
+            id: id.unwrap_or_else(missing),
+            name: name.unwrap_or_else(missing),
+            logo,
+            base_url,
+            headers,
+            scope,
+            flows,
+            logout,
+            span: root.span,
+        })
+    }
+
+    fn flow(&mut self, node: &Node) -> Option<Flow> {
+        let m = self.map(node, "a flow", keys::FLOW)?;
+        let id = self.req_string(&m, "id", "a flow");
+        let name = self.req_string(&m, "name", "a flow");
+        let inputs = match m.get("inputs") {
+            Some(n) => self.fields(n, "`inputs`"),
+            None => Vec::new(),
+        };
+        let mut steps = Vec::new();
+        if let Some(s) = self.required(&m, "steps", "a flow") {
+            let items = self.list(s, "`steps`");
+            if items.is_empty() && (s.is_null() || matches!(s.kind, Kind::Seq(_))) {
+                self.err("empty-steps", head(s), "a flow's `steps` is empty")
+                    .help = Some("a flow needs at least one step".into());
+            }
+            steps = items.iter().filter_map(|n| self.step(n)).collect();
+        }
+        Some(Flow {
+            id,
+            name,
+            inputs,
+            steps,
+            span: node.span,
+        })
+    }
+
+    fn fields(&mut self, node: &Node, what: &str) -> Vec<Field> {
+        let items = self.list(node, what);
+        items.iter().filter_map(|n| self.field(n)).collect()
+    }
+
+    fn field(&mut self, node: &Node) -> Option<Field> {
+        let m = self.map(node, "a field", keys::FIELD)?;
+        let key = self
+            .required(&m, "key", "a field")
+            .and_then(|n| self.string(n, "`key`"));
+        if let Some(k) = &key {
+            if !template::is_key(&k.v) {
+                self.err(
+                    "bad-key",
+                    k.span,
+                    format!("`{}` is not a valid field key", k.v),
+                )
+                .help = Some("keys are letters, digits and `_`, not starting with a digit".into());
+            }
+        }
+        let label = self.req_string(&m, "label", "a field");
+        let field_type = match m.get("type") {
+            Some(t) => self
+                .choice(t, "field type", &FieldType::ALL)
+                .unwrap_or_default(),
+            None => FieldType::Text,
+        };
+        let required = match m.get("required") {
+            Some(r) => self.boolean(r, "`required`").unwrap_or(true),
+            None => true,
+        };
+        let transform = match m.get("transform") {
+            Some(t) if t.is_null() => None,
+            Some(t) => self.choice(t, "transform", &[("base64", Transform::Base64)]),
+            None => None,
+        };
+        Some(Field {
+            key: key?,
+            label,
+            field_type,
+            required,
+            transform,
+            span: node.span,
+        })
+    }
+
+    fn step(&mut self, node: &Node) -> Option<Step> {
+        let m = self.map(node, "a step", keys::STEP)?;
+        let name = self.req_string(&m, "name", "a step");
+        let request = self
+            .required(&m, "request", "a step")
+            .and_then(|r| self.request(r));
+        let success_status = m.get("success_status").and_then(|s| self.status(s));
+        let (mut extract, mut prompt) = (Vec::new(), Vec::new());
+        if let Some(os) = m.get("on_success") {
+            if let Some(om) = self.map(os, "`on_success`", keys::ON_SUCCESS) {
+                if let Some(e) = om.get("extract") {
+                    extract = self.extract(e);
+                }
+                if let Some(p) = om.get("prompt") {
+                    prompt = self.fields(p, "`prompt`");
+                }
+            }
+        }
+        Some(Step {
+            name,
+            request: request?,
+            success_status,
+            extract,
+            prompt,
+            span: node.span,
+        })
+    }
+
+    fn status(&mut self, node: &Node) -> Option<S<u16>> {
+        let n = node.as_str().and_then(|s| s.parse::<u32>().ok());
+        match n {
+            Some(code @ 100..=599) => Some(S {
+                v: code as u16,
+                span: node.span,
+            }),
+            _ => {
+                self.err(
+                    "bad-status",
+                    node.span,
+                    format!(
+                        "`{}` is not an HTTP status code",
+                        node.as_str().unwrap_or("this")
+                    ),
+                )
+                .help = Some("a status code is a number from 100 to 599".into());
+                None
+            }
+        }
+    }
+
+    fn extract(&mut self, node: &Node) -> Vec<Extract> {
+        let Kind::Map(entries) = &node.kind else {
+            self.err(
+                "wrong-type",
+                node.span,
+                format!(
+                    "`extract` must be a mapping of key: JSONPath, found {}",
+                    node.describe()
+                ),
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (k, v) in entries {
+            let key = k.as_str().unwrap_or_default();
+            if !template::is_key(key) {
+                self.err(
+                    "bad-key",
+                    k.span,
+                    format!("`{key}` is not a valid extract key"),
+                )
+                .help = Some("keys are letters, digits and `_`, not starting with a digit".into());
+                continue;
+            }
+            if let Some(path) = self.string(v, "a JSONPath") {
+                out.push(Extract {
+                    key: S {
+                        v: key.to_string(),
+                        span: k.span,
+                    },
+                    path,
+                });
+            }
+        }
+        out
+    }
+
+    fn headers(&mut self, node: &Node) -> Vec<Header> {
+        self.pairs(node, "`headers`")
+            .into_iter()
+            .map(|(name, value)| Header { name, value })
+            .collect()
+    }
+
+    fn pairs(&mut self, node: &Node, what: &str) -> Vec<(S<String>, Template)> {
+        let Kind::Map(entries) = &node.kind else {
+            if !node.is_null() {
+                self.err(
+                    "wrong-type",
+                    node.span,
+                    format!("{what} must be a mapping, found {}", node.describe()),
+                );
+            }
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (k, v) in entries {
+            let name = S {
+                v: k.as_str().unwrap_or_default().to_string(),
+                span: k.span,
+            };
+            if let Some(t) = self.template(v, &format!("`{}`", name.v)) {
+                out.push((name, t));
+            }
+        }
+        out
+    }
+
+    fn request(&mut self, node: &Node) -> Option<Request> {
+        let m = self.map(node, "`request`", keys::REQUEST)?;
+        let method = match self.required(&m, "method", "`request`") {
+            Some(n) => S {
+                v: self
+                    .choice(n, "HTTP method", &Method::ALL)
+                    .unwrap_or(Method::Get),
+                span: n.span,
+            },
+            None => S {
+                v: Method::Get,
+                span: head(node),
+            },
+        };
+        let path = self
+            .required(&m, "path", "`request`")
+            .and_then(|n| self.template(n, "`path`"))
+            // An unusable path was reported; `/` keeps the other checks going.
+            .unwrap_or_else(|| Template {
+                pieces: vec![Piece::Lit("/".into())],
+                span: head(node),
+            });
+        let headers = m
+            .get("headers")
+            .map(|h| self.headers(h))
+            .unwrap_or_default();
+        let params = m
+            .get("params")
+            .map(|p| {
+                self.pairs(p, "`params`")
+                    .into_iter()
+                    .map(|(name, value)| Param { name, value })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let encoding = match m.get("body_encoding") {
+            Some(e) => self
+                .choice(
+                    e,
+                    "body encoding",
+                    &[("json", BodyEncoding::Json), ("form", BodyEncoding::Form)],
+                )
+                .unwrap_or_default(),
+            None => BodyEncoding::Json,
+        };
+        let body = match m.get("body") {
+            Some(b) if b.is_null() => None,
+            Some(b) => {
+                let template = self.template(b, "`body`")?;
+                if encoding == BodyEncoding::Json {
+                    crate::check::json_body::check(b, &mut self.diags);
+                }
+                Some(Body { encoding, template })
+            }
+            None => None,
+        };
+        Some(Request {
+            method,
+            path,
+            headers,
+            params,
+            body,
+            span: node.span,
+        })
+    }
+}

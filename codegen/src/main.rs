@@ -1,0 +1,112 @@
+//! `otvi-codegen`: check provider files, emit Rust, print the language's JSON Schema.
+
+use clap::{Parser, Subcommand};
+use otvi_codegen::diag::{Format, Severity};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "otvi-codegen",
+    version,
+    about = "The otvi provider-language compiler"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check provider files; exit 1 if any has an error.
+    Check {
+        /// Provider files, or directories holding `*.yaml` / `*.yml` files.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Treat warnings as errors.
+        #[arg(long)]
+        deny_warnings: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Print the JSON Schema of the provider language, for YAML editor plugins.
+    Schema,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check {
+            paths,
+            deny_warnings,
+            format,
+        } => {
+            let files = match otvi_codegen::collect_files(&paths) {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if files.is_empty() {
+                eprintln!("error: no provider files (*.yaml, *.yml) found");
+                return ExitCode::from(2);
+            }
+            let mut outcome = otvi_codegen::check_paths(&files);
+            if deny_warnings {
+                for f in &mut outcome.files {
+                    for d in &mut f.report.diagnostics {
+                        d.severity = Severity::Error;
+                    }
+                }
+            }
+            // A closed pipe (`| head`) ends the output quietly, never in a panic.
+            let mut out = std::io::stdout().lock();
+            for f in &outcome.files {
+                let _ = out.write_all(f.report.render(format).as_bytes());
+            }
+            let (errors, warnings) = (outcome.errors(), outcome.warnings());
+            if format == Format::Human {
+                let plural =
+                    |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
+                if errors > 0 {
+                    let _ = writeln!(
+                        out,
+                        "error: {} in {}; {}",
+                        plural(errors, "error"),
+                        plural(
+                            outcome
+                                .files
+                                .iter()
+                                .filter(|f| f.report.diagnostics.iter().any(|d| d.is_error()))
+                                .count(),
+                            "file"
+                        ),
+                        plural(warnings, "warning")
+                    );
+                } else {
+                    let _ = writeln!(
+                        out,
+                        "checked {}: {}",
+                        plural(files.len(), "provider file"),
+                        plural(warnings, "warning")
+                    );
+                }
+            }
+            if errors > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Command::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&otvi_codegen::schema::schema()).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! The JSON Schema of the provider language, for YAML editor plugins.
+//!
+//! Each object's properties come from the key lists in `lower::keys`, the same lists the
+//! compiler accepts, so the schema and the compiler agree on every key.
+
+use crate::lower::keys;
+use crate::model::{FieldType, Method};
+use serde_json::{json, Map, Value};
+
+/// An object schema with exactly `known` as its properties.
+fn object(known: &[&str], required: &[&str], prop: impl Fn(&str) -> Value) -> Value {
+    let props: Map<String, Value> = known.iter().map(|k| (k.to_string(), prop(k))).collect();
+    json!({ "type": "object", "properties": props, "required": required, "additionalProperties": false })
+}
+
+fn string_map(description: &str) -> Value {
+    json!({ "type": "object", "description": description, "additionalProperties": { "type": "string" } })
+}
+
+fn field() -> Value {
+    let types: Vec<&str> = FieldType::ALL.iter().map(|(n, _)| *n).collect();
+    object(keys::FIELD, &["key", "label"], |k| match k {
+        "key" => json!({ "type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }),
+        "type" => json!({ "enum": types, "default": "text" }),
+        "required" => json!({ "type": "boolean", "default": true }),
+        "transform" => json!({ "enum": ["base64"] }),
+        _ => json!({ "type": "string" }),
+    })
+}
+
+fn request() -> Value {
+    let methods: Vec<&str> = Method::ALL.iter().map(|(n, _)| *n).collect();
+    object(keys::REQUEST, &["method", "path"], |k| match k {
+        "method" => json!({ "enum": methods }),
+        "path" => {
+            json!({ "type": "string", "description": "`/relative` to base_url, or an absolute http(s) URL; a template" })
+        }
+        "headers" => string_map("header name -> template"),
+        "params" => string_map("query parameter -> template"),
+        "body" => {
+            json!({ "type": "string", "description": "a template; JSON unless body_encoding is form" })
+        }
+        "body_encoding" => json!({ "enum": ["json", "form"], "default": "json" }),
+        _ => json!({}),
+    })
+}
+
+/// The whole schema.
+pub fn schema() -> Value {
+    let step = object(keys::STEP, &["name", "request"], |k| match k {
+        "name" => json!({ "type": "string" }),
+        "request" => request(),
+        "success_status" => json!({ "type": "integer", "minimum": 100, "maximum": 599 }),
+        _ => object(keys::ON_SUCCESS, &[], |k| match k {
+            "extract" => json!({
+                "type": "object",
+                "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" },
+                "additionalProperties": { "type": "string", "description": "a JSONPath" }
+            }),
+            _ => json!({ "type": "array", "items": field() }),
+        }),
+    });
+    let flow = object(keys::FLOW, &["id", "name", "steps"], |k| match k {
+        "inputs" => json!({ "type": "array", "items": field() }),
+        "steps" => json!({ "type": "array", "items": step, "minItems": 1 }),
+        _ => json!({ "type": "string" }),
+    });
+    let auth = object(keys::AUTH, &["flows"], |k| match k {
+        "scope" => json!({ "enum": ["per_user", "global"], "default": "per_user" }),
+        "flows" => json!({ "type": "array", "items": flow, "minItems": 1 }),
+        _ => object(keys::LOGOUT, &["request"], |_| request()),
+    });
+    let all_top: Vec<&str> = keys::TOP.iter().chain(keys::IGNORED_TOP).copied().collect();
+    let mut root = object(&all_top, &["provider", "auth"], |k| match k {
+        "provider" => object(keys::PROVIDER, &["id", "name"], |k| match k {
+            "id" => json!({ "type": "string", "pattern": "^[a-z0-9][a-z0-9_-]*$" }),
+            _ => json!({ "type": "string" }),
+        }),
+        "defaults" => object(keys::DEFAULTS, &[], |k| match k {
+            "base_url" => json!({ "type": ["string", "null"], "format": "uri" }),
+            _ => string_map("header name -> template sent on every request"),
+        }),
+        "auth" => auth.clone(),
+        _ => json!({ "description": "ignored by this server (older interpreter's section)" }),
+    });
+    if let Value::Object(m) = &mut root {
+        m.insert(
+            "$schema".into(),
+            json!("http://json-schema.org/draft-07/schema#"),
+        );
+        m.insert("title".into(), json!("otvi provider file"));
+    }
+    root
+}
