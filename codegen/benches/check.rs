@@ -21,7 +21,11 @@ fn provider(i: usize) -> String {
                 String::new()
             };
             let extra = if st > 0 {
-                format!(", \"code\": \"{{{{input.code{}}}}}\", \"t\": \"{{{{stored.token{}}}}}\"", st - 1, st - 1)
+                format!(
+                    ", \"code\": \"{{{{input.code{}}}}}\", \"t\": \"{{{{stored.token{}}}}}\"",
+                    st - 1,
+                    st - 1
+                )
             } else {
                 String::new()
             };
@@ -35,13 +39,21 @@ fn provider(i: usize) -> String {
 }
 
 fn main() {
-    let files: Vec<(String, String)> = (0..1000).map(|i| (format!("p{i}.yaml"), provider(i))).collect();
+    let files: Vec<(String, String)> = (0..1000)
+        .map(|i| (format!("p{i}.yaml"), provider(i)))
+        .collect();
     let mut best = f64::MAX;
     for _ in 0..5 {
         let start = Instant::now();
-        let outcome = otvi_codegen::check_sources(files.iter().map(|(n, s)| (n.as_str(), s.as_bytes())));
+        let outcome =
+            otvi_codegen::check_sources(files.iter().map(|(n, s)| (n.as_str(), s.as_bytes())));
         let secs = start.elapsed().as_secs_f64();
-        assert_eq!(outcome.errors(), 0, "{}", outcome.files[0].report.render(Default::default()));
+        assert_eq!(
+            outcome.errors(),
+            0,
+            "{}",
+            outcome.files[0].report.render(Default::default())
+        );
         assert_eq!(outcome.warnings(), 0);
         best = best.min(secs);
     }

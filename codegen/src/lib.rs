@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod diag;
+pub mod emit;
 pub mod lower;
 pub mod model;
 pub mod schema;
@@ -77,10 +78,15 @@ pub fn collect_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
 
 /// Reads and checks `files`. I/O errors are reported as diagnostics of the file concerned.
 pub fn check_paths(files: &[PathBuf]) -> Outcome {
+    check_paths_from(files, Path::new(""))
+}
+
+/// Like `check_paths`, naming each file relative to `base` in diagnostics and generated code.
+pub fn check_paths_from(files: &[PathBuf], base: &Path) -> Outcome {
     let sources = files
         .iter()
         .map(|f| {
-            let name = f.display().to_string();
+            let name = display_path(f, base);
             match std::fs::read(f) {
                 Ok(bytes) => (name, Ok(bytes)),
                 Err(e) => (name, Err(e)),
@@ -202,4 +208,43 @@ pub fn display_path(path: &Path, base: &Path) -> String {
         .unwrap_or(path)
         .display()
         .to_string()
+}
+
+/// Checks `files` and, when every one is clean, writes the generated Rust into `out`: each file
+/// rewritten only when its content changed, stale `.rs` files removed. Returns the outcome
+/// (the caller prints its diagnostics) and whether anything was written.
+pub fn generate(files: &[PathBuf], base: &Path, out: &Path) -> std::io::Result<(Outcome, bool)> {
+    let outcome = check_paths_from(files, base);
+    let Some(providers) = outcome.providers() else {
+        return Ok((outcome, false));
+    };
+    let emitted = emit::emit_all(&providers);
+    let changed = write_if_changed(out, &emitted)?;
+    Ok((outcome, changed))
+}
+
+/// Writes `files` (name, content) into `dir` where content differs; removes other `.rs` files.
+pub fn write_if_changed(dir: &Path, files: &[(String, String)]) -> std::io::Result<bool> {
+    std::fs::create_dir_all(dir)?;
+    let mut changed = false;
+    for (name, content) in files {
+        let path = dir.join(name);
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(content.as_str()) {
+            std::fs::write(&path, content)?;
+            changed = true;
+        }
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        if name.ends_with(".rs") && !files.iter().any(|(n, _)| *n == name) {
+            std::fs::remove_file(&path)?;
+            changed = true;
+        }
+    }
+    Ok(changed)
 }

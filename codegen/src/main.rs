@@ -31,6 +31,15 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+    /// Check provider files and write the generated Rust modules into a directory.
+    Emit {
+        /// Provider files, or directories holding them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The directory to write `lib.rs` and one module per provider into.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Print the JSON Schema of the provider language, for YAML editor plugins.
     Schema,
 }
@@ -99,6 +108,34 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS
+            }
+        }
+        Command::Emit { paths, out } => {
+            let files = match otvi_codegen::collect_files(&paths) {
+                Ok(f) if !f.is_empty() => f,
+                Ok(_) => {
+                    eprintln!("error: no provider files (*.yaml, *.yml) found");
+                    return ExitCode::from(2);
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match otvi_codegen::generate(&files, std::path::Path::new(""), &out) {
+                Ok((outcome, _)) => {
+                    for f in &outcome.files {
+                        eprint!("{}", f.report.render(Format::Human));
+                    }
+                    if outcome.errors() > 0 {
+                        return ExitCode::from(1);
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: cannot write {}: {e}", out.display());
+                    ExitCode::from(2)
+                }
             }
         }
         Command::Schema => {

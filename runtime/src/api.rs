@@ -1,0 +1,311 @@
+//! The HTTP API: routes, the order of checks, the seed's response shapes, and the one place
+//! where errors become status codes.
+
+use crate::auth::{Claims, Jwt};
+use crate::def::{FieldDef, ProviderDef, Scope};
+use crate::engine::Engine;
+use crate::store::{Store, StoreError, Values};
+use crate::upstream::Upstream;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Every way a request can fail, mapped to its status in `into_response`.
+#[derive(Debug)]
+pub enum ApiError {
+    Unauthorized(&'static str),
+    Forbidden(&'static str),
+    NotFound(String),
+    BadRequest(String),
+    Unavailable(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "session store");
+        ApiError::Unavailable("the session store is unavailable".into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, msg) = match self {
+            ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m.to_string()),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m.to_string()),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
+        };
+        (status, Json(json!({ "error": msg }))).into_response()
+    }
+}
+
+/// The login answer, exactly the seed's shape.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct LoginResponse {
+    pub success: bool,
+    pub session_id: Option<String>,
+    pub next_step: Option<NextStep>,
+    pub user_name: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct NextStep {
+    pub step_index: usize,
+    pub step_name: String,
+    pub fields: Vec<FieldOut>,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+pub struct FieldOut {
+    pub key: String,
+    pub label: String,
+    pub field_type: String,
+    pub required: bool,
+}
+
+/// Server-wide state.
+pub struct AppState {
+    pub providers: &'static [&'static ProviderDef],
+    pub store: Store,
+    pub upstream: Upstream,
+    pub jwt: Jwt,
+    /// `--provider-base-url` overrides, by provider id.
+    pub base_urls: HashMap<String, String>,
+    pub pending_ttl: Duration,
+}
+
+impl AppState {
+    fn base_url(&self, p: &ProviderDef) -> &str {
+        self.base_urls.get(p.id).map_or(p.base_url, String::as_str)
+    }
+    fn engine(&self, p: &ProviderDef) -> Engine<'_> {
+        Engine {
+            store: &self.store,
+            upstream: &self.upstream,
+            base_url: self.base_url(p),
+            pending_ttl: self.pending_ttl,
+        }
+    }
+}
+
+type Shared = Arc<AppState>;
+
+/// The caller, after checks 1 (valid JWT) and 2 (no password change pending).
+pub struct User(pub Claims);
+
+impl FromRequestParts<Shared> for User {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .ok_or(ApiError::Unauthorized("missing bearer token"))?;
+        let claims = state
+            .jwt
+            .verify(token.trim())
+            .ok_or(ApiError::Unauthorized("invalid or expired token"))?;
+        if claims.must_change_password {
+            return Err(ApiError::Forbidden("password change required"));
+        }
+        Ok(User(claims))
+    }
+}
+
+/// Checks 3 (provider exists) and 4 (allow-list).
+fn provider(state: &AppState, id: &str, user: &Claims) -> Result<&'static ProviderDef, ApiError> {
+    let p = state
+        .providers
+        .iter()
+        .find(|p| p.id == id)
+        .ok_or_else(|| ApiError::NotFound(format!("provider `{id}` not found")))?;
+    if !user.allows(id) {
+        return Err(ApiError::Forbidden("provider access denied"));
+    }
+    Ok(p)
+}
+
+/// Check 5: only admins log in to or out of a global provider.
+fn credential_action(p: &ProviderDef, user: &Claims) -> Result<(), ApiError> {
+    if p.scope == Scope::Global && !user.is_admin() {
+        return Err(ApiError::Forbidden(
+            "only an admin can log in to or out of a global provider",
+        ));
+    }
+    Ok(())
+}
+
+/// Whose session: the user's, or the provider's shared one.
+fn owner<'a>(p: &ProviderDef, user: &'a Claims) -> &'a str {
+    match p.scope {
+        Scope::PerUser => &user.sub,
+        Scope::Global => "",
+    }
+}
+
+/// Check 6: the login body.
+fn parse_login(body: &[u8]) -> Result<(String, usize, Values), ApiError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|_| ApiError::BadRequest("the request body is not valid JSON".into()))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| ApiError::BadRequest("the request body must be a JSON object".into()))?;
+    let flow_id = obj
+        .get("flow_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::BadRequest("`flow_id` is required and must be a string".into()))?;
+    let step = obj.get("step").and_then(Value::as_u64).ok_or_else(|| {
+        ApiError::BadRequest("`step` is required and must be a non-negative integer".into())
+    })?;
+    let mut inputs = Values::new();
+    match obj.get("inputs") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (k, v) in m {
+                let text = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    Value::Bool(b) => b.to_string(),
+                    Value::Null => continue,
+                    _ => {
+                        return Err(ApiError::BadRequest(format!(
+                            "input `{k}` must be a string"
+                        )))
+                    }
+                };
+                inputs.insert(k.clone(), text);
+            }
+        }
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "`inputs` must be an object of strings".into(),
+            ))
+        }
+    }
+    Ok((
+        flow_id.to_string(),
+        usize::try_from(step).unwrap_or(usize::MAX),
+        inputs,
+    ))
+}
+
+async fn login(
+    State(state): State<Shared>,
+    User(user): User,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<LoginResponse>, ApiError> {
+    let p = provider(&state, &id, &user)?;
+    credential_action(p, &user)?;
+    let (flow_id, step, inputs) = parse_login(&body)?;
+    let flow = p
+        .flow(&flow_id)
+        .ok_or_else(|| ApiError::NotFound(format!("flow `{flow_id}` not found")))?;
+    let answer = state
+        .engine(p)
+        .login(p, owner(p, &user), flow, step, inputs)
+        .await?;
+    Ok(Json(answer))
+}
+
+async fn check(
+    State(state): State<Shared>,
+    User(user): User,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let p = provider(&state, &id, &user)?;
+    let valid = state.store.has_session(owner(p, &user), p.id).await?;
+    Ok(Json(json!({ "valid": valid })))
+}
+
+async fn logout(
+    State(state): State<Shared>,
+    User(user): User,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let p = provider(&state, &id, &user)?;
+    credential_action(p, &user)?;
+    state.engine(p).logout(p, owner(p, &user)).await?;
+    Ok(Json(json!({ "success": true })))
+}
+
+/// What a frontend needs to draw a provider's flows.
+pub fn describe(p: &ProviderDef) -> Value {
+    let field = |f: &FieldDef| json!({ "key": f.key, "label": f.label, "field_type": f.field_type, "required": f.required });
+    json!({
+        "id": p.id,
+        "name": p.name,
+        "logo": p.logo,
+        "scope": p.scope.as_str(),
+        "auth_flows": p.flows.iter().map(|f| json!({
+            "id": f.id,
+            "name": f.name,
+            "fields": f.inputs.iter().map(field).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+async fn list(State(state): State<Shared>, User(user): User) -> Json<Value> {
+    Json(Value::Array(
+        state
+            .providers
+            .iter()
+            .filter(|p| user.allows(p.id))
+            .map(|p| describe(p))
+            .collect(),
+    ))
+}
+
+async fn one(
+    State(state): State<Shared>,
+    User(user): User,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(describe(provider(&state, &id, &user)?)))
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
+    if state.store.ping().await {
+        Ok(Json(json!({ "status": "ready" })))
+    } else {
+        Err(ApiError::Unavailable(
+            "the session store is unreachable".into(),
+        ))
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such endpoint".into())
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/api/providers", get(list))
+        .route("/api/providers/{id}", get(one))
+        .route("/api/providers/{id}/auth/login", post(login))
+        .route("/api/providers/{id}/auth/check", get(check))
+        .route("/api/providers/{id}/auth/logout", post(logout))
+        .fallback(not_found)
+        .with_state(Arc::new(state))
+}

@@ -1,0 +1,121 @@
+//! JWT: the claims the existing OTVI server issues, HS256 with a shared secret.
+
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id.
+    pub sub: String,
+    /// Expiry, Unix seconds.
+    pub exp: u64,
+    /// `admin` or `user`.
+    #[serde(default = "default_role")]
+    pub role: String,
+    #[serde(default)]
+    pub must_change_password: bool,
+    /// Providers this token may use; absent or empty: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub providers: Option<Vec<String>>,
+    /// Display name; carried, not used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+}
+
+fn default_role() -> String {
+    "user".into()
+}
+
+impl Claims {
+    pub fn is_admin(&self) -> bool {
+        self.role == "admin"
+    }
+    /// Does the allow-list (if any) permit `provider`.
+    pub fn allows(&self, provider: &str) -> bool {
+        match &self.providers {
+            Some(list) if !list.is_empty() => list.iter().any(|p| p == provider),
+            _ => true,
+        }
+    }
+}
+
+/// Signs and verifies tokens with one secret.
+#[derive(Clone)]
+pub struct Jwt {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Jwt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Jwt(***)")
+    }
+}
+
+impl Jwt {
+    pub fn new(secret: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Jwt {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        }
+    }
+
+    pub fn sign(&self, claims: &Claims) -> String {
+        encode(&Header::new(Algorithm::HS256), claims, &self.encoding).unwrap_or_default()
+    }
+
+    /// The claims of a valid, unexpired token.
+    pub fn verify(&self, token: &str) -> Option<Claims> {
+        decode::<Claims>(token, &self.decoding, &self.validation)
+            .ok()
+            .map(|d| d.claims)
+    }
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> u64 {
+    u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(exp: u64) -> Claims {
+        Claims {
+            sub: "alice".into(),
+            exp,
+            role: "user".into(),
+            must_change_password: false,
+            providers: None,
+            username: None,
+        }
+    }
+
+    #[test]
+    fn a_signed_token_verifies_and_a_foreign_one_does_not() {
+        let jwt = Jwt::new(b"secret");
+        let t = jwt.sign(&claims(unix_now() + 60));
+        assert_eq!(jwt.verify(&t).unwrap().sub, "alice");
+        assert!(Jwt::new(b"other").verify(&t).is_none());
+        assert!(jwt.verify("garbage").is_none());
+    }
+
+    #[test]
+    fn an_expired_token_is_refused() {
+        let jwt = Jwt::new(b"secret");
+        assert!(jwt.verify(&jwt.sign(&claims(unix_now() - 5))).is_none());
+    }
+
+    #[test]
+    fn role_defaults_to_user() {
+        let c: Claims = serde_json::from_str(r#"{"sub":"a","exp":1}"#).unwrap();
+        assert!(!c.is_admin());
+        assert!(c.allows("x"));
+    }
+}

@@ -1,0 +1,17 @@
+//! The otvi runtime: everything generated provider code calls, and the server around it.
+//!
+//! Generated code names only `def` (static provider descriptions), `request` (building a step's
+//! request from typed values with encoding-aware substitution) and `JsonPath`. The rest —
+//! outbound HTTP, the engine that runs flows, the session store, JWT and the axum router — is
+//! the server.
+
+pub mod api;
+pub mod auth;
+pub mod def;
+pub mod engine;
+pub mod jsonpath;
+pub mod request;
+pub mod store;
+pub mod upstream;
+
+pub use jsonpath::JsonPath;

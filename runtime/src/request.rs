@@ -1,0 +1,241 @@
+//! Building outbound requests: the step context generated code reads from, the request it
+//! returns, and encoding-aware substitution (JSON string, form, path segment, header value).
+
+use base64::Engine as _;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use reqwest::header::HeaderValue;
+use std::collections::HashMap;
+use std::fmt;
+
+pub use reqwest::Method;
+
+/// Why a step could not be sent or did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepError {
+    /// A required input is missing or empty (HTTP 400).
+    MissingInput(String),
+    /// A header value would carry CR, LF or NUL (HTTP 400); never sent.
+    BadHeaderValue(&'static str),
+    /// A session value the step needs is not in the session; nothing was sent.
+    MissingStored(&'static str),
+    /// The provider call failed; the message is short and never holds the provider's body.
+    Provider(String),
+}
+
+impl StepError {
+    /// Errors that are the client's fault answer 400; the rest are a failed step (200).
+    pub fn is_bad_request(&self) -> bool {
+        matches!(
+            self,
+            StepError::MissingInput(_) | StepError::BadHeaderValue(_)
+        )
+    }
+}
+
+impl fmt::Display for StepError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StepError::MissingInput(k) => write!(f, "missing required input `{k}`"),
+            StepError::BadHeaderValue(h) => {
+                write!(
+                    f,
+                    "a value sent in header `{h}` contains a line break or NUL"
+                )
+            }
+            StepError::MissingStored(k) => {
+                write!(f, "the provider session has no `{k}`; log in again")
+            }
+            StepError::Provider(m) => f.write_str(m),
+        }
+    }
+}
+
+/// A password: `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// What a step's request may read: inputs, stored values, and the per-request built-ins.
+pub struct StepCx<'a> {
+    base_url: &'a str,
+    inputs: &'a HashMap<String, String>,
+    stored: &'a HashMap<String, String>,
+    uuid: String,
+    now: time::OffsetDateTime,
+}
+
+impl<'a> StepCx<'a> {
+    pub fn new(
+        base_url: &'a str,
+        inputs: &'a HashMap<String, String>,
+        stored: &'a HashMap<String, String>,
+    ) -> Self {
+        StepCx {
+            base_url,
+            inputs,
+            stored,
+            uuid: uuid::Uuid::new_v4().to_string(),
+            now: time::OffsetDateTime::now_utc(),
+        }
+    }
+    /// An input or prompted field, if the run has it.
+    pub fn input(&self, key: &str) -> Option<&str> {
+        self.inputs.get(key).map(String::as_str)
+    }
+    /// A stored value; a miss fails the step before anything is sent.
+    pub fn stored(&self, key: &'static str) -> Result<&str, StepError> {
+        self.stored
+            .get(key)
+            .map(String::as_str)
+            .ok_or(StepError::MissingStored(key))
+    }
+    /// `{{uuid}}`: the same value everywhere in this request.
+    pub fn uuid(&self) -> &str {
+        &self.uuid
+    }
+    /// `{{utcnow}}`: `YYYYMMDDTHHMMSS`.
+    pub fn utcnow(&self) -> String {
+        self.now
+            .format(time::macros::format_description!(
+                "[year][month][day]T[hour][minute][second]"
+            ))
+            .unwrap_or_default()
+    }
+    /// `{{utcdate}}`: `YYYYMMDD`.
+    pub fn utcdate(&self) -> String {
+        self.now
+            .format(time::macros::format_description!("[year][month][day]"))
+            .unwrap_or_default()
+    }
+    /// The base URL (trailing `/` trimmed) followed by `path`.
+    pub fn url(&self, path: &str) -> String {
+        let mut u = self.base_url.trim_end_matches('/').to_string();
+        u.push_str(path);
+        u
+    }
+}
+
+/// A required input: present (the engine checked) or a 400.
+pub fn need<'v>(value: Option<&'v str>, key: &str) -> Result<&'v str, StepError> {
+    value.ok_or_else(|| StepError::MissingInput(key.to_string()))
+}
+
+/// `transform: base64`.
+pub fn base64(value: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(value)
+}
+
+/// Appends `value` escaped as the content of a JSON string.
+pub fn push_json_str(out: &mut String, value: &str) {
+    let quoted = serde_json::Value::String(value.to_string()).to_string();
+    out.push_str(&quoted[1..quoted.len() - 1]);
+}
+
+/// Appends `value` form-urlencoded.
+pub fn push_form(out: &mut String, value: &str) {
+    out.extend(form_urlencoded::byte_serialize(value.as_bytes()));
+}
+
+/// Everything but the unreserved characters: a value stays one path segment.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Appends `value` percent-encoded as one path segment (never adds `/`, `?` or `#`).
+pub fn push_path_segment(out: &mut String, value: &str) {
+    out.extend(utf8_percent_encode(value, SEGMENT));
+}
+
+/// An HTTP request ready to send.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    pub method: Method,
+    pub url: String,
+    pub query: Vec<(&'static str, String)>,
+    pub headers: Vec<(&'static str, HeaderValue)>,
+    pub body: Option<String>,
+}
+
+impl Outbound {
+    pub fn new(method: Method, url: String) -> Self {
+        Outbound {
+            method,
+            url,
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+    /// Adds a header; a value with CR, LF or NUL is refused.
+    pub fn header(&mut self, name: &'static str, value: String) -> Result<(), StepError> {
+        if value.contains(['\r', '\n', '\0']) {
+            return Err(StepError::BadHeaderValue(name));
+        }
+        let v = HeaderValue::from_str(&value).map_err(|_| StepError::BadHeaderValue(name))?;
+        self.headers.push((name, v));
+        Ok(())
+    }
+    pub fn query(&mut self, name: &'static str, value: String) {
+        self.query.push((name, value));
+    }
+    pub fn body(&mut self, body: String) {
+        self.body = Some(body);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings_are_escaped() {
+        let mut s = String::new();
+        push_json_str(&mut s, "a\"b\\\n\",\"admin\":true");
+        assert_eq!(s, r#"a\"b\\\n\",\"admin\":true"#);
+    }
+
+    #[test]
+    fn path_segments_cannot_add_separators() {
+        let mut s = String::new();
+        push_path_segment(&mut s, "a/b?c#d e");
+        assert_eq!(s, "a%2Fb%3Fc%23d%20e");
+    }
+
+    #[test]
+    fn form_values_are_urlencoded() {
+        let mut s = String::new();
+        push_form(&mut s, "a&b=c d");
+        assert_eq!(s, "a%26b%3Dc+d");
+    }
+
+    #[test]
+    fn header_values_with_line_breaks_are_refused() {
+        let mut o = Outbound::new(Method::GET, "http://x/".into());
+        assert_eq!(
+            o.header("X-A", "a\r\nX-Admin: 1".into()),
+            Err(StepError::BadHeaderValue("X-A"))
+        );
+        assert!(o.headers.is_empty());
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret(***)");
+    }
+}

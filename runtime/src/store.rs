@@ -1,0 +1,236 @@
+//! The session store: completed provider sessions and pending multi-step runs, in SQLite (the
+//! default) or PostgreSQL, through one set of queries on `sqlx`'s `Any` driver.
+
+use serde::{de::DeserializeOwned, Serialize};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Row};
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Values keyed by name: inputs, extracted values, a session.
+pub type Values = HashMap<String, String>;
+
+/// The store could not be reached or answered with an error.
+#[derive(Debug)]
+pub struct StoreError(pub String);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+/// A multi-step run waiting for its next step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingRun {
+    pub flow_id: String,
+    pub next_step: usize,
+    /// Non-password inputs sent so far.
+    pub inputs: Values,
+    /// Values extracted by the steps run so far.
+    pub extracted: Values,
+    /// Unix seconds after which the run is gone.
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn to_json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "{}".into())
+}
+
+fn from_json<T: DeserializeOwned + Default>(s: &str) -> T {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+impl Store {
+    /// Connects and runs the embedded migrations. SQLite files are opened in WAL mode.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let is_sqlite = url.starts_with("sqlite:");
+        let url = if is_sqlite && !url.contains("mode=") && !url.contains(":memory:") {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}mode=rwc")
+        } else {
+            url.to_string()
+        };
+        let opts = AnyConnectOptions::from_str(&url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if is_sqlite { 4 } else { 16 })
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if is_sqlite {
+                        use sqlx::Executor;
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(opts)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    /// Is the database reachable.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    pub async fn session(&self, owner: &str, provider: &str) -> Result<Option<Values>, StoreError> {
+        let row =
+            sqlx::query("SELECT data FROM provider_sessions WHERE owner = $1 AND provider = $2")
+                .bind(owner)
+                .bind(provider)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|r| from_json(&r.get::<String, _>(0))))
+    }
+
+    pub async fn has_session(&self, owner: &str, provider: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM provider_sessions WHERE owner = $1 AND provider = $2")
+            .bind(owner)
+            .bind(provider)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Completes a run: merges `extracted` over the existing session and deletes the pending
+    /// run, in one transaction. Returns the merged session.
+    pub async fn complete(
+        &self,
+        owner: &str,
+        provider: &str,
+        extracted: &Values,
+    ) -> Result<Values, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let existing =
+            sqlx::query("SELECT data FROM provider_sessions WHERE owner = $1 AND provider = $2")
+                .bind(owner)
+                .bind(provider)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let mut data: Values = existing
+            .map(|r| from_json(&r.get::<String, _>(0)))
+            .unwrap_or_default();
+        data.extend(extracted.iter().map(|(k, v)| (k.clone(), v.clone())));
+        sqlx::query(
+            "INSERT INTO provider_sessions (owner, provider, data, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (owner, provider) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+        )
+        .bind(owner)
+        .bind(provider)
+        .bind(to_json(&data))
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM pending_runs WHERE owner = $1 AND provider = $2")
+            .bind(owner)
+            .bind(provider)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(data)
+    }
+
+    /// Deletes the session and any pending run.
+    pub async fn logout(&self, owner: &str, provider: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for table in ["provider_sessions", "pending_runs"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE owner = $1 AND provider = $2"
+            ))
+            .bind(owner)
+            .bind(provider)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The pending run, if one exists and has not expired.
+    pub async fn pending(
+        &self,
+        owner: &str,
+        provider: &str,
+    ) -> Result<Option<PendingRun>, StoreError> {
+        let row = sqlx::query(
+            "SELECT flow_id, next_step, inputs, extracted, expires_at FROM pending_runs \
+             WHERE owner = $1 AND provider = $2 AND expires_at > $3",
+        )
+        .bind(owner)
+        .bind(provider)
+        .bind(now())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| PendingRun {
+            flow_id: r.get(0),
+            next_step: usize::try_from(r.get::<i64, _>(1)).unwrap_or(usize::MAX),
+            inputs: from_json(&r.get::<String, _>(2)),
+            extracted: from_json(&r.get::<String, _>(3)),
+            expires_at: r.get(4),
+        }))
+    }
+
+    pub async fn save_pending(
+        &self,
+        owner: &str,
+        provider: &str,
+        run: &PendingRun,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO pending_runs (owner, provider, flow_id, next_step, inputs, extracted, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (owner, provider) DO UPDATE SET flow_id = excluded.flow_id, next_step = excluded.next_step, \
+             inputs = excluded.inputs, extracted = excluded.extracted, expires_at = excluded.expires_at",
+        )
+        .bind(owner)
+        .bind(provider)
+        .bind(&run.flow_id)
+        .bind(run.next_step as i64)
+        .bind(to_json(&run.inputs))
+        .bind(to_json(&run.extracted))
+        .bind(run.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn discard_pending(&self, owner: &str, provider: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM pending_runs WHERE owner = $1 AND provider = $2")
+            .bind(owner)
+            .bind(provider)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A pending run's expiry for a run saved now with `ttl`.
+    pub fn expiry(ttl: Duration) -> i64 {
+        now() + i64::try_from(ttl.as_secs()).unwrap_or(600)
+    }
+}

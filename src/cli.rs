@@ -1,0 +1,267 @@
+//! The `otvi` command line: `serve`, `token`, `providers`, `demo`.
+
+use crate::mock::{MockProvider, OTP};
+use crate::server::{self, Config};
+use clap::{Parser, Subcommand};
+use otvi_runtime::auth::{unix_now, Claims, Jwt};
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "otvi",
+    version,
+    about = "TV-provider login flows, compiled from YAML and served over HTTP"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the provider authentication API.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "OTVI_BIND", default_value = "127.0.0.1:3000")]
+        bind: String,
+        /// Session store: sqlite://FILE or postgres://…
+        #[arg(
+            long,
+            env = "DATABASE_URL",
+            default_value = "sqlite://otvi.db?mode=rwc"
+        )]
+        database_url: String,
+        /// Replace a provider's base URL: ID=URL (repeatable).
+        #[arg(long = "provider-base-url", value_name = "ID=URL", value_parser = server::parse_base_url)]
+        provider_base_url: Vec<(String, String)>,
+        /// Timeout of each request to a provider (e.g. 10s, 500ms).
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        upstream_timeout: Duration,
+        /// How long a multi-step run waits for its next step (e.g. 10m).
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        pending_ttl: Duration,
+    },
+    /// Mint a JWT for development and tests (signed with OTVI_JWT_SECRET).
+    Token {
+        /// The user id (`sub`).
+        #[arg(long)]
+        sub: String,
+        #[arg(long, default_value = "user", value_parser = ["admin", "user"])]
+        role: String,
+        /// Set `must_change_password: true`.
+        #[arg(long)]
+        must_change_password: bool,
+        /// Allow-list of provider ids, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        providers: Option<Vec<String>>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
+    /// List the compiled providers, their flows and steps.
+    Providers,
+    /// Start a mock provider and the server on loopback, and print a token and curl lines.
+    Demo {
+        /// Address for the server; a free port is used if it is taken.
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        bind: String,
+    },
+}
+
+const NO_SECRET: &str =
+    "error: OTVI_JWT_SECRET is not set: the server signs and verifies tokens with it.
+Set one, for example:  export OTVI_JWT_SECRET=\"$(openssl rand -hex 32)\"";
+
+fn secret() -> Option<String> {
+    std::env::var("OTVI_JWT_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Token {
+            sub,
+            role,
+            must_change_password,
+            providers,
+            ttl,
+        } => {
+            let Some(secret) = secret() else {
+                eprintln!("{NO_SECRET}");
+                return ExitCode::from(2);
+            };
+            let claims = Claims {
+                sub,
+                exp: unix_now() + ttl,
+                role,
+                must_change_password,
+                providers,
+                username: None,
+            };
+            println!("{}", Jwt::new(secret.as_bytes()).sign(&claims));
+            ExitCode::SUCCESS
+        }
+        Command::Providers => {
+            for p in server::providers() {
+                println!(
+                    "{} ({}) scope={} base_url={} [{}]",
+                    p.id,
+                    p.name,
+                    p.scope.as_str(),
+                    p.base_url,
+                    p.source
+                );
+                for f in p.flows {
+                    println!("  flow {} ({})", f.id, f.name);
+                    for (i, s) in f.steps.iter().enumerate() {
+                        let prompt: Vec<&str> = s.prompt.iter().map(|f| f.key).collect();
+                        if prompt.is_empty() {
+                            println!("    step {i}: {}", s.name);
+                        } else {
+                            println!(
+                                "    step {i}: {}  (then prompts: {})",
+                                s.name,
+                                prompt.join(", ")
+                            );
+                        }
+                    }
+                }
+                if p.logout.is_some() {
+                    println!("  logout request");
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Serve {
+            bind,
+            database_url,
+            provider_base_url,
+            upstream_timeout,
+            pending_ttl,
+        } => {
+            let Some(secret) = secret() else {
+                eprintln!("{NO_SECRET}");
+                return ExitCode::from(2);
+            };
+            init_logs();
+            let mut cfg = Config::new(secret, database_url);
+            cfg.base_urls = provider_base_url.into_iter().collect();
+            cfg.upstream_timeout = upstream_timeout;
+            cfg.pending_ttl = pending_ttl;
+            block_on(async move {
+                let app = server::app(&cfg).await?;
+                let listener = tokio::net::TcpListener::bind(&bind)
+                    .await
+                    .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
+                tracing::info!(addr = %bind, "otvi listening");
+                server::run(listener, app).await.map_err(|e| e.to_string())
+            })
+        }
+        Command::Demo { bind } => {
+            init_logs();
+            block_on(demo(bind))
+        }
+    }
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn block_on(f: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(f) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn demo(bind: String) -> Result<(), String> {
+    let mock = MockProvider::start()
+        .await
+        .map_err(|e| format!("cannot start the mock provider: {e}"))?;
+    let dir =
+        tempfile::tempdir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+    let db = dir.path().join("otvi.db");
+    let secret = uuid::Uuid::new_v4().simple().to_string();
+    let mut cfg = Config::new(
+        secret.clone(),
+        format!("sqlite://{}?mode=rwc", db.display()),
+    );
+    cfg.base_urls = server::providers()
+        .iter()
+        .map(|p| (p.id.to_string(), mock.url()))
+        .collect();
+    let app = server::app(&cfg).await?;
+    let listener = match tokio::net::TcpListener::bind(&bind).await {
+        Ok(l) => l,
+        Err(_) => tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?,
+    };
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let token = Jwt::new(secret.as_bytes()).sign(&Claims {
+        sub: "demo-admin".into(),
+        exp: unix_now() + 24 * 3600,
+        role: "admin".into(),
+        must_change_password: false,
+        providers: None,
+        username: None,
+    });
+    let base = format!("http://{addr}/api/providers/acme");
+    let login = |body: &str| {
+        format!("curl -s -X POST {base}/auth/login -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{body}'")
+    };
+    println!(
+        "otvi demo: server on http://{addr}, mock provider on {}, database {}",
+        mock.url(),
+        db.display()
+    );
+    println!("Press Ctrl-C to stop.\n");
+    println!("export TOKEN={token}\n");
+    println!("# Phone + OTP, step 0: the server sends the (base64-encoded) phone number and asks for a code");
+    println!(
+        "{}\n",
+        login(r#"{"flow_id":"phone_otp","step":0,"inputs":{"phone":"+15551234567"}}"#)
+    );
+    println!("# Step 1: the mock provider's code is {OTP}");
+    println!(
+        "{}\n",
+        login(&format!(
+            r#"{{"flow_id":"phone_otp","step":1,"inputs":{{"phone":"+15551234567","otp":"{OTP}"}}}}"#
+        ))
+    );
+    println!("# Is there a session?");
+    println!("curl -s {base}/auth/check -H \"Authorization: Bearer $TOKEN\"\n");
+    println!("# Log out (the server calls the provider's logout first)");
+    println!("curl -s -X POST {base}/auth/logout -H \"Authorization: Bearer $TOKEN\"\n");
+    println!("# Email + password in one step");
+    println!(
+        "{}\n",
+        login(
+            r#"{"flow_id":"email_password","step":0,"inputs":{"email":"alice@example.com","password":"secretpassword"}}"#
+        )
+    );
+    server::run(listener, app)
+        .await
+        .map_err(|e| e.to_string())?;
+    drop(dir);
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! Assembling and running the server: configuration, the session store, the router.
+
+use otvi_runtime::api::{router, AppState};
+use otvi_runtime::auth::Jwt;
+use otvi_runtime::def::ProviderDef;
+use otvi_runtime::store::Store;
+use otvi_runtime::upstream::Upstream;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// The compiled providers.
+pub fn providers() -> &'static [&'static ProviderDef] {
+    otvi_generated::PROVIDERS
+}
+
+/// What `serve` and `demo` need to start a server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    /// `--provider-base-url` overrides, by provider id.
+    pub base_urls: HashMap<String, String>,
+    pub upstream_timeout: Duration,
+    pub jwt_secret: String,
+    pub pending_ttl: Duration,
+}
+
+impl Config {
+    pub fn new(jwt_secret: impl Into<String>, database_url: impl Into<String>) -> Self {
+        Config {
+            database_url: database_url.into(),
+            base_urls: HashMap::new(),
+            upstream_timeout: Duration::from_secs(10),
+            jwt_secret: jwt_secret.into(),
+            pending_ttl: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Parses `ID=URL` for `--provider-base-url`: a compiled provider and an absolute http(s) URL.
+pub fn parse_base_url(arg: &str) -> Result<(String, String), String> {
+    let (id, url) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("`{arg}` is not ID=URL"))?;
+    if !providers().iter().any(|p| p.id == id) {
+        let known: Vec<&str> = providers().iter().map(|p| p.id).collect();
+        return Err(format!(
+            "no compiled provider `{id}` (compiled: {})",
+            known.join(", ")
+        ));
+    }
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!("`{url}` is not an absolute http(s) URL"));
+    }
+    Ok((id.to_string(), url.to_string()))
+}
+
+/// Connects the store (running migrations) and builds the router.
+pub async fn app(cfg: &Config) -> Result<axum::Router, String> {
+    let store = Store::connect(&cfg.database_url)
+        .await
+        .map_err(|e| format!("cannot open the database {}: {e}", cfg.database_url))?;
+    Ok(router(AppState {
+        providers: providers(),
+        store,
+        upstream: Upstream::new(cfg.upstream_timeout),
+        jwt: Jwt::new(cfg.jwt_secret.as_bytes()),
+        base_urls: cfg.base_urls.clone(),
+        pending_ttl: cfg.pending_ttl,
+    }))
+}
+
+/// Serves `app` on `listener` until Ctrl-C or SIGTERM.
+pub async fn run(listener: tokio::net::TcpListener, app: axum::Router) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown())
+        .await
+}
+
+async fn shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
