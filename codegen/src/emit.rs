@@ -100,10 +100,25 @@ impl FlowCx<'_> {
         }
     }
 
+    /// A `String` expression for a template that is one literal, or one value needing no
+    /// encoding.
+    fn simple(&self, t: &Template, enc: Enc) -> Option<TokenStream> {
+        if let Some(lit) = t.literal() {
+            return Some(quote! { String::from(#lit) });
+        }
+        match (t.pieces.as_slice(), enc) {
+            ([Piece::Var(v, _)], Enc::Raw) => {
+                let val = self.value(v);
+                Some(quote! { String::from(#val) })
+            }
+            _ => None,
+        }
+    }
+
     /// Statements that build `target: String` from `t`.
     fn assemble(&self, target: &Ident, t: &Template, enc: Enc) -> TokenStream {
-        if let Some(lit) = t.literal() {
-            return quote! { let #target = String::from(#lit); };
+        if let Some(e) = self.simple(t, enc) {
+            return quote! { let #target = #e; };
         }
         let mut stmts = Vec::new();
         for p in &t.pieces {
@@ -168,8 +183,8 @@ impl FlowCx<'_> {
         for h in &headers {
             let name = &h.name.v;
             let v = ident("value");
-            stmts.push(match h.value.literal() {
-                Some(lit) => quote! { req.header(#name, String::from(#lit))?; },
+            stmts.push(match self.simple(&h.value, Enc::Raw) {
+                Some(e) => quote! { req.header(#name, #e)?; },
                 None => {
                     let build = self.assemble(&v, &h.value, Enc::Raw);
                     quote! { { #build req.header(#name, #v)?; } }
@@ -179,8 +194,8 @@ impl FlowCx<'_> {
         for q in &r.params {
             let name = &q.name.v;
             let v = ident("value");
-            stmts.push(match q.value.literal() {
-                Some(lit) => quote! { req.query(#name, String::from(#lit)); },
+            stmts.push(match self.simple(&q.value, Enc::Raw) {
+                Some(e) => quote! { req.query(#name, #e); },
                 None => {
                     let build = self.assemble(&v, &q.value, Enc::Raw);
                     quote! { { #build req.query(#name, #v); } }

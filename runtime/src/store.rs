@@ -82,7 +82,7 @@ impl Store {
                 Box::pin(async move {
                     if is_sqlite {
                         use sqlx::Executor;
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
+                        conn.execute("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
                             .await?;
                     }
                     Ok(())
@@ -127,24 +127,32 @@ impl Store {
         extracted: &Values,
     ) -> Result<Values, StoreError> {
         let mut tx = self.pool.begin().await?;
+        // Write first: a SQLite transaction that reads and then writes cannot wait for another
+        // writer (it fails with "database is locked"); one that starts by writing just waits.
+        sqlx::query(
+            "INSERT INTO provider_sessions (owner, provider, data, updated_at) \
+             VALUES ($1, $2, '{}', $3) ON CONFLICT (owner, provider) DO NOTHING",
+        )
+        .bind(owner)
+        .bind(provider)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
         let existing =
             sqlx::query("SELECT data FROM provider_sessions WHERE owner = $1 AND provider = $2")
                 .bind(owner)
                 .bind(provider)
-                .fetch_optional(&mut *tx)
+                .fetch_one(&mut *tx)
                 .await?;
-        let mut data: Values = existing
-            .map(|r| from_json(&r.get::<String, _>(0)))
-            .unwrap_or_default();
+        let mut data: Values = from_json(&existing.get::<String, _>(0));
         data.extend(extracted.iter().map(|(k, v)| (k.clone(), v.clone())));
         sqlx::query(
-            "INSERT INTO provider_sessions (owner, provider, data, updated_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (owner, provider) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+            "UPDATE provider_sessions SET data = $1, updated_at = $2 WHERE owner = $3 AND provider = $4",
         )
-        .bind(owner)
-        .bind(provider)
         .bind(to_json(&data))
         .bind(now())
+        .bind(owner)
+        .bind(provider)
         .execute(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM pending_runs WHERE owner = $1 AND provider = $2")

@@ -1,0 +1,333 @@
+//! The seed's API end to end over real HTTP: the server and a mock provider on loopback.
+
+mod common;
+
+use common::*;
+use otvi::mock::{MockProvider, OTP};
+
+const PHONE: &str = "+15551234567";
+const PHONE_B64: &str = "KzE1NTUxMjM0NTY3";
+
+fn otp_step0() -> String {
+    format!(r#"{{"flow_id":"phone_otp","step":0,"inputs":{{"phone":"{PHONE}"}}}}"#)
+}
+
+fn otp_step1(code: &str) -> String {
+    format!(r#"{{"flow_id":"phone_otp","step":1,"inputs":{{"phone":"{PHONE}","otp":"{code}"}}}}"#)
+}
+
+async fn setup() -> (MockProvider, TestServer) {
+    let mock = MockProvider::start().await.unwrap();
+    let server = TestServer::start(&mock.url()).await;
+    (mock, server)
+}
+
+#[tokio::test]
+async fn single_step_login_answers_the_seed_shape_byte_for_byte() {
+    let (_mock, s) = setup().await;
+    let (status, body) = s.login(&user("alice"), "acme", EMAIL_LOGIN).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        r#"{"success":true,"session_id":null,"next_step":null,"user_name":"alice","error":null}"#
+    );
+}
+
+#[tokio::test]
+async fn two_step_login_prompts_then_completes() {
+    let (mock, s) = setup().await;
+    let t = user("alice");
+    let (status, body) = s.login(&t, "acme", &otp_step0()).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        r#"{"success":false,"session_id":null,"next_step":{"step_index":1,"step_name":"Verify Code","fields":[{"key":"otp","label":"Enter Verification Code","field_type":"text","required":true}]},"user_name":null,"error":null}"#
+    );
+    assert_eq!(
+        s.check(&t, "acme").await.1,
+        r#"{"valid":false}"#,
+        "not complete yet"
+    );
+    let (status, body) = s.login(&t, "acme", &otp_step1(OTP)).await;
+    assert_eq!(status, 200);
+    assert_eq!(json(&body)["success"], true, "{body}");
+    assert_eq!(s.check(&t, "acme").await.1, r#"{"valid":true}"#);
+
+    // The phone number arrived base64-encoded; step 1 sent the extracted request_id.
+    let sent = mock.received_on("/v2/auth/otp/send");
+    assert_eq!(sent[0].json()["phone_number"], PHONE_B64);
+    assert_eq!(sent[0].json()["country_code"], "+1");
+    let verify = mock.received_on("/v2/auth/otp/verify");
+    assert_eq!(verify[0].json()["phone_number"], PHONE_B64);
+    assert!(verify[0].json()["request_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("req-"));
+}
+
+#[tokio::test]
+async fn step_one_may_carry_only_the_new_field() {
+    let (_mock, s) = setup().await;
+    let t = user("alice");
+    s.login(&t, "acme", &otp_step0()).await;
+    let body = format!(r#"{{"flow_id":"phone_otp","step":1,"inputs":{{"otp":"{OTP}"}}}}"#);
+    let (status, body) = s.login(&t, "acme", &body).await;
+    assert_eq!(
+        (status, json(&body)["success"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_step_can_be_retried() {
+    let (_mock, s) = setup().await;
+    let t = user("alice");
+    s.login(&t, "acme", &otp_step0()).await;
+    let (status, body) = s.login(&t, "acme", &otp_step1("000000")).await;
+    assert_eq!(status, 200);
+    let v = json(&body);
+    assert_eq!(v["success"], false);
+    assert_eq!(v["error"], "the provider answered HTTP 401");
+    assert_eq!(s.check(&t, "acme").await.1, r#"{"valid":false}"#);
+    let (_, body) = s.login(&t, "acme", &otp_step1(OTP)).await;
+    assert_eq!(json(&body)["success"], true, "{body}");
+}
+
+#[tokio::test]
+async fn step_one_without_a_pending_run_is_400_and_sends_nothing() {
+    let (mock, s) = setup().await;
+    let (status, body) = s.login(&user("alice"), "acme", &otp_step1(OTP)).await;
+    assert_eq!(status, 400);
+    assert!(json(&body)["error"]
+        .as_str()
+        .unwrap()
+        .contains("not expected"));
+    assert!(mock.received().is_empty());
+}
+
+#[tokio::test]
+async fn a_new_step_zero_discards_the_pending_run() {
+    let (_mock, s) = setup().await;
+    let t = user("alice");
+    s.login(&t, "acme", &otp_step0()).await;
+    s.login(&t, "acme", EMAIL_LOGIN).await;
+    let (status, _) = s.login(&t, "acme", &otp_step1(OTP)).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn check_is_false_before_login_true_after_and_false_after_logout() {
+    let (mock, s) = setup().await;
+    let t = user("alice");
+    assert_eq!(
+        s.check(&t, "acme").await,
+        (200, r#"{"valid":false}"#.into())
+    );
+    s.login(&t, "acme", EMAIL_LOGIN).await;
+    assert_eq!(s.check(&t, "acme").await, (200, r#"{"valid":true}"#.into()));
+    assert_eq!(
+        s.logout(&t, "acme").await,
+        (200, r#"{"success":true}"#.into())
+    );
+    assert_eq!(
+        s.check(&t, "acme").await,
+        (200, r#"{"valid":false}"#.into())
+    );
+
+    // Logout sent the token the login extracted.
+    let issued = mock.received_on("/v2/auth/login");
+    assert_eq!(issued.len(), 1);
+    let out = mock.received_on("/v2/auth/logout");
+    assert_eq!(out.len(), 1);
+    let auth = out[0].header("authorization").unwrap();
+    assert!(auth.starts_with("Bearer at-"), "{auth}");
+}
+
+#[tokio::test]
+async fn logout_bearer_is_the_extracted_access_token() {
+    let (mock, s) = setup().await;
+    let t = user("alice");
+    s.login(&t, "acme", EMAIL_LOGIN).await;
+    s.logout(&t, "acme").await;
+    // The mock answers 200 only for a token it issued: the logout call reached it with one.
+    let out = mock.received_on("/v2/auth/logout");
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        out[0].header("user-agent"),
+        Some("otvi/1"),
+        "defaults.headers apply to logout"
+    );
+}
+
+#[tokio::test]
+async fn logout_without_a_session_succeeds_and_calls_nothing() {
+    let (mock, s) = setup().await;
+    assert_eq!(
+        s.logout(&user("alice"), "acme").await,
+        (200, r#"{"success":true}"#.into())
+    );
+    assert!(mock.received().is_empty());
+}
+
+#[tokio::test]
+async fn sessions_are_per_user() {
+    let (_mock, s) = setup().await;
+    s.login(&user("alice"), "acme", EMAIL_LOGIN).await;
+    assert_eq!(s.check(&user("alice"), "acme").await.1, r#"{"valid":true}"#);
+    assert_eq!(s.check(&user("bob"), "acme").await.1, r#"{"valid":false}"#);
+    s.logout(&user("bob"), "acme").await;
+    assert_eq!(s.check(&user("alice"), "acme").await.1, r#"{"valid":true}"#);
+}
+
+#[tokio::test]
+async fn global_scope_is_shared_and_admin_only_for_credentials() {
+    let (_mock, s) = setup().await;
+    let (status, body) = s.login(&user("bob"), "acme-shared", EMAIL_LOGIN).await;
+    assert_eq!(status, 403);
+    assert!(json(&body)["error"].is_string());
+    assert_eq!(s.logout(&user("bob"), "acme-shared").await.0, 403);
+    assert_eq!(
+        s.check(&user("bob"), "acme-shared").await,
+        (200, r#"{"valid":false}"#.into())
+    );
+
+    let (status, body) = s.login(&admin("root"), "acme-shared", EMAIL_LOGIN).await;
+    assert_eq!(
+        (status, json(&body)["success"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    assert_eq!(
+        s.check(&user("bob"), "acme-shared").await.1,
+        r#"{"valid":true}"#
+    );
+    assert_eq!(
+        s.check(&user("carol"), "acme-shared").await.1,
+        r#"{"valid":true}"#
+    );
+    s.logout(&admin("other-admin"), "acme-shared").await;
+    assert_eq!(
+        s.check(&user("bob"), "acme-shared").await.1,
+        r#"{"valid":false}"#
+    );
+}
+
+#[tokio::test]
+async fn a_password_with_json_metacharacters_arrives_byte_exact() {
+    let (mock, s) = setup().await;
+    let password = "a\"b\\c\nd\",\"admin\":true,\n\"x\":\"";
+    let body = serde_json::json!({
+        "flow_id": "email_password", "step": 0,
+        "inputs": { "email": "alice@example.com", "password": password }
+    });
+    let (status, answer) = s.login(&user("alice"), "acme", &body.to_string()).await;
+    assert_eq!(status, 200, "{answer}");
+    let got = &mock.received_on("/v2/auth/login")[0];
+    let sent: serde_json::Value = serde_json::from_slice(&got.body).expect("well-formed JSON");
+    assert_eq!(sent["password"], password);
+    assert_eq!(
+        sent.as_object().unwrap().len(),
+        3,
+        "no injected keys: {sent}"
+    );
+    assert!(sent.get("admin").is_none());
+}
+
+#[tokio::test]
+async fn provider_listing_shows_flows_and_fields() {
+    let (_mock, s) = setup().await;
+    let (status, body) = s
+        .send("GET", "/api/providers", Some(&user("alice")), None)
+        .await;
+    assert_eq!(status, 200);
+    let v = json(&body);
+    let acme = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "acme")
+        .unwrap();
+    assert_eq!(acme["scope"], "per_user");
+    assert_eq!(acme["auth_flows"][1]["id"], "phone_otp");
+    assert_eq!(
+        acme["auth_flows"][0]["fields"][1],
+        serde_json::json!({"key": "password", "label": "Password", "field_type": "password", "required": true})
+    );
+    let (status, body) = s
+        .send(
+            "GET",
+            "/api/providers/acme-shared",
+            Some(&user("alice")),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, json(&body)["scope"].as_str()),
+        (200, Some("global"))
+    );
+    let limited = sign(&otvi_runtime::auth::Claims {
+        providers: Some(vec!["acme".into()]),
+        ..claims("alice")
+    });
+    let (_, body) = s.send("GET", "/api/providers", Some(&limited), None).await;
+    assert_eq!(json(&body).as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn health_and_readiness_need_no_token() {
+    let (_mock, s) = setup().await;
+    assert_eq!(s.send("GET", "/healthz", None, None).await.0, 200);
+    assert_eq!(s.send("GET", "/readyz", None, None).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_hundred_users_log_in_concurrently_each_with_their_own_session() {
+    let (_mock, s) = setup().await;
+    let s = std::sync::Arc::new(s);
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let t = user(&format!("user{i}"));
+            let body = format!(
+                r#"{{"flow_id":"email_password","step":0,"inputs":{{"email":"user{i}@example.com","password":"pw"}}}}"#
+            );
+            let (status, body) = s.login(&t, "acme", &body).await;
+            (i, status, body)
+        }));
+    }
+    for t in tasks {
+        let (i, status, body) = t.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(json(&body)["user_name"], format!("user{i}"), "{body}");
+    }
+    for i in 0..100 {
+        assert_eq!(
+            s.check(&user(&format!("user{i}")), "acme").await.1,
+            r#"{"valid":true}"#
+        );
+    }
+    assert_eq!(
+        s.check(&user("user100"), "acme").await.1,
+        r#"{"valid":false}"#
+    );
+}
+
+#[tokio::test]
+async fn a_pending_run_survives_a_restart() {
+    let mock = MockProvider::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let t = user("alice");
+    {
+        let s = TestServer::start_with(config(&mock.url(), dir.path()), None).await;
+        s.login(&t, "acme", &otp_step0()).await;
+    }
+    let s = TestServer::start_with(config(&mock.url(), dir.path()), None).await;
+    let (status, body) = s.login(&t, "acme", &otp_step1(OTP)).await;
+    assert_eq!(
+        (status, json(&body)["success"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+}

@@ -1,0 +1,181 @@
+//! The fixture provider's generated code (tests/fixtures/fixture.rs, a snapshot the codegen
+//! tests keep in step with fixture.yaml) run against a recording provider: every encoding
+//! arrives as the language page says.
+
+#[rustfmt::skip]
+#[path = "fixtures/fixture.rs"]
+mod fixture;
+
+mod common;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::IntoResponse;
+use common::{json, user, TestServer, SECRET};
+use otvi_runtime::api::{router, AppState};
+use otvi_runtime::auth::Jwt;
+use otvi_runtime::store::Store;
+use otvi_runtime::upstream::Upstream;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+struct Seen {
+    method: Method,
+    uri: String,
+    headers: HeaderMap,
+    body: String,
+}
+
+async fn recording_provider() -> (String, Arc<Mutex<Vec<Seen>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let app = axum::Router::new().fallback(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let log = log.clone();
+            async move {
+                let body = String::from_utf8_lossy(&body).into_owned();
+                let status = if uri.path().contains("ok200") {
+                    StatusCode::OK
+                } else {
+                    StatusCode::CREATED
+                };
+                log.lock().unwrap().push(Seen {
+                    method,
+                    uri: uri.to_string(),
+                    headers,
+                    body,
+                });
+                (
+                    status,
+                    axum::Json(serde_json::json!({"token": "t/1", "name": "Fix"})),
+                )
+                    .into_response()
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, seen)
+}
+
+async fn server(base: &str) -> (TestServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(&format!("sqlite://{}", dir.path().join("f.db").display()))
+        .await
+        .unwrap();
+    static PROVIDERS: &[&otvi_runtime::def::ProviderDef] = &[&fixture::PROVIDER];
+    let app = router(AppState {
+        providers: PROVIDERS,
+        store,
+        upstream: Upstream::new(Duration::from_secs(5)),
+        jwt: Jwt::new(SECRET.as_bytes()),
+        base_urls: [("fixture".to_string(), format!("{base}/api/"))].into(),
+        pending_ttl: Duration::from_secs(600),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (TestServer::from_parts(url, task), dir)
+}
+
+fn login(user: &str, secret: &str, device: Option<&str>) -> String {
+    let mut inputs = serde_json::json!({ "user": user, "secret": secret, "region": "eu west" });
+    if let Some(d) = device {
+        inputs["device"] = d.into();
+    }
+    serde_json::json!({ "flow_id": "form_login", "step": 0, "inputs": inputs }).to_string()
+}
+
+#[tokio::test]
+async fn every_value_is_encoded_for_where_it_stands() {
+    let (base, seen) = recording_provider().await;
+    let (s, _dir) = server(&base).await;
+    let t = user("alice");
+    let (status, body) = s
+        .login(&t, "fixture", &login("a/b c?", "p&=", Some("tv-1")))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["success"], true, "{body}");
+    assert_eq!(json(&body)["user_name"], "Fix");
+
+    let req = seen.lock().unwrap()[0].clone();
+    assert_eq!(req.method, Method::POST);
+    let (path, query) = req.uri.split_once('?').unwrap();
+    assert_eq!(
+        path, "/api/users/a%2Fb%20c%3F/token",
+        "one path segment, base URL prefix kept"
+    );
+    assert!(query.starts_with("region=eu+west&day="), "{query}");
+    assert_eq!(query.len(), "region=eu+west&day=".len() + 8, "{query}");
+    assert_eq!(req.headers["x-device"], "tv-1");
+    let clients: Vec<_> = req.headers.get_all("x-client").iter().collect();
+    assert_eq!(
+        clients,
+        ["fixture"],
+        "the step's header replaces the default"
+    );
+    assert_eq!(
+        req.headers["content-type"],
+        "application/x-www-form-urlencoded"
+    );
+    let (fixed, nonce) = req.body.rsplit_once("&nonce=").unwrap();
+    assert_eq!(fixed, "username=a%2Fb+c%3F&password=p%26%3D");
+    assert_eq!(nonce.len(), 36, "a UUID: {nonce}");
+
+    // Logout sends the stored token as one path segment.
+    assert_eq!(s.logout(&t, "fixture").await.0, 200);
+    let out = seen.lock().unwrap()[1].clone();
+    assert_eq!(
+        (out.method, out.uri.as_str()),
+        (Method::DELETE, "/api/session/t%2F1")
+    );
+}
+
+#[tokio::test]
+async fn an_optional_input_may_be_absent() {
+    let (base, seen) = recording_provider().await;
+    let (s, _dir) = server(&base).await;
+    let (status, body) = s
+        .login(&user("alice"), "fixture", &login("bob", "pw", None))
+        .await;
+    assert_eq!(
+        (status, json(&body)["success"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    assert_eq!(seen.lock().unwrap()[0].headers["x-device"], "");
+}
+
+#[tokio::test]
+async fn a_header_value_with_a_line_break_is_400_and_never_sent() {
+    let (base, seen) = recording_provider().await;
+    let (s, _dir) = server(&base).await;
+    for bad in ["tv\r\nX-Admin: 1", "tv\n", "tv\0"] {
+        let (status, body) = s
+            .login(&user("alice"), "fixture", &login("bob", "pw", Some(bad)))
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            json(&body)["error"].as_str().unwrap().contains("X-Device"),
+            "{body}"
+        );
+    }
+    assert!(seen.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn success_status_must_match_exactly() {
+    let (base, _seen) = recording_provider().await;
+    let (s, _dir) = server(&base).await;
+    let (status, body) = s
+        .login(&user("alice"), "fixture", &login("ok200", "pw", None))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(json(&body)["error"], "the provider answered HTTP 200");
+}

@@ -1,0 +1,75 @@
+//! The session store on PostgreSQL (127.0.0.1:5432, database `test`, trust auth), as several
+//! server instances behind a load balancer would use it: state lives in the database, so a run
+//! started on one instance continues on another.
+//!
+//! `OTVI_TEST_POSTGRES_URL` overrides the address.
+
+mod common;
+
+use common::*;
+use otvi::mock::{MockProvider, OTP};
+
+fn pg_url() -> String {
+    std::env::var("OTVI_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+async fn instance(mock: &MockProvider) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&mock.url(), dir.path());
+    cfg.database_url = pg_url();
+    TestServer::start_with(cfg, Some(dir)).await
+}
+
+#[tokio::test]
+async fn a_two_step_login_moves_between_instances_sharing_postgres() {
+    let mock = MockProvider::start().await.unwrap();
+    let a = instance(&mock).await;
+    let b = instance(&mock).await;
+    // A fresh user per run: the database outlives the test.
+    let t = user(&format!("pg-{}", uuid::Uuid::new_v4()));
+    assert_eq!(a.check(&t, "acme").await.1, r#"{"valid":false}"#);
+    let (_, body) = a
+        .login(
+            &t,
+            "acme",
+            r#"{"flow_id":"phone_otp","step":0,"inputs":{"phone":"5551234"}}"#,
+        )
+        .await;
+    assert_eq!(json(&body)["next_step"]["step_index"], 1, "{body}");
+    let step1 = format!(r#"{{"flow_id":"phone_otp","step":1,"inputs":{{"otp":"{OTP}"}}}}"#);
+    let (status, body) = b.login(&t, "acme", &step1).await;
+    assert_eq!(
+        (status, json(&body)["success"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    assert_eq!(a.check(&t, "acme").await.1, r#"{"valid":true}"#);
+    assert_eq!(b.logout(&t, "acme").await.0, 200);
+    assert_eq!(a.check(&t, "acme").await.1, r#"{"valid":false}"#);
+    assert_eq!(a.send("GET", "/readyz", None, None).await.0, 200);
+}
+
+#[tokio::test]
+async fn concurrent_logins_on_postgres_each_get_a_session() {
+    let mock = MockProvider::start().await.unwrap();
+    let s = std::sync::Arc::new(instance(&mock).await);
+    let run = uuid::Uuid::new_v4();
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let t = user(&format!("pg-{run}-{i}"));
+            let (status, body) = s.login(&t, "acme", EMAIL_LOGIN).await;
+            assert_eq!(
+                (status, json(&body)["success"].as_bool()),
+                (200, Some(true)),
+                "{body}"
+            );
+            assert_eq!(s.check(&t, "acme").await.1, r#"{"valid":true}"#);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
