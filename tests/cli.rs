@@ -1,0 +1,91 @@
+//! The `otvi` command line as a new user meets it.
+
+use std::process::Command;
+
+fn otvi() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_otvi"));
+    c.env_remove("OTVI_JWT_SECRET")
+        .env_remove("DATABASE_URL")
+        .env_remove("OTVI_BIND");
+    c
+}
+
+#[test]
+fn serve_refuses_to_start_without_a_jwt_secret_and_says_how_to_set_one() {
+    let out = otvi()
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("OTVI_JWT_SECRET"), "{err}");
+    assert!(err.contains("export OTVI_JWT_SECRET="), "{err}");
+}
+
+#[test]
+fn token_mints_a_jwt_the_server_accepts() {
+    let out = otvi()
+        .env("OTVI_JWT_SECRET", "s3cret")
+        .args([
+            "token",
+            "--sub",
+            "alice",
+            "--role",
+            "admin",
+            "--providers",
+            "acme,acme-shared",
+            "--ttl",
+            "60",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    let claims = otvi_runtime::auth::Jwt::new(b"s3cret")
+        .verify(token.trim())
+        .unwrap();
+    assert_eq!(claims.sub, "alice");
+    assert!(claims.is_admin());
+    assert_eq!(
+        claims.providers,
+        Some(vec!["acme".to_string(), "acme-shared".to_string()])
+    );
+    assert!(!claims.must_change_password);
+}
+
+#[test]
+fn token_without_a_secret_fails() {
+    let out = otvi().args(["token", "--sub", "alice"]).output().unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn providers_lists_flows_and_steps() {
+    let out = otvi().arg("providers").output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("acme (Acme TV) scope=per_user"), "{text}");
+    assert!(text.contains("flow phone_otp (Phone Number)"), "{text}");
+    assert!(
+        text.contains("step 0: Send Verification Code  (then prompts: otp)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("acme-shared (Acme TV (shared account)) scope=global"),
+        "{text}"
+    );
+}
+
+#[test]
+fn provider_base_url_must_name_a_compiled_provider() {
+    let out = otvi()
+        .env("OTVI_JWT_SECRET", "s")
+        .args(["serve", "--provider-base-url", "nope=http://127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no compiled provider `nope`"));
+}
