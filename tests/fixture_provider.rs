@@ -179,3 +179,26 @@ async fn success_status_must_match_exactly() {
     assert_eq!(status, 200);
     assert_eq!(json(&body)["error"], "the provider answered HTTP 200");
 }
+
+#[tokio::test]
+async fn a_session_value_comes_from_an_earlier_login_or_the_step_fails_unsent() {
+    let (base, seen) = recording_provider().await;
+    let (s, _dir) = server(&base).await;
+    let t = user("alice");
+    let whoami = r#"{"flow_id": "whoami", "step": 0}"#;
+    let (status, body) = s.login(&t, "fixture", whoami).await;
+    assert_eq!(status, 200);
+    assert_eq!(json(&body)["success"], false);
+    assert_eq!(
+        json(&body)["error"],
+        "the provider session has no `token`; log in again"
+    );
+    assert!(seen.lock().unwrap().is_empty(), "nothing sent");
+
+    s.login(&t, "fixture", &login("bob", "pw", None)).await;
+    let (_, body) = s.login(&t, "fixture", whoami).await;
+    assert_eq!(json(&body)["success"], true, "{body}");
+    let me = seen.lock().unwrap()[1].clone();
+    assert_eq!(me.uri, "/api/me");
+    assert_eq!(me.headers["authorization"], "Bearer t/1");
+}

@@ -355,6 +355,7 @@ fn flow_module(p: &Provider, f: &Flow, file: &str) -> TokenStream {
     }
     let (id, fname) = (&f.id.v, &f.name.v);
     let inputs = f.inputs.iter().map(field_def);
+    let uses_session = uses_session(f);
     let d = doc(format!(
         "Flow `{}` ({}:{}).",
         f.id.v, file, f.span.start.line
@@ -366,9 +367,26 @@ fn flow_module(p: &Provider, f: &Flow, file: &str) -> TokenStream {
             name: #fname,
             inputs: &[#(#inputs),*],
             steps: &[#(#step_defs),*],
+            uses_session: #uses_session,
         };
     });
     quote! { #(#items)* }
+}
+
+/// Does some step read a stored value that no earlier step of the flow extracts (a session
+/// value, loaded from the user's provider session at run time).
+fn uses_session(f: &Flow) -> bool {
+    let mut extracted = HashSet::new();
+    for s in &f.steps {
+        let reads_session = crate::check::request_templates(&s.request)
+            .flat_map(|t| t.vars())
+            .any(|(v, _)| matches!(v, Var::Stored(k) if !extracted.contains(k.as_str())));
+        if reads_session {
+            return true;
+        }
+        extracted.extend(s.extract.iter().map(|e| e.key.v.as_str()));
+    }
+    false
 }
 
 /// A template as written, for doc comments.

@@ -118,6 +118,7 @@ pub mod email_password {
                 prompt: &[],
             },
         ],
+        uses_session: false,
     };
 }
 /// Flow `phone_otp`, "Phone Number" (providers/acme.yaml:44).
@@ -237,6 +238,7 @@ pub mod phone_otp {
                 prompt: &[],
             },
         ],
+        uses_session: false,
     };
 }
 /// The logout request (providers/acme.yaml:88): POST /v2/auth/logout.

@@ -105,6 +105,7 @@ pub mod email_password {
                 prompt: &[],
             },
         ],
+        uses_session: false,
     };
 }
 /// The logout request (providers/acme-shared.yaml:29): POST /v2/auth/logout.

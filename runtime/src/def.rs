@@ -64,6 +64,9 @@ pub struct FlowDef {
     pub name: &'static str,
     pub inputs: &'static [FieldDef],
     pub steps: &'static [StepDef],
+    /// Some step reads a stored value that no earlier step of this flow extracts: the user's
+    /// provider session must be loaded before running it.
+    pub uses_session: bool,
 }
 
 impl FlowDef {

@@ -49,6 +49,7 @@ pub struct PendingRun {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    sqlite: bool,
 }
 
 fn now() -> i64 {
@@ -91,7 +92,10 @@ impl Store {
             .connect_with(opts)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            sqlite: is_sqlite,
+        })
     }
 
     /// Is the database reachable.
@@ -118,50 +122,34 @@ impl Store {
         Ok(row.is_some())
     }
 
-    /// Completes a run: merges `extracted` over the existing session and deletes the pending
-    /// run, in one transaction. Returns the merged session.
+    /// Completes a run: merges `extracted` over the existing session (one upsert, so
+    /// concurrent completions never see a half-written session) and deletes the pending run.
+    /// Returns the merged session.
     pub async fn complete(
         &self,
         owner: &str,
         provider: &str,
         extracted: &Values,
     ) -> Result<Values, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        // Write first: a SQLite transaction that reads and then writes cannot wait for another
-        // writer (it fails with "database is locked"); one that starts by writing just waits.
-        sqlx::query(
-            "INSERT INTO provider_sessions (owner, provider, data, updated_at) \
-             VALUES ($1, $2, '{}', $3) ON CONFLICT (owner, provider) DO NOTHING",
-        )
+        // SQLite's json_patch and PostgreSQL's jsonb `||` both merge top-level keys, new over old.
+        let merge = if self.sqlite {
+            "json_patch(provider_sessions.data, excluded.data)"
+        } else {
+            "(provider_sessions.data::jsonb || excluded.data::jsonb)::text"
+        };
+        let row = sqlx::query(&format!(
+            "INSERT INTO provider_sessions (owner, provider, data, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (owner, provider) DO UPDATE SET data = {merge}, updated_at = excluded.updated_at \
+             RETURNING data"
+        ))
         .bind(owner)
         .bind(provider)
+        .bind(to_json(extracted))
         .bind(now())
-        .execute(&mut *tx)
+        .fetch_one(&self.pool)
         .await?;
-        let existing =
-            sqlx::query("SELECT data FROM provider_sessions WHERE owner = $1 AND provider = $2")
-                .bind(owner)
-                .bind(provider)
-                .fetch_one(&mut *tx)
-                .await?;
-        let mut data: Values = from_json(&existing.get::<String, _>(0));
-        data.extend(extracted.iter().map(|(k, v)| (k.clone(), v.clone())));
-        sqlx::query(
-            "UPDATE provider_sessions SET data = $1, updated_at = $2 WHERE owner = $3 AND provider = $4",
-        )
-        .bind(to_json(&data))
-        .bind(now())
-        .bind(owner)
-        .bind(provider)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM pending_runs WHERE owner = $1 AND provider = $2")
-            .bind(owner)
-            .bind(provider)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(data)
+        self.discard_pending(owner, provider).await?;
+        Ok(from_json(&row.get::<String, _>(0)))
     }
 
     /// Deletes the session and any pending run.
