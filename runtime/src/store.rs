@@ -6,6 +6,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Values keyed by name: inputs, extracted values, a session.
@@ -50,7 +51,14 @@ pub struct PendingRun {
 pub struct Store {
     pool: AnyPool,
     sqlite: bool,
+    /// SQLite only: whether (owner, provider) has a session, as last read or written.
+    sessions: Option<SessionCache>,
 }
+
+type SessionCache = Arc<Mutex<HashMap<(String, String), bool>>>;
+
+/// Entries in the session-existence cache before it starts over.
+const SESSION_CACHE_MAX: usize = 1_000_000;
 
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
@@ -95,6 +103,7 @@ impl Store {
         Ok(Store {
             pool,
             sqlite: is_sqlite,
+            sessions: is_sqlite.then(Default::default),
         })
     }
 
@@ -113,13 +122,51 @@ impl Store {
         Ok(row.map(|r| from_json(&r.get::<String, _>(0))))
     }
 
+    /// Is there a completed session.
+    ///
+    /// On SQLite the answer is cached in memory: the server process is the database's only
+    /// writer (several instances use PostgreSQL), so it sees every change. Writers overwrite
+    /// the cached answer after their write; a reader only fills an absent one, so a read that
+    /// raced with a write can never leave a stale answer behind.
     pub async fn has_session(&self, owner: &str, provider: &str) -> Result<bool, StoreError> {
+        if let Some(known) = self.cached(owner, provider) {
+            return Ok(known);
+        }
         let row = sqlx::query("SELECT 1 FROM provider_sessions WHERE owner = $1 AND provider = $2")
             .bind(owner)
             .bind(provider)
             .fetch_optional(&self.pool)
             .await?;
+        if let Some(cache) = &self.sessions {
+            if let Ok(mut c) = cache.lock() {
+                if c.len() >= SESSION_CACHE_MAX {
+                    c.clear();
+                }
+                c.entry((owner.to_string(), provider.to_string()))
+                    .or_insert(row.is_some());
+            }
+        }
         Ok(row.is_some())
+    }
+
+    fn cached(&self, owner: &str, provider: &str) -> Option<bool> {
+        let c = self.sessions.as_ref()?.lock().ok()?;
+        c.get(&(owner.to_string(), provider.to_string())).copied()
+    }
+
+    /// Records a write's outcome; `None` forgets the answer (a write that failed midway).
+    fn remember(&self, owner: &str, provider: &str, exists: Option<bool>) {
+        if let Some(Ok(mut c)) = self.sessions.as_ref().map(|c| c.lock()) {
+            let key = (owner.to_string(), provider.to_string());
+            match exists {
+                Some(e) => {
+                    c.insert(key, e);
+                }
+                None => {
+                    c.remove(&key);
+                }
+            }
+        }
     }
 
     /// Completes a run: merges `extracted` over the existing session (one upsert, so
@@ -147,13 +194,22 @@ impl Store {
         .bind(to_json(extracted))
         .bind(now())
         .fetch_one(&self.pool)
-        .await?;
+        .await;
+        // An error may have come after the commit: forget rather than guess.
+        self.remember(owner, provider, row.as_ref().ok().map(|_| true));
+        let row = row?;
         self.discard_pending(owner, provider).await?;
         Ok(from_json(&row.get::<String, _>(0)))
     }
 
     /// Deletes the session and any pending run.
     pub async fn logout(&self, owner: &str, provider: &str) -> Result<(), StoreError> {
+        let result = self.delete_session(owner, provider).await;
+        self.remember(owner, provider, result.is_ok().then_some(false));
+        result
+    }
+
+    async fn delete_session(&self, owner: &str, provider: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for table in ["provider_sessions", "pending_runs"] {
             sqlx::query(&format!(
