@@ -331,3 +331,17 @@ async fn a_pending_run_survives_a_restart() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn an_expired_pending_run_no_longer_accepts_its_next_step() {
+    let mock = MockProvider::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&mock.url(), dir.path());
+    cfg.pending_ttl = std::time::Duration::ZERO;
+    let s = TestServer::start_with(cfg, Some(dir)).await;
+    let t = user("alice");
+    let (_, body) = s.login(&t, "acme", &otp_step0()).await;
+    assert_eq!(json(&body)["next_step"]["step_index"], 1);
+    let (status, _) = s.login(&t, "acme", &otp_step1(OTP)).await;
+    assert_eq!(status, 400);
+}

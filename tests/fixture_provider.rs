@@ -202,3 +202,30 @@ async fn a_session_value_comes_from_an_earlier_login_or_the_step_fails_unsent() 
     assert_eq!(me.uri, "/api/me");
     assert_eq!(me.headers["authorization"], "Bearer t/1");
 }
+
+#[tokio::test]
+async fn steps_without_a_prompt_between_them_run_in_one_request() {
+    let (base, seen) = recording_provider().await;
+    let (s, _dir) = server(&base).await;
+    let t = user("alice");
+    let (status, body) = s
+        .login(
+            &t,
+            "fixture",
+            r#"{"flow_id": "chain", "step": 0, "inputs": {"user": "u"}}"#,
+        )
+        .await;
+    assert_eq!(
+        (status, json(&body)["success"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    let seen = seen.lock().unwrap().clone();
+    let paths: Vec<&str> = seen.iter().map(|r| r.uri.as_str()).collect();
+    assert_eq!(paths, ["/api/chain/start", "/api/chain/finish"]);
+    assert_eq!(
+        seen[1].body, r#"{"t": "t/1"}"#,
+        "the first step's extract feeds the second"
+    );
+    assert_eq!(s.check(&t, "fixture").await.1, r#"{"valid":true}"#);
+}

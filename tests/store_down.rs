@@ -1,0 +1,63 @@
+//! When the session store becomes unreachable, API calls answer 503 with a JSON error and
+//! `/readyz` fails; `/healthz` still answers. PostgreSQL is reached through a loopback TCP
+//! relay that the test cuts.
+
+mod common;
+
+use common::*;
+use otvi::mock::MockProvider;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Relays 127.0.0.1:<port> to PostgreSQL until `cut` is set; then drops every connection.
+async fn relay(cut: Arc<AtomicBool>) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut conns = Vec::new();
+        loop {
+            let Ok((mut inbound, _)) = listener.accept().await else {
+                break;
+            };
+            if cut.load(Ordering::SeqCst) {
+                drop(inbound);
+                conns.retain(|h: &tokio::task::JoinHandle<()>| !h.is_finished());
+                for h in conns.drain(..) {
+                    h.abort();
+                }
+                continue;
+            }
+            let cut = cut.clone();
+            conns.push(tokio::spawn(async move {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect("127.0.0.1:5432").await else { return };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    _ = async { while !cut.load(Ordering::SeqCst) { tokio::time::sleep(std::time::Duration::from_millis(20)).await } } => {}
+                }
+            }));
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn an_unreachable_store_is_503_and_not_ready() {
+    let cut = Arc::new(AtomicBool::new(false));
+    let port = relay(cut.clone()).await;
+    let mock = MockProvider::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&mock.url(), dir.path());
+    cfg.database_url = format!("postgres://postgres@127.0.0.1:{port}/test");
+    let s = TestServer::start_with(cfg, Some(dir)).await;
+    let t = user(&format!("down-{}", uuid::Uuid::new_v4()));
+    assert_eq!(s.check(&t, "acme").await.0, 200);
+    assert_eq!(s.send("GET", "/readyz", None, None).await.0, 200);
+
+    cut.store(true, Ordering::SeqCst);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (status, body) = s.check(&t, "acme").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(json(&body)["error"].is_string());
+    assert_eq!(s.send("GET", "/readyz", None, None).await.0, 503);
+    assert_eq!(s.send("GET", "/healthz", None, None).await.0, 200);
+}
