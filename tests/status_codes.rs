@@ -241,3 +241,28 @@ async fn unknown_routes_answer_json_404() {
     let (status, body) = s.send("GET", "/nope", None, None).await;
     assert_error(status, 404, &body);
 }
+
+#[tokio::test]
+async fn a_wrong_method_answers_json_405() {
+    let (_mock, s) = setup().await;
+    let (status, body) = s
+        .send(
+            "GET",
+            "/api/providers/acme/auth/login",
+            Some(&user("alice")),
+            None,
+        )
+        .await;
+    assert_error(status, 405, &body);
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_400() {
+    let (_mock, s) = setup().await;
+    let big = format!(
+        r#"{{"flow_id":"email_password","step":0,"inputs":{{"x":"{}"}}}}"#,
+        "a".repeat(3 * 1024 * 1024)
+    );
+    let (status, body) = s.login(&user("alice"), "acme", &big).await;
+    assert_error(status, 400, &body);
+}

@@ -6,6 +6,7 @@ use crate::def::{FieldDef, ProviderDef, Scope};
 use crate::engine::Engine;
 use crate::store::{Store, StoreError, Values};
 use crate::upstream::Upstream;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
@@ -208,10 +209,13 @@ async fn login(
     State(state): State<Shared>,
     User(user): User,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<LoginResponse>, ApiError> {
     let p = provider(&state, &id, &user)?;
     credential_action(p, &user)?;
+    // A body that cannot be read (too large, cut off) is a malformed request like any other.
+    let body =
+        body.map_err(|e| ApiError::BadRequest(format!("cannot read the request body: {e}")))?;
     let (flow_id, step, inputs) = parse_login(&body)?;
     let flow = p
         .flow(&flow_id)
@@ -297,6 +301,14 @@ async fn not_found() -> ApiError {
     ApiError::NotFound("no such endpoint".into())
 }
 
+async fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(json!({ "error": "method not allowed on this endpoint" })),
+    )
+        .into_response()
+}
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
@@ -307,5 +319,6 @@ pub fn router(state: AppState) -> Router {
         .route("/api/providers/{id}/auth/check", get(check))
         .route("/api/providers/{id}/auth/logout", post(logout))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(Arc::new(state))
 }
