@@ -236,17 +236,30 @@ fn field_def(f: &Field) -> TokenStream {
     quote! { FieldDef { key: #key, label: #label, field_type: #ty, required: #req } }
 }
 
-/// The step function names of a flow, unique within it.
-fn step_names(f: &Flow) -> Vec<String> {
+/// Names that generated items must not take: they are imported from the runtime or are
+/// items of the generated module itself.
+const RESERVED: &[&str] = &[
+    "read",
+    "inputs",
+    "flow",
+    "logout",
+    "provider",
+    "base64",
+    "need",
+    "push_form",
+    "push_json_str",
+    "push_path_segment",
+];
+
+/// Rust names for `names` (snake_case), unique among themselves and clear of `RESERVED`;
+/// `fallback` names the i-th when its own has no usable characters.
+fn unique_names<'a>(names: impl Iterator<Item = &'a str>, fallback: &str) -> Vec<String> {
     let mut seen = HashSet::new();
-    f.steps
-        .iter()
+    names
         .enumerate()
-        .map(|(i, s)| {
-            let mut n = snake(&s.name.v, &format!("step_{i}"));
-            if matches!(n.as_str(), "read" | "inputs" | "flow" | "logout")
-                || !seen.insert(n.clone())
-            {
+        .map(|(i, name)| {
+            let mut n = snake(name, &format!("{fallback}_{i}"));
+            if RESERVED.contains(&n.as_str()) || !seen.insert(n.clone()) {
                 n = format!("{n}_{i}");
                 seen.insert(n.clone());
             }
@@ -300,7 +313,7 @@ fn flow_module(p: &Provider, f: &Flow, file: &str) -> TokenStream {
         });
     }
 
-    let names = step_names(f);
+    let names = unique_names(f.steps.iter().map(|s| s.name.v.as_str()), "step");
     let mut step_defs = Vec::new();
     for (i, (s, name)) in f.steps.iter().zip(&names).enumerate() {
         let fn_name = ident(name);
@@ -401,26 +414,9 @@ fn template_text(t: &Template) -> String {
         .replace('`', "'")
 }
 
-/// The flow module names of a provider, unique within it.
-fn flow_names(p: &Provider) -> Vec<String> {
-    let mut seen = HashSet::new();
-    p.flows
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            let mut n = snake(&f.id.v, &format!("flow_{i}"));
-            if n == "logout" || !seen.insert(n.clone()) {
-                n = format!("{n}_{i}");
-                seen.insert(n.clone());
-            }
-            n
-        })
-        .collect()
-}
-
 /// The Rust source of one provider's module. `file` is how its YAML file is named in comments.
 pub fn provider_module(p: &Provider, file: &str) -> String {
-    let names = flow_names(p);
+    let names = unique_names(p.flows.iter().map(|f| f.id.v.as_str()), "flow");
     let mut mods = Vec::new();
     for (f, name) in p.flows.iter().zip(&names) {
         let m = ident(name);
@@ -432,12 +428,7 @@ pub fn provider_module(p: &Provider, file: &str) -> String {
         mods.push(quote! {
             #d
             pub mod #m {
-                #[allow(unused_imports)]
-                use otvi_runtime::def::{ExtractDef, FieldDef, FlowDef, StepDef};
-                #[allow(unused_imports)]
-                use otvi_runtime::request::{base64, need, push_form, push_json_str, push_path_segment, Method, Outbound, Secret, StepCx, StepError};
-                #[allow(unused_imports)]
-                use otvi_runtime::JsonPath;
+                use super::*;
                 #body
             }
         });
@@ -486,9 +477,11 @@ pub fn provider_module(p: &Provider, file: &str) -> String {
     let tokens = quote! {
         #![doc = #header]
         #[allow(unused_imports)]
-        use otvi_runtime::def::{ProviderDef, Scope};
+        use otvi_runtime::def::{ExtractDef, FieldDef, FlowDef, ProviderDef, Scope, StepDef};
         #[allow(unused_imports)]
         use otvi_runtime::request::{base64, need, push_form, push_json_str, push_path_segment, Method, Outbound, Secret, StepCx, StepError};
+        #[allow(unused_imports)]
+        use otvi_runtime::JsonPath;
 
         #d
         pub static PROVIDER: ProviderDef = ProviderDef {
@@ -561,4 +554,28 @@ pub fn emit_all(providers: &[(&str, &Provider)]) -> Vec<(String, String)> {
     out.push(("registry.rs".into(), registry(&modules)));
     out.push(("lib.rs".into(), crate_root(&modules)));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_snake_case_unique_and_clear_of_reserved_ones() {
+        let names = unique_names(
+            ["Sign In", "sign-in", "Need", "2FA", "", "type"].into_iter(),
+            "step",
+        );
+        assert_eq!(
+            names,
+            [
+                "sign_in",
+                "sign_in_1",
+                "need_2",
+                "step_3",
+                "step_4",
+                "type_"
+            ]
+        );
+    }
 }
