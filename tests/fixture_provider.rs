@@ -64,7 +64,12 @@ async fn recording_provider() -> (String, Arc<Mutex<Vec<Seen>>>) {
 
 async fn server(base: &str) -> (TestServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::connect(&format!("sqlite://{}", dir.path().join("f.db").display()))
+    let s = server_on(base, &dir.path().join("f.db")).await;
+    (s, dir)
+}
+
+async fn server_on(base: &str, db: &std::path::Path) -> TestServer {
+    let store = Store::connect(&format!("sqlite://{}", db.display()))
         .await
         .unwrap();
     static PROVIDERS: &[&otvi_runtime::def::ProviderDef] = &[&fixture::PROVIDER];
@@ -81,7 +86,7 @@ async fn server(base: &str) -> (TestServer, tempfile::TempDir) {
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    (TestServer::from_parts(url, task), dir)
+    TestServer::from_parts(url, task)
 }
 
 fn login(user: &str, secret: &str, device: Option<&str>) -> String {
@@ -228,4 +233,50 @@ async fn steps_without_a_prompt_between_them_run_in_one_request() {
         "the first step's extract feeds the second"
     );
     assert_eq!(s.check(&t, "fixture").await.1, r#"{"valid":true}"#);
+}
+
+#[tokio::test]
+async fn a_later_step_needs_only_its_new_fields_and_passwords_are_never_stored() {
+    let (base, seen) = recording_provider().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("f.db");
+    let s = server_on(&base, &db).await;
+    let t = user("alice");
+    let start = r#"{"flow_id": "mfa", "step": 0, "inputs": {"user": "bob", "secret": "hunter2"}}"#;
+    let (_, body) = s.login(&t, "fixture", start).await;
+    assert_eq!(
+        json(&body)["next_step"]["fields"][0]["key"],
+        "code",
+        "{body}"
+    );
+
+    // The pending run remembers `user` but not the password.
+    let store = Store::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let run = store.pending("alice", "fixture").await.unwrap().unwrap();
+    assert_eq!(run.inputs.get("user").map(String::as_str), Some("bob"));
+    assert!(!run.inputs.contains_key("secret"));
+    for file in [db.clone(), db.with_extension("db-wal")] {
+        let raw = std::fs::read(&file).unwrap_or_default();
+        assert!(
+            !raw.windows(7).any(|w| w == b"hunter2"),
+            "password in {}",
+            file.display()
+        );
+    }
+
+    let (status, body) = s
+        .login(
+            &t,
+            "fixture",
+            r#"{"flow_id": "mfa", "step": 1, "inputs": {"code": "42"}}"#,
+        )
+        .await;
+    assert_eq!(
+        (status, json(&body)["success"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    assert_eq!(seen.lock().unwrap()[1].body, r#"{"u": "bob", "c": "42"}"#);
 }

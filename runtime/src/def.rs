@@ -69,17 +69,6 @@ pub struct FlowDef {
     pub uses_session: bool,
 }
 
-impl FlowDef {
-    /// The fields a request for step `i` may carry: the flow inputs and the prompts of
-    /// earlier steps.
-    pub fn fields_before(&self, i: usize) -> impl Iterator<Item = &'static FieldDef> {
-        let steps: &'static [StepDef] = self.steps;
-        self.inputs
-            .iter()
-            .chain(steps.iter().take(i).flat_map(|s| s.prompt.iter()))
-    }
-}
-
 #[derive(Debug)]
 pub struct ProviderDef {
     pub id: &'static str,

@@ -100,7 +100,14 @@ impl Engine<'_> {
             }
             inputs.insert(k, v);
         }
-        for f in flow.fields_before(step) {
+        // Step 0 needs the flow's inputs; a later step the fields the previous step prompted
+        // for. Earlier non-password inputs are remembered; a password a later step sends again
+        // must be resent, and the step's own request building names it if it is not.
+        let needed: &[crate::def::FieldDef] = match step {
+            0 => flow.inputs,
+            i => flow.steps[i - 1].prompt,
+        };
+        for f in needed {
             if f.required && inputs.get(f.key).is_none_or(|v| v.is_empty()) {
                 return Err(ApiError::BadRequest(format!(
                     "missing required input `{}`",
