@@ -84,6 +84,14 @@ impl MockProvider {
             .unwrap_or_default()
     }
 
+    /// Access tokens handed out, oldest first.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.inner
+            .lock()
+            .map(|i| i.tokens.clone())
+            .unwrap_or_default()
+    }
+
     /// Requests received on `path`.
     pub fn received_on(&self, path: &str) -> Vec<Received> {
         self.received()

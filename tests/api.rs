@@ -135,13 +135,16 @@ async fn check_is_false_before_login_true_after_and_false_after_logout() {
         (200, r#"{"valid":false}"#.into())
     );
 
-    // Logout sent the token the login extracted.
-    let issued = mock.received_on("/v2/auth/login");
-    assert_eq!(issued.len(), 1);
+    // Logout sent the access token the login extracted.
+    assert_eq!(mock.received_on("/v2/auth/login").len(), 1);
     let out = mock.received_on("/v2/auth/logout");
     assert_eq!(out.len(), 1);
-    let auth = out[0].header("authorization").unwrap();
-    assert!(auth.starts_with("Bearer at-"), "{auth}");
+    let issued = mock.issued_tokens();
+    assert_eq!(issued.len(), 1);
+    assert_eq!(
+        out[0].header("authorization"),
+        Some(format!("Bearer {}", issued[0]).as_str())
+    );
 }
 
 #[tokio::test]
