@@ -36,10 +36,10 @@ enum Command {
         #[arg(long = "provider-base-url", value_name = "ID=URL", value_parser = server::parse_base_url)]
         provider_base_url: Vec<(String, String)>,
         /// Timeout of each request to a provider (e.g. 10s, 500ms).
-        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
         upstream_timeout: Duration,
         /// How long a multi-step run waits for its next step (e.g. 10m).
-        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "10m", value_parser = parse_duration)]
         pending_ttl: Duration,
     },
     /// Mint a JWT for development and tests (signed with OTVI_JWT_SECRET).
@@ -67,6 +67,14 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:3000")]
         bind: String,
     },
+}
+
+/// A duration such as `10s`, `500ms` or `2m`; a bare number is seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    if let Ok(secs) = s.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs).map_err(|e| e.to_string());
+    }
+    humantime::parse_duration(s).map_err(|e| e.to_string())
 }
 
 const NO_SECRET: &str =
@@ -264,4 +272,18 @@ async fn demo(bind: String) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     drop(dir);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units_or_bare_seconds() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2.5"), Ok(Duration::from_millis(2500)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1").is_err());
+    }
 }
