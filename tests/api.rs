@@ -348,3 +348,15 @@ async fn an_expired_pending_run_no_longer_accepts_its_next_step() {
     let (status, _) = s.login(&t, "acme", &otp_step1(OTP)).await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn a_failed_new_step_zero_also_discards_the_pending_run() {
+    let (_mock, s) = setup().await;
+    let t = user("alice");
+    s.login(&t, "acme", &otp_step0()).await;
+    let wrong = r#"{"flow_id":"email_password","step":0,"inputs":{"email":"a@b.c","password":"wrong"}}"#;
+    let (_, body) = s.login(&t, "acme", wrong).await;
+    assert_eq!(json(&body)["success"], false);
+    let (status, _) = s.login(&t, "acme", &otp_step1(OTP)).await;
+    assert_eq!(status, 400);
+}

@@ -70,8 +70,9 @@ impl Engine<'_> {
                 if flow.steps.len() == 1 { "" } else { "s" }
             )));
         }
+        // At step 0 an older pending run is replaced by the next save, or deleted on
+        // completion or failure, so it needs no query of its own here.
         let mut run = if step == 0 {
-            self.store.discard_pending(owner, provider.id).await?;
             PendingRun {
                 flow_id: flow.id.into(),
                 next_step: 0,
@@ -116,11 +117,14 @@ impl Engine<'_> {
             }
         }
 
-        let mut stored = self
-            .store
-            .session(owner, provider.id)
-            .await?
-            .unwrap_or_default();
+        let mut stored = if flow.uses_session {
+            self.store
+                .session(owner, provider.id)
+                .await?
+                .unwrap_or_default()
+        } else {
+            Values::new()
+        };
         stored.extend(run.extracted.iter().map(|(k, v)| (k.clone(), v.clone())));
 
         let mut i = step;
@@ -139,6 +143,9 @@ impl Engine<'_> {
                         run.inputs = remembered(flow, &inputs);
                         run.expires_at = Store::expiry(self.pending_ttl);
                         self.store.save_pending(owner, provider.id, &run).await?;
+                    } else {
+                        // A new step 0 discards any earlier pending run.
+                        self.store.discard_pending(owner, provider.id).await?;
                     }
                     return Ok(failed(e.to_string()));
                 }
