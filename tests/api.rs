@@ -354,7 +354,8 @@ async fn a_failed_new_step_zero_also_discards_the_pending_run() {
     let (_mock, s) = setup().await;
     let t = user("alice");
     s.login(&t, "acme", &otp_step0()).await;
-    let wrong = r#"{"flow_id":"email_password","step":0,"inputs":{"email":"a@b.c","password":"wrong"}}"#;
+    let wrong =
+        r#"{"flow_id":"email_password","step":0,"inputs":{"email":"a@b.c","password":"wrong"}}"#;
     let (_, body) = s.login(&t, "acme", wrong).await;
     assert_eq!(json(&body)["success"], false);
     let (status, _) = s.login(&t, "acme", &otp_step1(OTP)).await;
