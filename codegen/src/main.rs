@@ -81,9 +81,9 @@ fn main() -> ExitCode {
                 let plural =
                     |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
                 if errors > 0 {
-                    let _ = writeln!(
-                        out,
-                        "error: {} in {}; {}",
+                    // The summary goes to stderr: stdout holds one entry per diagnostic.
+                    eprintln!(
+                        "check failed: {} in {}; {}",
                         plural(errors, "error"),
                         plural(
                             outcome
@@ -96,8 +96,7 @@ fn main() -> ExitCode {
                         plural(warnings, "warning")
                     );
                 } else {
-                    let _ = writeln!(
-                        out,
+                    eprintln!(
                         "checked {}: {}",
                         plural(files.len(), "provider file"),
                         plural(warnings, "warning")
