@@ -73,3 +73,23 @@ async fn concurrent_logins_on_postgres_each_get_a_session() {
         t.await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn completion_merges_new_values_over_the_session_on_postgres() {
+    let store = otvi_runtime::store::Store::connect(&pg_url())
+        .await
+        .unwrap();
+    let owner = format!("pg-{}", uuid::Uuid::new_v4());
+    let one = [
+        ("access_token".to_string(), "a1".to_string()),
+        ("user_name".to_string(), "Al".to_string()),
+    ]
+    .into();
+    store.complete(&owner, "acme", &one).await.unwrap();
+    let two = [("access_token".to_string(), "a2".to_string())].into();
+    let merged = store.complete(&owner, "acme", &two).await.unwrap();
+    assert_eq!(merged.get("access_token").map(String::as_str), Some("a2"));
+    assert_eq!(merged.get("user_name").map(String::as_str), Some("Al"));
+    store.logout(&owner, "acme").await.unwrap();
+    assert!(!store.has_session(&owner, "acme").await.unwrap());
+}

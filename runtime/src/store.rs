@@ -73,7 +73,8 @@ fn from_json<T: DeserializeOwned + Default>(s: &str) -> T {
 }
 
 impl Store {
-    /// Connects and runs the embedded migrations. SQLite files are opened in WAL mode.
+    /// Connects and runs the embedded migrations. SQLite files are opened in WAL mode;
+    /// `sqlite::memory:` works too (one connection, state lost at exit).
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let is_sqlite = url.starts_with("sqlite:");
@@ -84,8 +85,18 @@ impl Store {
             url.to_string()
         };
         let opts = AnyConnectOptions::from_str(&url)?;
+        // Each connection to `sqlite::memory:` is its own database: keep exactly one, forever.
+        let in_memory = is_sqlite && url.contains(":memory:");
+        let max = match (is_sqlite, in_memory) {
+            (_, true) => 1,
+            (true, false) => 4,
+            (false, _) => 16,
+        };
         let pool = AnyPoolOptions::new()
-            .max_connections(if is_sqlite { 4 } else { 16 })
+            .max_connections(max)
+            .min_connections(u32::from(in_memory))
+            .idle_timeout((!in_memory).then_some(Duration::from_secs(600)))
+            .max_lifetime((!in_memory).then_some(Duration::from_secs(1800)))
             .acquire_timeout(Duration::from_secs(5))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
@@ -284,5 +295,30 @@ impl Store {
     /// A pending run's expiry for a run saved now with `ttl`.
     pub fn expiry(ttl: Duration) -> i64 {
         now() + i64::try_from(ttl.as_secs()).unwrap_or(600)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_in_memory_database_keeps_its_state_across_queries() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let mut v = Values::new();
+        v.insert("access_token".into(), "t".into());
+        store.complete("alice", "acme", &v).await.unwrap();
+        let mut more = Values::new();
+        more.insert("user_name".into(), "Alice".into());
+        let merged = store.complete("alice", "acme", &more).await.unwrap();
+        assert_eq!(
+            merged.len(),
+            2,
+            "merged over the earlier session: {merged:?}"
+        );
+        assert!(store.has_session("alice", "acme").await.unwrap());
+        assert!(!store.has_session("bob", "acme").await.unwrap());
+        store.logout("alice", "acme").await.unwrap();
+        assert!(!store.has_session("alice", "acme").await.unwrap());
     }
 }
