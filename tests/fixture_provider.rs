@@ -228,6 +228,13 @@ async fn steps_without_a_prompt_between_them_run_in_one_request() {
     let seen = seen.lock().unwrap().clone();
     let paths: Vec<&str> = seen.iter().map(|r| r.uri.as_str()).collect();
     assert_eq!(paths, ["/api/chain/start", "/api/chain/finish"]);
+    let types: Vec<_> = seen[0].headers.get_all("content-type").iter().collect();
+    assert_eq!(
+        types,
+        ["application/vnd.chain+json"],
+        "a step's Content-Type replaces the default"
+    );
+    assert_eq!(seen[1].headers["content-type"], "application/json");
     assert_eq!(
         seen[1].body, r#"{"t": "t/1"}"#,
         "the first step's extract feeds the second"

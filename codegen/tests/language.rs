@@ -87,3 +87,21 @@ fn shipped_providers_check_without_warnings() {
     }
     assert!(o.providers().is_some());
 }
+
+#[test]
+fn whitespace_inside_placeholder_braces_is_allowed() {
+    let src = VALID
+        .replace("{{input.email}}", "{{ input.email  }}")
+        .replace("{{stored.refresh_token}}", "{{\tstored.refresh_token }}");
+    let c = check_one("a.yaml", src.as_bytes());
+    assert!(
+        c.report.diagnostics.is_empty(),
+        "{:?}",
+        c.report.diagnostics
+    );
+    let p = c.provider.unwrap();
+    let body = &p.flows[0].steps[0].request.body.as_ref().unwrap().template;
+    assert!(body
+        .vars()
+        .any(|(v, _)| *v == otvi_codegen::model::Var::Input("email".into())));
+}
