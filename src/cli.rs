@@ -122,10 +122,19 @@ pub fn main() -> ExitCode {
                     p.base_url,
                     p.source
                 );
+                if !p.secrets.is_empty() {
+                    let vars: Vec<&str> = p.secrets.iter().map(|s| s.env).collect();
+                    println!("  secrets from: {}", vars.join(", "));
+                }
                 for f in p.flows {
                     println!("  flow {} ({})", f.id, f.name);
                     for (i, s) in f.steps.iter().enumerate() {
-                        let prompt: Vec<&str> = s.prompt.iter().map(|f| f.key).collect();
+                        let mut prompt: Vec<&str> = Vec::new();
+                        for k in s.outcomes.iter().flat_map(|o| o.prompt).map(|f| f.key) {
+                            if !prompt.contains(&k) {
+                                prompt.push(k);
+                            }
+                        }
                         if prompt.is_empty() {
                             println!("    step {i}: {}", s.name);
                         } else {

@@ -3,6 +3,7 @@
 use otvi_runtime::api::{router, AppState};
 use otvi_runtime::auth::Jwt;
 use otvi_runtime::def::ProviderDef;
+use otvi_runtime::secrets::{self, Secrets};
 use otvi_runtime::store::Store;
 use otvi_runtime::upstream::Upstream;
 use std::collections::HashMap;
@@ -22,6 +23,9 @@ pub struct Config {
     pub upstream_timeout: Duration,
     pub jwt_secret: String,
     pub pending_ttl: Duration,
+    /// Provider secrets by environment variable name, consulted before the environment (the
+    /// demo and tests set the mocks' secrets here).
+    pub secret_values: HashMap<String, String>,
 }
 
 impl Config {
@@ -32,6 +36,7 @@ impl Config {
             upstream_timeout: Duration::from_secs(10),
             jwt_secret: jwt_secret.into(),
             pending_ttl: Duration::from_secs(600),
+            secret_values: HashMap::new(),
         }
     }
 }
@@ -54,8 +59,20 @@ pub fn parse_base_url(arg: &str) -> Result<(String, String), String> {
     Ok((id.to_string(), url.to_string()))
 }
 
-/// Connects the store (running migrations) and builds the router.
+/// Reads every compiled provider's secrets; fails naming each provider and variable unset.
+pub fn load_secrets(cfg: &Config) -> Result<HashMap<&'static str, Secrets>, String> {
+    secrets::load(providers(), |var| {
+        cfg.secret_values
+            .get(var)
+            .cloned()
+            .or_else(|| std::env::var(var).ok())
+    })
+    .map_err(|e| format!("provider secrets are missing: {e}"))
+}
+
+/// Loads the provider secrets, connects the store (running migrations) and builds the router.
 pub async fn app(cfg: &Config) -> Result<axum::Router, String> {
+    let secrets = load_secrets(cfg)?;
     let store = Store::connect(&cfg.database_url)
         .await
         .map_err(|e| format!("cannot open the database {}: {e}", cfg.database_url))?;
@@ -66,6 +83,7 @@ pub async fn app(cfg: &Config) -> Result<axum::Router, String> {
         jwt: Jwt::new(cfg.jwt_secret.as_bytes()),
         base_urls: cfg.base_urls.clone(),
         pending_ttl: cfg.pending_ttl,
+        secrets,
     }))
 }
 

@@ -80,6 +80,7 @@ async fn server_on(base: &str, db: &std::path::Path) -> TestServer {
         jwt: Jwt::new(SECRET.as_bytes()),
         base_urls: [("fixture".to_string(), format!("{base}/api/"))].into(),
         pending_ttl: Duration::from_secs(600),
+        secrets: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

@@ -23,7 +23,16 @@ pub struct Provider {
     pub scope: Scope,
     pub flows: Vec<Flow>,
     pub logout: Option<Request>,
+    /// `secrets`: values read from the environment when the server starts.
+    pub secrets: Vec<SecretDecl>,
     pub span: Span,
+}
+
+/// `secrets: { api_key: { env: INDEE_API_KEY } }`: one entry.
+#[derive(Debug, Clone)]
+pub struct SecretDecl {
+    pub key: S<String>,
+    pub env: S<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -49,7 +58,16 @@ pub struct Field {
     pub field_type: FieldType,
     pub required: bool,
     pub transform: Option<Transform>,
+    /// Display fields (`link`, `info`): the template rendered into `next_step.fields[].value`.
+    pub value: Option<Template>,
     pub span: Span,
+}
+
+impl Field {
+    /// Shown to the user, not collected from them.
+    pub fn is_display(&self) -> bool {
+        self.field_type.is_display()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -59,20 +77,29 @@ pub enum FieldType {
     Email,
     Password,
     Tel,
+    /// Extension: a link shown to the user (e.g. an identity provider's sign-in page).
+    Link,
+    /// Extension: text shown to the user.
+    Info,
 }
 
 impl FieldType {
-    pub const ALL: [(&'static str, FieldType); 4] = [
+    pub const ALL: [(&'static str, FieldType); 6] = [
         ("text", FieldType::Text),
         ("email", FieldType::Email),
         ("password", FieldType::Password),
         ("tel", FieldType::Tel),
+        ("link", FieldType::Link),
+        ("info", FieldType::Info),
     ];
     pub fn as_str(self) -> &'static str {
         Self::ALL
             .iter()
             .find(|(_, t)| *t == self)
             .map_or("text", |(n, _)| n)
+    }
+    pub fn is_display(self) -> bool {
+        matches!(self, FieldType::Link | FieldType::Info)
     }
 }
 
@@ -83,19 +110,176 @@ pub enum Transform {
 
 #[derive(Debug, Clone)]
 pub struct Step {
+    /// `id:`, so that `next` can name the step; without one it is named by its index.
+    pub id: Option<S<String>>,
     pub name: S<String>,
     pub request: Request,
-    /// The one status that means success; `None`: any 2xx.
-    pub success_status: Option<S<u16>>,
-    pub extract: Vec<Extract>,
-    pub prompt: Vec<Field>,
+    /// `error_message`: a JSONPath to the provider's error text, used when the step fails.
+    pub error_message: Option<S<String>>,
+    /// What the response leads to, tried in order. `on_success` (with `success_status` and
+    /// `success_when`) is lowered to a single outcome, so both forms are one mechanism.
+    pub outcomes: Vec<Outcome>,
     pub span: Span,
 }
 
+impl Step {
+    /// Every extract of every outcome.
+    pub fn extracts(&self) -> impl Iterator<Item = &Extract> {
+        self.outcomes.iter().flat_map(|o| o.extract.iter())
+    }
+    /// Every prompt field of every outcome.
+    pub fn prompt_fields(&self) -> impl Iterator<Item = &Field> {
+        self.outcomes
+            .iter()
+            .filter_map(|o| o.prompt.as_ref())
+            .flat_map(|p| p.fields.iter())
+    }
+}
+
+/// One entry of `outcomes` (or the success outcome of `on_success`).
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// All must hold; empty: always.
+    pub when: Vec<Cond>,
+    pub extract: Vec<Extract>,
+    pub prompt: Option<Prompt>,
+    pub then: Then,
+    /// `message`: shown in `error` alongside `next_step`.
+    pub message: Option<S<String>>,
+    pub span: Span,
+}
+
+impl Outcome {
+    /// Where the outcome says where it leads (`next`, `complete`, `fail`), else its start.
+    pub fn then_span(&self) -> Span {
+        match &self.then {
+            Then::Continue(Some(n)) => n.span,
+            Then::Complete(s) => *s,
+            Then::Fail(f) => f.span,
+            Then::Continue(None) => self.span,
+        }
+    }
+}
+
+/// A condition on the provider's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cond {
+    /// The HTTP status is one of these.
+    Status(S<StatusSet>),
+    /// The first value at `path` equals `expected` (typed: a string never equals a number).
+    Json {
+        path: S<String>,
+        expected: S<Scalar>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusSet {
+    /// Any 2xx: the default success of a step.
+    Success,
+    AnyOf(Vec<u16>),
+}
+
+impl StatusSet {
+    pub fn contains(&self, status: u16) -> bool {
+        match self {
+            StatusSet::Success => (200..300).contains(&status),
+            StatusSet::AnyOf(v) => v.contains(&status),
+        }
+    }
+    /// Every status in `other` is in `self`.
+    pub fn covers(&self, other: &StatusSet) -> bool {
+        match other {
+            StatusSet::Success => matches!(self, StatusSet::Success),
+            StatusSet::AnyOf(v) => v.iter().all(|s| self.contains(*s)),
+        }
+    }
+}
+
+/// A scalar written in YAML, typed as YAML's core schema reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    Str(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Null,
+}
+
+impl Scalar {
+    pub fn display(&self) -> String {
+        match self {
+            Scalar::Str(s) => format!("{s:?}"),
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+            Scalar::Null => "null".into(),
+        }
+    }
+}
+
+/// `prompt:` with the span of its key, where diagnostics about the whole prompt point.
+#[derive(Debug, Clone)]
+pub struct Prompt {
+    pub fields: Vec<Field>,
+    pub key_span: Span,
+}
+
+impl Prompt {
+    /// The fields the user fills in (not `link`/`info`).
+    pub fn collected(&self) -> impl Iterator<Item = &Field> {
+        self.fields.iter().filter(|f| !f.is_display())
+    }
+}
+
+/// Where an outcome leads.
+#[derive(Debug, Clone)]
+pub enum Then {
+    /// To the step `next` names; `None`: the following step, or completion after the last.
+    Continue(Option<S<StepRef>>),
+    /// `complete: true` (the span of the key).
+    Complete(Span),
+    Fail(Fail),
+}
+
+/// How `next` names a step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepRef {
+    Id(String),
+    Index(usize),
+}
+
+/// `fail: "text"` or `fail: { from, message, clear_session }`.
+#[derive(Debug, Clone)]
+pub struct Fail {
+    /// A JSONPath to the provider's message.
+    pub from: Option<S<String>>,
+    /// The literal message (the fallback when `from` finds nothing).
+    pub message: Option<S<String>>,
+    pub clear_session: bool,
+    pub span: Span,
+}
+
+/// A value kept from a response.
 #[derive(Debug, Clone)]
 pub struct Extract {
     pub key: S<String>,
-    pub path: S<String>,
+    pub source: Source,
+    /// A miss stores nothing instead of failing the step.
+    pub optional: bool,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// A JSONPath; `all`: the JSON array of every match instead of the first.
+    Path { path: S<String>, all: bool },
+    /// A response header.
+    Header(S<String>),
+    /// A cookie the response sets.
+    Cookie(S<String>),
+    /// The HTTP status, as text.
+    Status,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,6 +392,10 @@ pub enum Var {
     UtcNow,
     /// `utcdate`: `YYYYMMDD`.
     UtcDate,
+    /// `run_id`: one UUID v4 per run of a flow, the same in all of its steps.
+    RunId,
+    /// `secret.K`: a provider secret, read from the environment at start-up.
+    Secret(String),
 }
 
 impl Var {
@@ -218,6 +406,8 @@ impl Var {
             Var::Uuid => "{{uuid}}".into(),
             Var::UtcNow => "{{utcnow}}".into(),
             Var::UtcDate => "{{utcdate}}".into(),
+            Var::RunId => "{{run_id}}".into(),
+            Var::Secret(k) => format!("{{{{secret.{k}}}}}"),
         }
     }
 }

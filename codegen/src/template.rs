@@ -1,6 +1,6 @@
 //! Splitting a template string into literal and `{{name}}` pieces, with each placeholder's span.
 
-use crate::diag::{Diagnostic, Span};
+use crate::diag::{did_you_mean, Diagnostic, Span};
 use crate::model::{Piece, Template, Var};
 use crate::yaml::{value_pos, Node};
 
@@ -64,6 +64,7 @@ fn parse_var(name: &str, span: Span, diags: &mut Vec<Diagnostic>) -> Option<Var>
         "uuid" => return Some(Var::Uuid),
         "utcnow" => return Some(Var::UtcNow),
         "utcdate" => return Some(Var::UtcDate),
+        "run_id" => return Some(Var::RunId),
         _ => {}
     }
     let (ns, key) = name.split_once('.').unwrap_or((name, ""));
@@ -78,12 +79,13 @@ fn parse_var(name: &str, span: Span, diags: &mut Vec<Diagnostic>) -> Option<Var>
         );
     };
     match ns {
-        "input" | "stored" if !is_key(key) => {
+        "input" | "stored" | "secret" if !is_key(key) => {
             bad_key(diags);
             None
         }
         "input" => Some(Var::Input(key.to_string())),
         "stored" => Some(Var::Stored(key.to_string())),
+        "secret" => Some(Var::Secret(key.to_string())),
         "extract" => {
             diags.push(
                 Diagnostic::error(
@@ -98,13 +100,15 @@ fn parse_var(name: &str, span: Span, diags: &mut Vec<Diagnostic>) -> Option<Var>
             None
         }
         _ => {
-            let known = ["input.", "stored.", "uuid", "utcnow", "utcdate"];
+            let known = [
+                "input.K", "stored.K", "secret.K", "uuid", "utcnow", "utcdate", "run_id",
+            ];
             let mut d = Diagnostic::error(
                 "template-unknown",
                 span,
                 format!("unknown placeholder `{{{{{name}}}}}`"),
             );
-            d = match crate::lower::did_you_mean(name, &["uuid", "utcnow", "utcdate"]) {
+            d = match did_you_mean(name, &["uuid", "utcnow", "utcdate", "run_id"]) {
                 Some(s) => d.with_help(format!("did you mean `{{{{{s}}}}}`?")),
                 None => d.with_help(format!("placeholders are {}", known.join(", "))),
             };

@@ -85,11 +85,13 @@ pub fn parse(source: &str) -> (Option<Node>, Vec<Diagnostic>) {
             Ok(x) => x,
             Err(e) => {
                 let p = pos(e.marker());
-                diags.push(Diagnostic::error(
-                    "yaml-syntax",
-                    Span::point(p),
-                    format!("invalid YAML: {}", e.info()),
-                ));
+                diags.push(tab_indentation(source, p.line).unwrap_or_else(|| {
+                    Diagnostic::error(
+                        "yaml-syntax",
+                        Span::point(p),
+                        format!("invalid YAML: {}", e.info()),
+                    )
+                }));
                 return (None, diags);
             }
         };
@@ -206,6 +208,32 @@ pub fn parse(source: &str) -> (Option<Node>, Vec<Diagnostic>) {
         );
     }
     (root, diags)
+}
+
+/// A tab in the indentation of the line the scanner stopped at, or of the next one (the
+/// scanner often stops at the end of the line above): reported on the tab itself, in words a
+/// provider author recognises rather than the scanner's.
+fn tab_indentation(source: &str, error_line: usize) -> Option<Diagnostic> {
+    let (n, col) = source
+        .lines()
+        .enumerate()
+        .skip(error_line.saturating_sub(1))
+        .take(2)
+        .find_map(|(n, line)| {
+            let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
+            line[..indent].find('\t').map(|col| (n, col))
+        })?;
+    Some(
+        Diagnostic::error(
+            "yaml-tab-indentation",
+            Span::point(Pos {
+                line: n + 1,
+                col: col + 1,
+            }),
+            "YAML does not allow tabs for indentation",
+        )
+        .with_help("indent with spaces"),
+    )
 }
 
 fn unreachable_frame(diags: &mut Vec<Diagnostic>, at: Pos) -> (Node, usize) {
@@ -368,6 +396,25 @@ mod tests {
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].code, "duplicate-key");
         assert_eq!(d[0].span.start.line, 3);
+    }
+
+    #[test]
+    fn a_tab_in_the_indentation_is_reported_on_its_line() {
+        for (src, line, col) in [
+            ("provider:\n  id: t\n\tname: T\n", 3, 1),
+            ("a:\n  b: 1\n  \tc: 2\n", 3, 3),
+            ("provider:\n\tid: t\n", 2, 1),
+        ] {
+            let (_, d) = parse(src);
+            assert_eq!(d.len(), 1, "{src:?}: {d:?}");
+            assert_eq!(d[0].code, "yaml-tab-indentation", "{src:?}");
+            assert_eq!(d[0].message, "YAML does not allow tabs for indentation");
+            assert_eq!(
+                (d[0].span.start.line, d[0].span.start.col),
+                (line, col),
+                "{src:?}"
+            );
+        }
     }
 
     #[test]

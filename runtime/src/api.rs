@@ -3,7 +3,8 @@
 
 use crate::auth::{Claims, Jwt};
 use crate::def::{FieldDef, ProviderDef, Scope};
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineError, Login, Shown};
+use crate::secrets::Secrets;
 use crate::store::{Store, StoreError, Values};
 use crate::upstream::Upstream;
 use axum::extract::rejection::BytesRejection;
@@ -34,6 +35,15 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "session store");
         ApiError::Unavailable("the session store is unavailable".into())
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::BadRequest(m) => ApiError::BadRequest(m),
+            EngineError::Store(e) => e.into(),
+        }
     }
 }
 
@@ -73,6 +83,52 @@ pub struct FieldOut {
     pub label: String,
     pub field_type: String,
     pub required: bool,
+    /// Display fields (`link`, `info`) only: what to show.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+impl From<Login> for LoginResponse {
+    fn from(l: Login) -> Self {
+        let (success, next_step, user_name, error) = match l {
+            Login::Complete { user_name } => (true, None, user_name, None),
+            Login::Prompt {
+                step_index,
+                step_name,
+                fields,
+                message,
+            } => (
+                false,
+                Some(NextStep {
+                    step_index,
+                    step_name: step_name.into(),
+                    fields: fields.into_iter().map(FieldOut::from).collect(),
+                }),
+                None,
+                message,
+            ),
+            Login::Failed(e) => (false, None, None, Some(e)),
+        };
+        LoginResponse {
+            success,
+            session_id: None,
+            next_step,
+            user_name,
+            error,
+        }
+    }
+}
+
+impl From<Shown> for FieldOut {
+    fn from(s: Shown) -> Self {
+        FieldOut {
+            key: s.def.key.into(),
+            label: s.def.label.into(),
+            field_type: s.def.field_type.into(),
+            required: s.def.required,
+            value: s.value,
+        }
+    }
 }
 
 /// Server-wide state.
@@ -84,6 +140,8 @@ pub struct AppState {
     /// `--provider-base-url` overrides, by provider id.
     pub base_urls: HashMap<String, String>,
     pub pending_ttl: Duration,
+    /// Each provider's secrets, loaded at start-up (`secrets::load`).
+    pub secrets: HashMap<&'static str, Secrets>,
 }
 
 impl AppState {
@@ -96,6 +154,7 @@ impl AppState {
             upstream: &self.upstream,
             base_url: self.base_url(p),
             pending_ttl: self.pending_ttl,
+            secrets: self.secrets.get(p.id).unwrap_or(&crate::secrets::NONE),
         }
     }
 }
@@ -224,7 +283,7 @@ async fn login(
         .engine(p)
         .login(p, owner(p, &user), flow, step, inputs)
         .await?;
-    Ok(Json(answer))
+    Ok(Json(answer.into()))
 }
 
 async fn check(

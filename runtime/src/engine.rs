@@ -1,11 +1,14 @@
-//! Run-time semantics of flows: step order, remembered inputs, chained steps, extraction,
-//! pending runs, completion, logout.
+//! Run-time semantics of flows: which step may run, remembered inputs, outcomes, extraction,
+//! chained steps, prompts, pending runs, completion, failure, logout.
+//!
+//! The engine answers in its own terms (`Login`, `EngineError`); `api` turns them into the
+//! seed's JSON and status codes.
 
-use crate::api::{ApiError, FieldOut, LoginResponse, NextStep};
-use crate::def::{FlowDef, ProviderDef, StepDef};
-use crate::jsonpath::stored_text;
+use crate::def::{FieldDef, FlowDef, OutcomeDef, ProviderDef, StepDef, Then};
 use crate::request::{StepCx, StepError};
-use crate::store::{PendingRun, Store, Values};
+use crate::response::Reply;
+use crate::secrets::Secrets;
+use crate::store::{PendingRun, Store, StoreError, Values};
 use crate::upstream::Upstream;
 use std::time::{Duration, Instant};
 
@@ -18,73 +21,116 @@ pub struct Engine<'a> {
     pub upstream: &'a Upstream,
     pub base_url: &'a str,
     pub pending_ttl: Duration,
+    pub secrets: &'a Secrets,
 }
 
-/// The answer to a step that failed: HTTP 200, `success: false`.
-fn failed(error: String) -> LoginResponse {
-    LoginResponse {
-        success: false,
-        session_id: None,
-        next_step: None,
-        user_name: None,
-        error: Some(error),
+/// What a login request led to.
+#[derive(Debug)]
+pub enum Login {
+    /// The run completed; its values are the provider session now.
+    Complete { user_name: Option<String> },
+    /// The run waits for the user: the client sends `step_index` next, with the fields asked.
+    Prompt {
+        step_index: usize,
+        step_name: &'static str,
+        fields: Vec<Shown>,
+        message: Option<String>,
+    },
+    /// The step failed: a short message, never the provider's raw answer.
+    Failed(String),
+}
+
+/// A prompt field as shown: display fields carry their rendered value.
+#[derive(Debug)]
+pub struct Shown {
+    pub def: &'static FieldDef,
+    pub value: Option<String>,
+}
+
+/// Why a login request was refused before or instead of running.
+#[derive(Debug)]
+pub enum EngineError {
+    /// The client's fault (HTTP 400).
+    BadRequest(String),
+    /// The session store is unreachable (HTTP 503).
+    Store(StoreError),
+}
+
+impl From<StoreError> for EngineError {
+    fn from(e: StoreError) -> Self {
+        EngineError::Store(e)
     }
 }
 
-fn fields(defs: &[crate::def::FieldDef]) -> Vec<FieldOut> {
-    defs.iter()
-        .map(|f| FieldOut {
-            key: f.key.into(),
-            label: f.label.into(),
-            field_type: f.field_type.into(),
-            required: f.required,
-        })
+/// Non-password values of `inputs` that the flow declares, but `forget`: what a pending run
+/// remembers.
+fn remembered(flow: &FlowDef, inputs: &Values, forget: &[&str]) -> Values {
+    flow.remember
+        .iter()
+        .filter(|k| !forget.contains(k))
+        .filter_map(|k| inputs.get(*k).map(|v| (k.to_string(), v.clone())))
         .collect()
 }
 
-/// Non-password values of `inputs` that the flow declares: what a pending run remembers.
-fn remembered(flow: &FlowDef, inputs: &Values) -> Values {
-    let all = flow
-        .inputs
-        .iter()
-        .chain(flow.steps.iter().flat_map(|s| s.prompt.iter()));
-    all.filter(|f| !f.is_password())
-        .filter_map(|f| inputs.get(f.key).map(|v| (f.key.to_string(), v.clone())))
-        .collect()
+/// The message of a step that failed with the provider's answer `reply`: where the outcome
+/// or the step says the provider puts it, else what the status says.
+fn failure(reply: &Reply, step: &StepDef, o: Option<&OutcomeDef>) -> String {
+    let fail = match o.map(|o| &o.then) {
+        Some(Then::Fail(f)) => Some(f),
+        _ => None,
+    };
+    fail.and_then(|f| f.from)
+        .and_then(|p| reply.message_at(p))
+        .or_else(|| fail.and_then(|f| f.message).map(str::to_owned))
+        .or_else(|| step.error_message.and_then(|p| reply.message_at(p)))
+        .unwrap_or_else(|| format!("the provider answered HTTP {}", reply.status))
+}
+
+/// Is `v` an absolute http(s) URL: what a `link` field may show.
+fn is_web_link(v: &str) -> bool {
+    reqwest::Url::parse(v).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+}
+
+/// The state of one login request as it runs its steps.
+struct Run<'r> {
+    owner: &'r str,
+    provider: &'static ProviderDef,
+    flow: &'static FlowDef,
+    pending: PendingRun,
+    inputs: Values,
+    stored: Values,
 }
 
 impl Engine<'_> {
     pub async fn login(
         &self,
-        provider: &ProviderDef,
+        provider: &'static ProviderDef,
         owner: &str,
         flow: &'static FlowDef,
         step: usize,
         sent: Values,
-    ) -> Result<LoginResponse, ApiError> {
+    ) -> Result<Login, EngineError> {
         if step >= flow.steps.len() {
-            return Err(ApiError::BadRequest(format!(
+            return Err(EngineError::BadRequest(format!(
                 "step {step} is out of range: flow `{}` has {} step{}",
                 flow.id,
                 flow.steps.len(),
                 if flow.steps.len() == 1 { "" } else { "s" }
             )));
         }
-        // At step 0 an older pending run is replaced by the next save, or deleted on
-        // completion or failure, so it needs no query of its own here.
-        let mut run = if step == 0 {
+        // Step 0 starts a new run: an older pending run is replaced by the next save, or
+        // deleted on completion or failure, so it needs no query of its own here.
+        let mut pending = if step == 0 {
             PendingRun {
                 flow_id: flow.id.into(),
-                next_step: 0,
-                inputs: Values::new(),
-                extracted: Values::new(),
-                expires_at: 0,
+                run_id: uuid::Uuid::new_v4().to_string(),
+                ..PendingRun::default()
             }
         } else {
             match self.store.pending(owner, provider.id).await? {
-                Some(r) if r.flow_id == flow.id && r.next_step == step => r,
+                Some(r) if r.flow_id == flow.id && expected(flow, &r) == Some(step) => r,
                 _ => {
-                    return Err(ApiError::BadRequest(format!(
+                    return Err(EngineError::BadRequest(format!(
                         "step {step} of flow `{}` is not expected next; start again at step 0",
                         flow.id
                     )))
@@ -92,29 +138,34 @@ impl Engine<'_> {
             }
         };
 
-        let mut inputs = std::mem::take(&mut run.inputs);
+        let mut inputs = std::mem::take(&mut pending.inputs);
         for (k, v) in sent {
             if v.len() > MAX_INPUT {
-                return Err(ApiError::BadRequest(format!(
+                return Err(EngineError::BadRequest(format!(
                     "input `{k}` is longer than 4 KiB"
                 )));
             }
             inputs.insert(k, v);
         }
-        // Step 0 needs the flow's inputs; a later step the fields the previous step prompted
-        // for. Earlier non-password inputs are remembered; a password a later step sends again
+        // Step 0 needs the flow's inputs; a later step the fields the last prompt asked for.
+        // Earlier non-password inputs are remembered; a password a later step sends again
         // must be resent, and the step's own request building names it if it is not.
-        let needed: &[crate::def::FieldDef] = match step {
-            0 => flow.inputs,
-            i => flow.steps[i - 1].prompt,
+        let needed: Vec<&str> = match step {
+            0 => flow
+                .inputs
+                .iter()
+                .filter(|f| f.required)
+                .map(|f| f.key)
+                .collect(),
+            _ => pending.awaiting.iter().map(String::as_str).collect(),
         };
-        for f in needed {
-            if f.required && inputs.get(f.key).is_none_or(|v| v.is_empty()) {
-                return Err(ApiError::BadRequest(format!(
-                    "missing required input `{}`",
-                    f.key
-                )));
-            }
+        if let Some(k) = needed
+            .iter()
+            .find(|k| inputs.get(**k).is_none_or(|v| v.is_empty()))
+        {
+            return Err(EngineError::BadRequest(format!(
+                "missing required input `{k}`"
+            )));
         }
 
         let mut stored = if flow.uses_session {
@@ -125,129 +176,222 @@ impl Engine<'_> {
         } else {
             Values::new()
         };
-        stored.extend(run.extracted.iter().map(|(k, v)| (k.clone(), v.clone())));
-
-        let mut i = step;
-        loop {
-            let def = &flow.steps[i];
-            let outcome = self
-                .run_step(provider, flow, i, def, &inputs, &stored)
-                .await;
-            let extracted = match outcome {
-                Ok(x) => x,
-                Err(e) if e.is_bad_request() => return Err(ApiError::BadRequest(e.to_string())),
-                Err(e) => {
-                    if i > 0 {
-                        // Keep the run so the step can be retried (a mistyped OTP).
-                        run.next_step = i;
-                        run.inputs = remembered(flow, &inputs);
-                        run.expires_at = Store::expiry(self.pending_ttl);
-                        self.store.save_pending(owner, provider.id, &run).await?;
-                    } else {
-                        // A new step 0 discards any earlier pending run.
-                        self.store.discard_pending(owner, provider.id).await?;
-                    }
-                    return Ok(failed(e.to_string()));
-                }
-            };
-            for (k, v) in extracted {
-                stored.insert(k.clone(), v.clone());
-                run.extracted.insert(k, v);
-            }
-            if !def.prompt.is_empty() {
-                run.next_step = i + 1;
-                run.inputs = remembered(flow, &inputs);
-                run.expires_at = Store::expiry(self.pending_ttl);
-                self.store.save_pending(owner, provider.id, &run).await?;
-                return Ok(LoginResponse {
-                    success: false,
-                    session_id: None,
-                    next_step: Some(NextStep {
-                        step_index: i + 1,
-                        step_name: flow.steps[i + 1].name.into(),
-                        fields: fields(def.prompt),
-                    }),
-                    user_name: None,
-                    error: None,
-                });
-            }
-            if i + 1 < flow.steps.len() {
-                i += 1;
-                continue;
-            }
-            let session = self
-                .store
-                .complete(owner, provider.id, &run.extracted)
-                .await?;
-            return Ok(LoginResponse {
-                success: true,
-                session_id: None,
-                next_step: None,
-                user_name: session.get("user_name").cloned(),
-                error: None,
-            });
-        }
+        stored.extend(
+            pending
+                .extracted
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        let mut run = Run {
+            owner,
+            provider,
+            flow,
+            pending,
+            inputs,
+            stored,
+        };
+        self.run_from(&mut run, step).await
     }
 
-    /// Sends one step and extracts its values.
-    async fn run_step(
-        &self,
-        provider: &ProviderDef,
-        flow: &FlowDef,
-        index: usize,
-        def: &StepDef,
-        inputs: &Values,
-        stored: &Values,
-    ) -> Result<Values, StepError> {
-        let cx = StepCx::new(self.base_url, inputs, stored);
-        let out = (def.build)(&cx)?;
+    /// Runs steps from `first` until one pauses, completes or fails. The compiler rejects
+    /// loops that never pause, so a run passes each step at most once here; the bound only
+    /// guards against a bug.
+    async fn run_from(&self, run: &mut Run<'_>, first: usize) -> Result<Login, EngineError> {
+        let flow = run.flow;
+        let mut i = first;
+        for _ in 0..=flow.steps.len() {
+            let def = &flow.steps[i];
+            let reply = match self.send(run, i).await {
+                Ok(r) => r,
+                Err(e) if e.is_bad_request() => return Err(EngineError::BadRequest(e.to_string())),
+                Err(e) => return self.fail(run, i, first, e.to_string()).await,
+            };
+            let outcome = (def.decide)(&reply);
+            tracing::debug!(
+                provider = run.provider.id,
+                flow = flow.id,
+                step = i,
+                outcome = outcome.map_or("none", |o| o.at),
+                "step outcome"
+            );
+            let Some(o) = outcome else {
+                let msg = self.secrets.redact(failure(&reply, def, None));
+                return self.fail(run, i, first, msg).await;
+            };
+            for e in o.extract {
+                match reply.extract(e) {
+                    Ok(Some(v)) => {
+                        run.stored.insert(e.key.to_string(), v.clone());
+                        run.pending.extracted.insert(e.key.to_string(), v);
+                    }
+                    Ok(None) => {}
+                    Err(err) => return self.fail(run, i, first, err.to_string()).await,
+                }
+            }
+            match &o.then {
+                Then::Fail(f) => {
+                    let msg = self.secrets.redact(failure(&reply, def, Some(o)));
+                    if f.clear_session {
+                        // The provider revoked the session: forget it and the run.
+                        self.store.logout(run.owner, run.provider.id).await?;
+                        return Ok(Login::Failed(msg));
+                    }
+                    return self.fail(run, i, first, msg).await;
+                }
+                Then::Complete => {
+                    let session = self
+                        .store
+                        .complete(run.owner, run.provider.id, &run.pending.extracted)
+                        .await?;
+                    return Ok(Login::Complete {
+                        user_name: session.get("user_name").cloned(),
+                    });
+                }
+                Then::Step(j) if o.prompt.is_empty() => i = *j,
+                Then::Step(j) => return self.pause(run, (i, first), *j, o).await,
+            }
+        }
+        self.store
+            .discard_pending(run.owner, run.provider.id)
+            .await?;
+        Ok(Login::Failed(
+            "the flow ran too many steps without pausing".into(),
+        ))
+    }
+
+    /// Builds and sends step `i`'s request.
+    async fn send(&self, run: &Run<'_>, i: usize) -> Result<Reply, StepError> {
+        let cx = StepCx::new(
+            self.base_url,
+            &run.inputs,
+            &run.stored,
+            self.secrets,
+            &run.pending.run_id,
+        );
+        let out = (run.flow.steps[i].build)(&cx)?;
         let started = Instant::now();
         let reply = self.upstream.send(out).await;
-        let status = reply.as_ref().map(|r| r.status).unwrap_or(0);
         tracing::info!(
-            provider = provider.id,
-            flow = flow.id,
-            step = index,
-            status,
+            provider = run.provider.id,
+            flow = run.flow.id,
+            step = i,
+            status = reply.as_ref().map(|r| r.status).unwrap_or(0),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "provider step"
         );
-        let reply = reply?;
-        let ok = match def.success_status {
-            Some(s) => reply.status == s,
-            None => (200..300).contains(&reply.status),
+        reply
+    }
+
+    /// Pauses the run before step `next` for the fields that outcome `o` of step `i` asks for.
+    async fn pause(
+        &self,
+        run: &mut Run<'_>,
+        (i, first): (usize, usize),
+        next: usize,
+        o: &'static OutcomeDef,
+    ) -> Result<Login, EngineError> {
+        let fields = match self.show(run, o) {
+            Ok(f) => f,
+            Err(msg) => return self.fail(run, i, first, msg).await,
         };
-        if !ok {
-            return Err(StepError::Provider(format!(
-                "the provider answered HTTP {}",
-                reply.status
-            )));
+        let asked: Vec<&str> = o
+            .prompt
+            .iter()
+            .filter(|f| !f.is_display())
+            .map(|f| f.key)
+            .collect();
+        let pending = &mut run.pending;
+        pending.next_step = next;
+        pending.next_step_id = run.flow.steps[next].id.into();
+        pending.awaiting = o
+            .prompt
+            .iter()
+            .filter(|f| f.required && !f.is_display())
+            .map(|f| f.key.to_string())
+            .collect();
+        // What the prompt asks for is asked anew: an earlier answer (a rejected code) is not
+        // reused.
+        pending.inputs = remembered(run.flow, &run.inputs, &asked);
+        pending.expires_at = Store::expiry(self.pending_ttl);
+        self.store
+            .save_pending(run.owner, run.provider.id, pending)
+            .await?;
+        Ok(Login::Prompt {
+            step_index: next,
+            step_name: run.flow.steps[next].name,
+            fields,
+            message: o.message.map(str::to_owned),
+        })
+    }
+
+    /// The fields of `o`'s prompt as shown: display values rendered from what the run knows
+    /// now (the step's own extraction included), secrets redacted, links checked.
+    fn show(&self, run: &Run<'_>, o: &'static OutcomeDef) -> Result<Vec<Shown>, String> {
+        let cx = StepCx::new(
+            self.base_url,
+            &run.inputs,
+            &run.stored,
+            self.secrets,
+            &run.pending.run_id,
+        );
+        let mut fields = Vec::with_capacity(o.prompt.len());
+        for f in o.prompt {
+            let value = match f.value {
+                None => None,
+                Some(render) => {
+                    let v = render(&cx).map_err(|e| e.to_string())?;
+                    if f.field_type == "link" && !is_web_link(&v) {
+                        return Err(format!(
+                            "the provider's link for `{}` is not an http(s) URL",
+                            f.key
+                        ));
+                    }
+                    Some(self.secrets.redact(v))
+                }
+            };
+            fields.push(Shown { def: f, value });
         }
-        let mut out = Values::new();
-        if def.extract.is_empty() {
-            return Ok(out);
+        Ok(fields)
+    }
+
+    /// Step `i` failed. A run that started at step 0 and failed there is gone; otherwise it is
+    /// kept so the step can be retried (a mistyped code), with the fields the last prompt
+    /// asked for required again when `i` is the step the request resumed at.
+    async fn fail(
+        &self,
+        run: &mut Run<'_>,
+        i: usize,
+        resumed_at: usize,
+        message: String,
+    ) -> Result<Login, EngineError> {
+        if i == 0 {
+            self.store
+                .discard_pending(run.owner, run.provider.id)
+                .await?;
+            return Ok(Login::Failed(message));
         }
-        let json: serde_json::Value = serde_json::from_slice(&reply.body)
-            .map_err(|_| StepError::Provider("the provider's answer is not JSON".into()))?;
-        for e in def.extract {
-            let v = e.path.first(&json).ok_or_else(|| {
-                StepError::Provider(format!(
-                    "the provider's answer has no value at `{}`",
-                    e.path.as_str()
-                ))
-            })?;
-            out.insert(e.key.to_string(), stored_text(v));
+        let pending = &mut run.pending;
+        if i != resumed_at {
+            pending.awaiting.clear();
         }
-        Ok(out)
+        let forget: Vec<&str> = pending.awaiting.iter().map(String::as_str).collect();
+        pending.inputs = remembered(run.flow, &run.inputs, &forget);
+        pending.next_step = i;
+        pending.next_step_id = run.flow.steps[i].id.into();
+        pending.expires_at = Store::expiry(self.pending_ttl);
+        self.store
+            .save_pending(run.owner, run.provider.id, pending)
+            .await?;
+        Ok(Login::Failed(message))
     }
 
     /// Runs the provider's logout request (if any, and if a session exists), ignoring its
     /// failure, then deletes the session and any pending run.
-    pub async fn logout(&self, provider: &ProviderDef, owner: &str) -> Result<(), ApiError> {
+    pub async fn logout(&self, provider: &ProviderDef, owner: &str) -> Result<(), StoreError> {
         if let Some(build) = provider.logout {
             if let Some(session) = self.store.session(owner, provider.id).await? {
                 let none = Values::new();
-                let cx = StepCx::new(self.base_url, &none, &session);
+                let cx = StepCx::new(self.base_url, &none, &session, self.secrets, "");
                 match build(&cx) {
                     Ok(out) => {
                         let r = self.upstream.send(out).await;
@@ -263,7 +407,16 @@ impl Engine<'_> {
                 }
             }
         }
-        self.store.logout(owner, provider.id).await?;
-        Ok(())
+        self.store.logout(owner, provider.id).await
     }
+}
+
+/// The index of the step a pending run expects next: found by id, so a provider file that
+/// changed between two requests cannot resume the run at a different step.
+fn expected(flow: &FlowDef, run: &PendingRun) -> Option<usize> {
+    if run.next_step_id.is_empty() {
+        // Saved before runs remembered ids.
+        return Some(run.next_step);
+    }
+    flow.step_index(&run.next_step_id)
 }

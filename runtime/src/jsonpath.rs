@@ -25,15 +25,20 @@ impl JsonPath {
     }
     /// The first node the path matches, if any.
     pub fn first<'v>(&self, value: &'v Value) -> Option<&'v Value> {
-        let q = self
+        self.all(value).into_iter().next()
+    }
+    /// Every node the path matches, in document order.
+    pub fn all<'v>(&self, value: &'v Value) -> Vec<&'v Value> {
+        let Some(q) = self
             .compiled
             .get_or_init(|| parse_json_path(self.src).ok())
-            .as_ref()?;
+            .as_ref()
+        else {
+            return Vec::new();
+        };
         js_path_process(q, value)
-            .ok()?
-            .into_iter()
-            .next()
-            .map(|r| r.val)
+            .map(|found| found.into_iter().map(|r| r.val).collect())
+            .unwrap_or_default()
     }
 }
 

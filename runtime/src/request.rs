@@ -1,6 +1,7 @@
 //! Building outbound requests: the step context generated code reads from, the request it
 //! returns, and encoding-aware substitution (JSON string, form, path segment, header value).
 
+use crate::secrets::Secrets;
 use base64::Engine as _;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::header::HeaderValue;
@@ -18,6 +19,8 @@ pub enum StepError {
     BadHeaderValue(&'static str),
     /// A session value the step needs is not in the session; nothing was sent.
     MissingStored(&'static str),
+    /// A provider secret is not loaded (the server checks them all at start-up).
+    MissingSecret(&'static str),
     /// The provider call failed; the message is short and never holds the provider's body.
     Provider(String),
 }
@@ -45,12 +48,13 @@ impl fmt::Display for StepError {
             StepError::MissingStored(k) => {
                 write!(f, "the provider session has no `{k}`; log in again")
             }
+            StepError::MissingSecret(k) => write!(f, "the provider secret `{k}` is not set"),
             StepError::Provider(m) => f.write_str(m),
         }
     }
 }
 
-/// A password: `Debug` never shows it.
+/// A password or a provider secret: `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
@@ -69,11 +73,20 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// What a step's request may read: inputs, stored values, and the per-request built-ins.
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// What a step's request may read: inputs, stored values, the provider's secrets, the run's
+/// id, and the per-request built-ins.
 pub struct StepCx<'a> {
     base_url: &'a str,
     inputs: &'a HashMap<String, String>,
     stored: &'a HashMap<String, String>,
+    secrets: &'a Secrets,
+    run_id: &'a str,
     uuid: String,
     now: time::OffsetDateTime,
 }
@@ -83,14 +96,26 @@ impl<'a> StepCx<'a> {
         base_url: &'a str,
         inputs: &'a HashMap<String, String>,
         stored: &'a HashMap<String, String>,
+        secrets: &'a Secrets,
+        run_id: &'a str,
     ) -> Self {
         StepCx {
             base_url,
             inputs,
             stored,
+            secrets,
+            run_id,
             uuid: uuid::Uuid::new_v4().to_string(),
             now: time::OffsetDateTime::now_utc(),
         }
+    }
+    /// A provider secret (`{{secret.K}}`).
+    pub fn secret(&self, key: &'static str) -> Result<&str, StepError> {
+        self.secrets.get(key).ok_or(StepError::MissingSecret(key))
+    }
+    /// `{{run_id}}`: the same value in every step of one run of a flow.
+    pub fn run_id(&self) -> &str {
+        self.run_id
     }
     /// An input or prompted field, if the run has it.
     pub fn input(&self, key: &str) -> Option<&str> {
@@ -237,5 +262,6 @@ mod tests {
     #[test]
     fn secrets_are_redacted_in_debug() {
         assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret(***)");
+        assert_eq!(Secret::new("hunter2").to_string(), "***");
     }
 }

@@ -35,10 +35,18 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 }
 
 /// A multi-step run waiting for its next step.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct PendingRun {
     pub flow_id: String,
+    /// The index of the step expected next, as it was when the run was saved.
     pub next_step: usize,
+    /// The id of the step expected next: what identifies it (an index may shift when a
+    /// provider file changes between two requests of a run).
+    pub next_step_id: String,
+    /// `{{run_id}}`.
+    pub run_id: String,
+    /// Keys of the fields the last prompt asked for: the next request must carry them.
+    pub awaiting: Vec<String>,
     /// Non-password inputs sent so far.
     pub inputs: Values,
     /// Values extracted by the steps run so far.
@@ -213,7 +221,7 @@ impl Store {
         Ok(from_json(&row.get::<String, _>(0)))
     }
 
-    /// Deletes the session and any pending run.
+    /// Deletes the session and any pending run: logout, or a provider that revoked it.
     pub async fn logout(&self, owner: &str, provider: &str) -> Result<(), StoreError> {
         let result = self.delete_session(owner, provider).await;
         self.remember(owner, provider, result.is_ok().then_some(false));
@@ -242,8 +250,8 @@ impl Store {
         provider: &str,
     ) -> Result<Option<PendingRun>, StoreError> {
         let row = sqlx::query(
-            "SELECT flow_id, next_step, inputs, extracted, expires_at FROM pending_runs \
-             WHERE owner = $1 AND provider = $2 AND expires_at > $3",
+            "SELECT flow_id, next_step, inputs, extracted, expires_at, next_step_id, run_id, awaiting \
+             FROM pending_runs WHERE owner = $1 AND provider = $2 AND expires_at > $3",
         )
         .bind(owner)
         .bind(provider)
@@ -256,6 +264,9 @@ impl Store {
             inputs: from_json(&r.get::<String, _>(2)),
             extracted: from_json(&r.get::<String, _>(3)),
             expires_at: r.get(4),
+            next_step_id: r.get(5),
+            run_id: r.get(6),
+            awaiting: from_json(&r.get::<String, _>(7)),
         }))
     }
 
@@ -266,10 +277,11 @@ impl Store {
         run: &PendingRun,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO pending_runs (owner, provider, flow_id, next_step, inputs, extracted, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+            "INSERT INTO pending_runs (owner, provider, flow_id, next_step, inputs, extracted, expires_at, \
+             next_step_id, run_id, awaiting) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (owner, provider) DO UPDATE SET flow_id = excluded.flow_id, next_step = excluded.next_step, \
-             inputs = excluded.inputs, extracted = excluded.extracted, expires_at = excluded.expires_at",
+             inputs = excluded.inputs, extracted = excluded.extracted, expires_at = excluded.expires_at, \
+             next_step_id = excluded.next_step_id, run_id = excluded.run_id, awaiting = excluded.awaiting",
         )
         .bind(owner)
         .bind(provider)
@@ -278,6 +290,9 @@ impl Store {
         .bind(to_json(&run.inputs))
         .bind(to_json(&run.extracted))
         .bind(run.expires_at)
+        .bind(&run.next_step_id)
+        .bind(&run.run_id)
+        .bind(to_json(&run.awaiting))
         .execute(&self.pool)
         .await?;
         Ok(())

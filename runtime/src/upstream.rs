@@ -2,7 +2,7 @@
 //! no cookie jar (nothing one user's provider sets can reach another user's request).
 
 use crate::request::{Outbound, StepError};
-use bytes::Bytes;
+use crate::response::Reply;
 use std::time::Duration;
 
 /// The largest provider answer read; more fails the step.
@@ -12,13 +12,6 @@ pub const MAX_BODY: usize = 1024 * 1024;
 pub struct Upstream {
     client: reqwest::Client,
     timeout: Duration,
-}
-
-/// A provider's answer.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub body: Bytes,
 }
 
 impl Upstream {
@@ -62,6 +55,7 @@ impl Upstream {
         }
         let mut resp = rb.send().await.map_err(|e| self.describe(&e))?;
         let status = resp.status().as_u16();
+        let headers = std::mem::take(resp.headers_mut());
         let mut body = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(|e| self.describe(&e))? {
             if body.len() + chunk.len() > MAX_BODY {
@@ -71,10 +65,7 @@ impl Upstream {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(Reply {
-            status,
-            body: body.into(),
-        })
+        Ok(Reply::new(status, headers, body.into()))
     }
 
     fn describe(&self, e: &reqwest::Error) -> StepError {

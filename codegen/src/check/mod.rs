@@ -1,16 +1,25 @@
-//! Checks on the lowered model: names, URLs, headers, JSONPaths, and the data-flow check that
-//! every `{{input.K}}` and `{{stored.K}}` is defined wherever it is used.
+//! Checks on the lowered model: names, URLs, headers, JSONPaths, secrets, and the data-flow
+//! check that every placeholder is defined wherever it is used.
+//!
+//! `flow` holds the rules over a flow's step graph (reachability, loops, what is defined on
+//! every path); `outcomes` the rules about one step's outcomes; `json_body` the JSON bodies.
 
+mod flow;
 pub mod json_body;
+mod outcomes;
 
-use crate::diag::{Diagnostic, Span};
-use crate::lower::did_you_mean;
+use crate::diag::{did_you_mean, Diagnostic, Span};
 use crate::model::*;
 use std::collections::{BTreeSet, HashMap};
 
 /// Runs every per-file check on `p`.
 pub fn provider(p: &Provider, diags: &mut Vec<Diagnostic>) {
-    Checker { p, diags }.run();
+    Checker {
+        p,
+        diags,
+        secrets_used: BTreeSet::new(),
+    }
+    .run();
 }
 
 /// Is `id` a valid provider id (`^[a-z0-9][a-z0-9_-]*$`).
@@ -20,14 +29,36 @@ pub fn is_provider_id(id: &str) -> bool {
         && c.all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_' || ch == '-')
 }
 
+/// Where a template stands, which decides what it may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// `defaults.headers`: every request, logout included.
+    Defaults,
+    Logout,
+    /// A flow step's request.
+    Step,
+    /// A display field's `value`: shown to the user.
+    Display,
+}
+
+impl Place {
+    fn name(self) -> &'static str {
+        match self {
+            Place::Defaults => "`defaults.headers`",
+            Place::Logout => "logout",
+            Place::Step => "this step",
+            Place::Display => "a display field's `value`",
+        }
+    }
+}
+
 /// What a template may refer to where it stands.
 struct Env<'a> {
-    /// `None`: `input.K` is not allowed here at all (defaults, logout).
-    inputs: Option<&'a [&'a Field]>,
-    /// Stored keys defined here (earlier extracts and session values).
-    stored: Option<&'a BTreeSet<&'a str>>,
-    /// Where this template stands, for messages ("logout", "defaults.headers").
-    place: &'static str,
+    /// Inputs defined here; `None`: `input.K` is not allowed at all.
+    inputs: Option<&'a BTreeSet<String>>,
+    /// Stored keys defined here (earlier extracts and session values); `None`: not allowed.
+    stored: Option<&'a BTreeSet<String>>,
+    place: Place,
     /// The flow and step index, for "available from step N on" hints.
     flow: Option<(&'a Flow, usize)>,
 }
@@ -35,6 +66,8 @@ struct Env<'a> {
 struct Checker<'a> {
     p: &'a Provider,
     diags: &'a mut Vec<Diagnostic>,
+    /// Secrets some template names, for the unused-secret warning.
+    secrets_used: BTreeSet<&'a str>,
 }
 
 impl<'a> Checker<'a> {
@@ -50,6 +83,11 @@ impl<'a> Checker<'a> {
         self.diags.push(d);
     }
 
+    fn warn(&mut self, code: &'static str, span: Span, msg: impl Into<String>, help: &str) {
+        self.diags
+            .push(Diagnostic::warning(code, span, msg).with_help(help));
+    }
+
     fn run(&mut self) {
         let p = self.p;
         if !is_provider_id(&p.id.v) {
@@ -63,10 +101,11 @@ impl<'a> Checker<'a> {
         if let Some(b) = &p.base_url {
             self.base_url(b);
         }
+        self.secret_decls();
         let builtins = Env {
             inputs: None,
             stored: None,
-            place: "`defaults.headers`",
+            place: Place::Defaults,
             flow: None,
         };
         for h in &p.headers {
@@ -92,14 +131,54 @@ impl<'a> Checker<'a> {
         }
 
         if let Some(l) = &p.logout {
-            let all: BTreeSet<&str> = extracted(p.flows.iter().flat_map(|f| f.steps.iter()));
+            let all: BTreeSet<String> = extracted(p.flows.iter().flat_map(|f| f.steps.iter()));
             let env = Env {
                 inputs: None,
                 stored: Some(&all),
-                place: "logout",
+                place: Place::Logout,
                 flow: None,
             };
             self.request(l, &env);
+        }
+
+        for s in &p.secrets {
+            if !self.secrets_used.contains(s.key.v.as_str()) {
+                self.warn(
+                    "unused-secret",
+                    s.key.span,
+                    format!("secret `{}` is not used by any request", s.key.v),
+                    &format!(
+                        "send it with `{{{{secret.{}}}}}`, or remove it (the server requires every declared secret to start)",
+                        s.key.v
+                    ),
+                );
+            }
+        }
+    }
+
+    /// `secrets`: unique names, environment variable names a shell can set.
+    fn secret_decls(&mut self) {
+        let mut seen: HashMap<&str, Span> = HashMap::new();
+        for s in &self.p.secrets {
+            if !crate::template::is_key(&s.env.v) {
+                self.err(
+                    "bad-secret-env",
+                    s.env.span,
+                    format!("`{}` is not an environment variable name", s.env.v),
+                    Some("names are letters, digits and `_`, e.g. `INDEE_API_KEY`".into()),
+                );
+            }
+            if let Some(first) = seen.insert(&s.env.v, s.env.span) {
+                self.err(
+                    "duplicate-secret-env",
+                    s.env.span,
+                    format!("`{}` is already read by another secret", s.env.v),
+                    Some(format!(
+                        "first read at line {}; use one secret for one variable",
+                        first.start.line
+                    )),
+                );
+            }
         }
     }
 
@@ -127,123 +206,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn flow(&mut self, f: &'a Flow) {
-        // Keys: unique across inputs and all prompts of the flow.
-        let mut keys: HashMap<&str, (Span, bool)> = HashMap::new();
-        for (field, is_input) in f.inputs.iter().map(|i| (i, true)).chain(
-            f.steps
-                .iter()
-                .flat_map(|s| s.prompt.iter().map(|p| (p, false))),
-        ) {
-            match keys.get(field.key.v.as_str()) {
-                Some((first, first_is_input)) => {
-                    let (code, msg) = if *first_is_input && !is_input {
-                        (
-                            "prompt-shadows-input",
-                            format!("prompt key `{}` is already a flow input", field.key.v),
-                        )
-                    } else {
-                        (
-                            "duplicate-field",
-                            format!("duplicate field key `{}`", field.key.v),
-                        )
-                    };
-                    let line = first.start.line;
-                    self.err(
-                        code,
-                        field.key.span,
-                        msg,
-                        Some(format!(
-                            "`{}` is first defined at line {line}; use another key",
-                            field.key.v
-                        )),
-                    );
-                }
-                None => {
-                    keys.insert(&field.key.v, (field.key.span, is_input));
-                }
-            }
-        }
-
-        // Session values: what other flows of this provider extract.
-        let session: BTreeSet<&str> = extracted(
-            self.p
-                .flows
-                .iter()
-                .filter(|o| o.id.v != f.id.v)
-                .flat_map(|o| o.steps.iter()),
-        );
-        let mut stored = session.clone();
-        let mut defined: Vec<&Field> = f.inputs.iter().collect();
-        for (i, step) in f.steps.iter().enumerate() {
-            let env = Env {
-                inputs: Some(&defined),
-                stored: Some(&stored),
-                place: "this step",
-                flow: Some((f, i)),
-            };
-            self.request(&step.request, &env);
-            for e in &step.extract {
-                if let Err(err) = jsonpath_rust::parser::parse_json_path(&e.path.v) {
-                    self.err(
-                        "bad-jsonpath",
-                        e.path.span,
-                        format!("`{}` is not a valid JSONPath", e.path.v),
-                        Some(format!(
-                            "{}; paths look like `$.data.access_token`",
-                            short(&err.to_string())
-                        )),
-                    );
-                }
-            }
-            if !step.prompt.is_empty() && i + 1 == f.steps.len() {
-                self.err(
-                    "prompt-on-last-step",
-                    step.prompt[0].span,
-                    "a prompt on the last step is never used",
-                    Some("a prompt asks for fields that a later step sends; add that step or remove the prompt".into()),
-                );
-            }
-            stored.extend(step.extract.iter().map(|e| e.key.v.as_str()));
-            defined.extend(step.prompt.iter());
-        }
-
-        // Inputs and prompt fields that no step sends.
-        let used: BTreeSet<&str> = f
-            .steps
-            .iter()
-            .flat_map(|s| request_templates(&s.request))
-            .flat_map(|t| t.vars())
-            .filter_map(|(v, _)| match v {
-                Var::Input(k) => Some(k.as_str()),
-                _ => None,
-            })
-            .collect();
-        for field in f
-            .inputs
-            .iter()
-            .chain(f.steps.iter().flat_map(|s| s.prompt.iter()))
-        {
-            if !used.contains(field.key.v.as_str()) {
-                self.diags.push(
-                    Diagnostic::warning(
-                        "unused-input",
-                        field.key.span,
-                        format!(
-                            "input `{}` is not used by any step of flow `{}`",
-                            field.key.v, f.id.v
-                        ),
-                    )
-                    .with_help(format!(
-                        "send it with `{{{{input.{}}}}}`, or remove it",
-                        field.key.v
-                    )),
-                );
-            }
-        }
-    }
-
-    fn request(&mut self, r: &Request, env: &Env<'_>) {
+    fn request(&mut self, r: &'a Request, env: &Env<'_>) {
         self.path(&r.path);
         for h in &r.headers {
             self.header(h, env);
@@ -260,28 +223,37 @@ impl<'a> Checker<'a> {
         }
         let mut templates = vec![(&r.path, true)];
         templates.extend(r.params.iter().map(|p| (&p.value, true)));
-        templates.extend(r.headers.iter().map(|h| (&h.value, false)));
         if let Some(b) = &r.body {
             templates.push((&b.template, false));
         }
         for (t, in_url) in templates {
-            for (v, span) in t.vars() {
-                self.var(v, span, env);
-                if let (true, Var::Input(k), Some(inputs)) = (in_url, v, env.inputs) {
-                    if inputs
-                        .iter()
-                        .any(|f| &f.key.v == k && f.field_type == FieldType::Password)
-                    {
-                        self.diags.push(
-                            Diagnostic::warning(
-                                "password-in-url",
-                                span,
-                                format!("password input `{k}` is sent in the URL"),
-                            )
-                            .with_help("URLs end up in logs and proxies; send passwords in the body or a header"),
-                        );
-                    }
+            self.template(t, env, in_url);
+        }
+    }
+
+    /// Checks every placeholder of `t`; `in_url`: it ends up in the URL (path or query).
+    fn template(&mut self, t: &'a Template, env: &Env<'_>, in_url: bool) {
+        for (v, span) in t.vars() {
+            self.var(v, span, env);
+            if !in_url {
+                continue;
+            }
+            match v {
+                Var::Input(k) if field_type(env, k) == Some(FieldType::Password) => {
+                    self.warn(
+                        "password-in-url",
+                        span,
+                        format!("password input `{k}` is sent in the URL"),
+                        "URLs end up in logs and proxies; send passwords in the body or a header",
+                    );
                 }
+                Var::Secret(k) => self.warn(
+                    "secret-in-url",
+                    span,
+                    format!("secret `{k}` is sent in the URL"),
+                    "URLs end up in logs and proxies; send secrets in a header or the body",
+                ),
+                _ => {}
             }
         }
     }
@@ -341,7 +313,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn header(&mut self, h: &Header, env: &Env<'_>) {
+    fn header(&mut self, h: &'a Header, env: &Env<'_>) {
         if http::HeaderName::from_bytes(h.name.v.as_bytes()).is_err() {
             self.err(
                 "bad-header-name",
@@ -370,44 +342,97 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        for (v, span) in h.value.vars() {
-            self.var(v, span, env);
-        }
+        self.template(&h.value, env, false);
     }
 
-    fn var(&mut self, v: &Var, span: Span, env: &Env<'_>) {
+    fn var(&mut self, v: &'a Var, span: Span, env: &Env<'_>) {
         match v {
             Var::Uuid | Var::UtcNow | Var::UtcDate => {}
+            Var::RunId => {
+                if matches!(env.place, Place::Defaults | Place::Logout) {
+                    self.err(
+                        "run-id-not-allowed",
+                        span,
+                        format!("`{{{{run_id}}}}` cannot be used in {}", env.place.name()),
+                        Some(if env.place == Place::Defaults {
+                            "`defaults.headers` are sent by logout too, which runs outside any flow; set the header on each step".into()
+                        } else {
+                            "a run id exists only while a flow runs".into()
+                        }),
+                    );
+                }
+            }
+            Var::Secret(k) => self.secret_var(k, span, env),
             Var::Input(k) => self.input_var(k, span, env),
             Var::Stored(k) => self.stored_var(k, span, env),
         }
     }
 
+    fn secret_var(&mut self, k: &'a str, span: Span, env: &Env<'_>) {
+        let names: Vec<&str> = self.p.secrets.iter().map(|s| s.key.v.as_str()).collect();
+        if !names.contains(&k) {
+            let help = match did_you_mean(k, &names) {
+                Some(s) => format!("did you mean `{{{{secret.{s}}}}}`?"),
+                None => format!(
+                    "declare it at the top level: `secrets: {{ {k}: {{ env: VARIABLE }} }}`"
+                ),
+            };
+            self.err(
+                "undefined-secret",
+                span,
+                format!("secret `{k}` is not declared"),
+                Some(help),
+            );
+            return;
+        }
+        self.secrets_used.insert(k);
+        if env.place == Place::Display {
+            self.err(
+                "secret-in-display",
+                span,
+                format!("`{{{{secret.{k}}}}}` would be shown to the user"),
+                Some("secrets are sent to the provider only, never returned".into()),
+            );
+        }
+    }
+
     fn input_var(&mut self, k: &str, span: Span, env: &Env<'_>) {
         let Some(inputs) = env.inputs else {
-            let help = if env.place == "logout" {
+            let help = if env.place == Place::Logout {
                 "logout runs without user input; use `{{stored.K}}` for values extracted at login"
             } else {
-                "`defaults.headers` apply to every request; they may use only `{{uuid}}`, `{{utcnow}}` and `{{utcdate}}`"
+                "`defaults.headers` apply to every request; they may use only `{{uuid}}`, `{{utcnow}}`, `{{utcdate}}` and `{{secret.K}}`"
             };
             self.err(
                 "input-not-allowed",
                 span,
-                format!("`{{{{input.{k}}}}}` cannot be used in {}", env.place),
+                format!("`{{{{input.{k}}}}}` cannot be used in {}", env.place.name()),
                 Some(help.into()),
             );
             return;
         };
-        if inputs.iter().any(|f| f.key.v == k) {
+        if inputs.contains(k) {
+            if env.place == Place::Display && field_type(env, k) == Some(FieldType::Password) {
+                self.err(
+                    "password-in-display",
+                    span,
+                    format!("password input `{k}` would be shown to the user"),
+                    Some(
+                        "a display field's value is returned in the answer; passwords never are"
+                            .into(),
+                    ),
+                );
+            }
             return;
         }
         let msg = format!("`{{{{input.{k}}}}}` is not defined at this step");
+        let Some((f, i)) = env.flow else {
+            self.err("undefined-input", span, msg, None);
+            return;
+        };
         // `phone_base64` for a base64-transformed `phone`.
         if let Some(base) = k.strip_suffix("_base64") {
-            if inputs
-                .iter()
-                .any(|f| f.key.v == base && f.transform == Some(Transform::Base64))
-            {
+            if flow::fields(f).any(|x| x.key.v == base && x.transform == Some(Transform::Base64)) {
                 self.err(
                     "undefined-input",
                     span,
@@ -417,25 +442,46 @@ impl<'a> Checker<'a> {
                 return;
             }
         }
-        if let Some((f, i)) = env.flow {
-            if let Some(later) = f
-                .steps
-                .iter()
-                .enumerate()
-                .skip(i)
-                .find(|(_, s)| s.prompt.iter().any(|p| p.key.v == k))
-            {
-                let help = format!(
-                    "`{k}` is prompted by step {} (`{}`), so it is available from step {} on",
-                    later.0,
-                    later.1.name.v,
-                    later.0 + 1
-                );
-                self.err("undefined-input", span, msg, Some(help));
-                return;
-            }
+        if let Some(d) = f
+            .steps
+            .iter()
+            .flat_map(Step::prompt_fields)
+            .find(|x| x.key.v == k && x.is_display())
+        {
+            self.err(
+                "undefined-input",
+                span,
+                msg,
+                Some(format!(
+                    "`{k}` is a `{}` field: it is shown to the user, not collected",
+                    d.field_type.as_str()
+                )),
+            );
+            return;
         }
-        let names: Vec<&str> = inputs.iter().map(|f| f.key.v.as_str()).collect();
+        let prompted: Vec<(usize, &Step)> = f
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.prompt_fields().any(|p| p.key.v == k && !p.is_display()))
+            .collect();
+        if let Some((j, s)) = prompted.first() {
+            let help = if prompted.iter().all(|(j, _)| *j >= i) && f.steps[*j].outcomes.len() == 1 {
+                format!(
+                    "`{k}` is prompted by step {j} (`{}`), so it is available from step {} on",
+                    s.name.v,
+                    j + 1
+                )
+            } else {
+                format!(
+                    "`{k}` is prompted by step {j} (`{}`), but not on every path into this step",
+                    s.name.v
+                )
+            };
+            self.err("undefined-input", span, msg, Some(help));
+            return;
+        }
+        let names: Vec<&str> = inputs.iter().map(String::as_str).collect();
         let help = match did_you_mean(k, &names) {
             Some(s) => format!("did you mean `{{{{input.{s}}}}}`?"),
             None if names.is_empty() => {
@@ -451,49 +497,74 @@ impl<'a> Checker<'a> {
             self.err(
                 "stored-not-allowed",
                 span,
-                format!("`{{{{stored.{k}}}}}` cannot be used in {}", env.place),
-                Some("`defaults.headers` apply to every request; they may use only `{{uuid}}`, `{{utcnow}}` and `{{utcdate}}`".into()),
+                format!("`{{{{stored.{k}}}}}` cannot be used in {}", env.place.name()),
+                Some("`defaults.headers` apply to every request; they may use only `{{uuid}}`, `{{utcnow}}`, `{{utcdate}}` and `{{secret.K}}`".into()),
             );
             return;
         };
         if stored.contains(k) {
             return;
         }
-        let msg = if env.place == "logout" {
+        let msg = if env.place == Place::Logout {
             format!("`{{{{stored.{k}}}}}` is never extracted by any flow of this provider")
         } else {
             format!("`{{{{stored.{k}}}}}` is not defined at this step")
         };
         if let Some((f, i)) = env.flow {
-            if let Some((j, s)) = f
+            let extracting: Vec<(usize, &Step)> = f
                 .steps
                 .iter()
                 .enumerate()
-                .skip(i)
-                .find(|(_, s)| s.extract.iter().any(|e| e.key.v == k))
-            {
-                let help = format!(
-                    "`{k}` is extracted by step {j} (`{}`), so it is available from step {} on",
-                    s.name.v,
-                    j + 1
-                );
+                .filter(|(_, s)| s.extracts().any(|e| e.key.v == k))
+                .collect();
+            if let Some((j, s)) = extracting.first() {
+                let help = if *j == i && env.place == Place::Display {
+                    format!("`{k}` is extracted by another outcome of this step, not this one")
+                } else if extracting.iter().all(|(j, _)| *j >= i) && f.steps[*j].outcomes.len() == 1
+                {
+                    format!(
+                        "`{k}` is extracted by step {j} (`{}`), so it is available from step {} on",
+                        s.name.v,
+                        j + 1
+                    )
+                } else {
+                    format!(
+                        "`{k}` is extracted by step {j} (`{}`), but not on every path into this step",
+                        s.name.v
+                    )
+                };
                 self.err("undefined-stored", span, msg, Some(help));
                 return;
             }
         }
-        let names: Vec<&str> = stored.iter().copied().collect();
+        let names: Vec<&str> = stored.iter().map(String::as_str).collect();
         let help = match did_you_mean(k, &names) {
             Some(s) => format!("did you mean `{{{{stored.{s}}}}}`?"),
             None => "extract it in an earlier step with `on_success.extract`".into(),
         };
         self.err("undefined-stored", span, msg, Some(help));
     }
+
+    /// A JSONPath must parse (with the same parser the runtime uses).
+    fn jsonpath(&mut self, path: &S<String>) {
+        if let Err(err) = jsonpath_rust::parser::parse_json_path(&path.v) {
+            self.err(
+                "bad-jsonpath",
+                path.span,
+                format!("`{}` is not a valid JSONPath", path.v),
+                Some(format!(
+                    "{}; paths look like `$.data.access_token`",
+                    short(&err.to_string())
+                )),
+            );
+        }
+    }
 }
 
 /// Every key extracted by `steps`.
-fn extracted<'s>(steps: impl Iterator<Item = &'s Step>) -> BTreeSet<&'s str> {
+fn extracted<'s>(steps: impl Iterator<Item = &'s Step>) -> BTreeSet<String> {
     steps
-        .flat_map(|s| s.extract.iter().map(|e| e.key.v.as_str()))
+        .flat_map(|s| s.extracts().map(|e| e.key.v.clone()))
         .collect()
 }
 
@@ -503,6 +574,14 @@ pub fn request_templates(r: &Request) -> impl Iterator<Item = &Template> {
         .chain(r.params.iter().map(|p| &p.value))
         .chain(r.headers.iter().map(|h| &h.value))
         .chain(r.body.iter().map(|b| &b.template))
+}
+
+/// The type of the field a flow input or prompt key names, if the flow has one.
+fn field_type(env: &Env<'_>, key: &str) -> Option<FieldType> {
+    let (f, _) = env.flow?;
+    flow::fields(f)
+        .find(|x| x.key.v == key)
+        .map(|x| x.field_type)
 }
 
 fn short(s: &str) -> String {

@@ -1,9 +1,12 @@
 //! Lowering a YAML tree into the language model: shapes, types, known keys, templates.
 //!
 //! Every key a level accepts is listed once here (`keys::…`); the JSON Schema is built from the
-//! same lists, so the two cannot disagree.
+//! same lists, so the two cannot disagree. Steps, outcomes, conditions and extract sources are
+//! lowered in `step`.
 
-use crate::diag::{Diagnostic, Span};
+mod step;
+
+use crate::diag::{did_you_mean, Diagnostic, Span};
 use crate::model::*;
 use crate::template;
 use crate::yaml::{Kind, Node};
@@ -11,16 +14,35 @@ use saphyr_parser::ScalarStyle;
 
 /// The keys each level of a provider file accepts.
 pub mod keys {
-    pub const TOP: &[&str] = &["provider", "defaults", "auth"];
+    pub const TOP: &[&str] = &["provider", "defaults", "auth", "secrets"];
     /// Sections of the older interpreter's format, accepted and ignored with a warning.
     pub const IGNORED_TOP: &[&str] = &["channels", "playback"];
     pub const PROVIDER: &[&str] = &["id", "name", "logo"];
     pub const DEFAULTS: &[&str] = &["base_url", "headers"];
     pub const AUTH: &[&str] = &["scope", "flows", "logout"];
     pub const FLOW: &[&str] = &["id", "name", "inputs", "steps"];
-    pub const FIELD: &[&str] = &["key", "label", "type", "required", "transform"];
-    pub const STEP: &[&str] = &["name", "request", "success_status", "on_success"];
+    pub const FIELD: &[&str] = &["key", "label", "type", "required", "transform", "value"];
+    pub const STEP: &[&str] = &[
+        "id",
+        "name",
+        "request",
+        "success_status",
+        "success_when",
+        "error_message",
+        "on_success",
+        "outcomes",
+    ];
+    /// The keys of the `on_success` form, which `outcomes` replaces.
+    pub const SUCCESS_FORM: &[&str] = &["on_success", "success_status", "success_when"];
     pub const ON_SUCCESS: &[&str] = &["extract", "prompt"];
+    pub const OUTCOME: &[&str] = &[
+        "when", "extract", "prompt", "next", "complete", "fail", "message",
+    ];
+    pub const FAIL: &[&str] = &["from", "message", "clear_session"];
+    /// An extract written as a mapping; exactly one of `SOURCES` is its source.
+    pub const EXTRACT: &[&str] = &["path", "optional", "all", "header", "cookie", "status"];
+    pub const SOURCES: &[&str] = &["path", "header", "cookie", "status"];
+    pub const SECRET: &[&str] = &["env"];
     pub const REQUEST: &[&str] = &[
         "method",
         "path",
@@ -35,22 +57,6 @@ pub mod keys {
 /// The seed's advice for `auth.refresh`, shown wherever it appears.
 pub const REFRESH_HELP: &str = "auth.refresh is not implemented by the runtime: model token rotation explicitly inside a normal auth flow and store any replacement tokens with `on_success.extract`";
 
-/// The closest of `candidates` to `word`, if one is close enough to be a likely typo.
-pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    let limit = (word.chars().count() / 3).max(1);
-    candidates
-        .iter()
-        .map(|c| {
-            (
-                strsim::damerau_levenshtein(&word.to_lowercase(), &c.to_lowercase()),
-                *c,
-            )
-        })
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
 #[derive(Default)]
 pub struct Lower {
     pub diags: Vec<Diagnostic>,
@@ -64,10 +70,14 @@ struct Map<'n> {
 
 impl<'n> Map<'n> {
     fn get(&self, key: &str) -> Option<&'n Node> {
+        self.entry(key).map(|(_, v)| v)
+    }
+    /// The key node and the value node.
+    fn entry(&self, key: &str) -> Option<(&'n Node, &'n Node)> {
         self.entries
             .iter()
             .find(|(k, _)| k.as_str() == Some(key))
-            .map(|(_, v)| *v)
+            .copied()
     }
 }
 
@@ -279,6 +289,11 @@ impl Lower {
             }
         }
 
+        let secrets = top
+            .get("secrets")
+            .map(|n| self.secrets(n))
+            .unwrap_or_default();
+
         let mut scope = Scope::PerUser;
         let mut flows = Vec::new();
         let mut logout = None;
@@ -334,8 +349,54 @@ impl Lower {
             scope,
             flows,
             logout,
+            secrets,
             span: root.span,
         })
+    }
+
+    /// `secrets: { key: { env: NAME } }`.
+    fn secrets(&mut self, node: &Node) -> Vec<SecretDecl> {
+        let Kind::Map(entries) = &node.kind else {
+            if !node.is_null() {
+                self.err(
+                    "wrong-type",
+                    node.span,
+                    format!(
+                        "`secrets` must be a mapping of name: {{ env: VARIABLE }}, found {}",
+                        node.describe()
+                    ),
+                );
+            }
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (k, v) in entries {
+            let key = k.as_str().unwrap_or_default();
+            if !template::is_key(key) {
+                self.err(
+                    "bad-key",
+                    k.span,
+                    format!("`{key}` is not a valid secret name"),
+                )
+                .help = Some("names are letters, digits and `_`, not starting with a digit".into());
+                continue;
+            }
+            let Some(m) = self.map(v, "a secret", keys::SECRET) else {
+                continue;
+            };
+            let env = self.req_string(&m, "env", "a secret");
+            if env.v.is_empty() {
+                continue;
+            }
+            out.push(SecretDecl {
+                key: S {
+                    v: key.to_string(),
+                    span: k.span,
+                },
+                env,
+            });
+        }
+        out
     }
 
     fn flow(&mut self, node: &Node) -> Option<Flow> {
@@ -346,6 +407,16 @@ impl Lower {
             Some(n) => self.fields(n, "`inputs`"),
             None => Vec::new(),
         };
+        for f in inputs.iter().filter(|f| f.is_display()) {
+            self.err(
+                "display-in-inputs",
+                f.key.span,
+                format!("a `{}` field cannot be a flow input", f.field_type.as_str()),
+            )
+            .help = Some(
+                "display fields belong in a `prompt`, where they show what a step returned".into(),
+            );
+        }
         let mut steps = Vec::new();
         if let Some(s) = self.required(&m, "steps", "a flow") {
             let items = self.list(s, "`steps`");
@@ -391,14 +462,52 @@ impl Lower {
                 .unwrap_or_default(),
             None => FieldType::Text,
         };
-        let required = match m.get("required") {
-            Some(r) => self.boolean(r, "`required`").unwrap_or(true),
-            None => true,
+        let display = field_type.is_display();
+        let required = match m.entry("required") {
+            Some((k, _)) if display => {
+                self.not_for_display(k, "required", field_type);
+                false
+            }
+            Some((_, r)) => self.boolean(r, "`required`").unwrap_or(true),
+            None => !display,
         };
-        let transform = match m.get("transform") {
-            Some(t) if t.is_null() => None,
-            Some(t) => self.choice(t, "transform", &[("base64", Transform::Base64)]),
+        let transform = match m.entry("transform") {
+            Some((k, _)) if display => {
+                self.not_for_display(k, "transform", field_type);
+                None
+            }
+            Some((_, t)) if t.is_null() => None,
+            Some((_, t)) => self.choice(t, "transform", &[("base64", Transform::Base64)]),
             None => None,
+        };
+        let value = match m.entry("value") {
+            Some((_, v)) if display => self.template(v, "`value`"),
+            Some((k, _)) => {
+                self.err(
+                    "value-on-input",
+                    k.span,
+                    "only `link` and `info` fields show a `value`",
+                )
+                .help = Some(
+                    "a field the user fills in has no value of its own; set `type: link` or `type: info` to show one"
+                        .into(),
+                );
+                None
+            }
+            None => {
+                if display {
+                    let t = field_type.as_str();
+                    self.err(
+                        "display-without-value",
+                        head(node),
+                        format!("a `{t}` field needs a `value`"),
+                    )
+                    .help = Some(format!(
+                        "a `{t}` field shows text the server renders, e.g. `value: \"{{{{stored.redirect}}}}\"`"
+                    ));
+                }
+                None
+            }
         };
         Some(Field {
             key: key?,
@@ -406,95 +515,21 @@ impl Lower {
             field_type,
             required,
             transform,
+            value,
             span: node.span,
         })
     }
 
-    fn step(&mut self, node: &Node) -> Option<Step> {
-        let m = self.map(node, "a step", keys::STEP)?;
-        let name = self.req_string(&m, "name", "a step");
-        let request = self
-            .required(&m, "request", "a step")
-            .and_then(|r| self.request(r));
-        let success_status = m.get("success_status").and_then(|s| self.status(s));
-        let (mut extract, mut prompt) = (Vec::new(), Vec::new());
-        if let Some(os) = m.get("on_success") {
-            if let Some(om) = self.map(os, "`on_success`", keys::ON_SUCCESS) {
-                if let Some(e) = om.get("extract") {
-                    extract = self.extract(e);
-                }
-                if let Some(p) = om.get("prompt") {
-                    prompt = self.fields(p, "`prompt`");
-                }
-            }
-        }
-        Some(Step {
-            name,
-            request: request?,
-            success_status,
-            extract,
-            prompt,
-            span: node.span,
-        })
-    }
-
-    fn status(&mut self, node: &Node) -> Option<S<u16>> {
-        let n = node.as_str().and_then(|s| s.parse::<u32>().ok());
-        match n {
-            Some(code @ 100..=599) => Some(S {
-                v: code as u16,
-                span: node.span,
-            }),
-            _ => {
-                self.err(
-                    "bad-status",
-                    node.span,
-                    format!(
-                        "`{}` is not an HTTP status code",
-                        node.as_str().unwrap_or("this")
-                    ),
-                )
-                .help = Some("a status code is a number from 100 to 599".into());
-                None
-            }
-        }
-    }
-
-    fn extract(&mut self, node: &Node) -> Vec<Extract> {
-        let Kind::Map(entries) = &node.kind else {
-            self.err(
-                "wrong-type",
-                node.span,
-                format!(
-                    "`extract` must be a mapping of key: JSONPath, found {}",
-                    node.describe()
-                ),
-            );
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for (k, v) in entries {
-            let key = k.as_str().unwrap_or_default();
-            if !template::is_key(key) {
-                self.err(
-                    "bad-key",
-                    k.span,
-                    format!("`{key}` is not a valid extract key"),
-                )
-                .help = Some("keys are letters, digits and `_`, not starting with a digit".into());
-                continue;
-            }
-            if let Some(path) = self.string(v, "a JSONPath") {
-                out.push(Extract {
-                    key: S {
-                        v: key.to_string(),
-                        span: k.span,
-                    },
-                    path,
-                });
-            }
-        }
-        out
+    fn not_for_display(&mut self, key: &Node, name: &str, t: FieldType) {
+        let t = t.as_str();
+        self.err(
+            "display-field-key",
+            key.span,
+            format!("`{name}` does not apply to a `{t}` field"),
+        )
+        .help = Some(format!(
+            "a `{t}` field is shown to the user, not collected; remove `{name}`"
+        ));
     }
 
     fn headers(&mut self, node: &Node) -> Vec<Header> {

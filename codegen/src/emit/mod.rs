@@ -1,0 +1,311 @@
+//! Emission: a checked provider becomes one Rust module, formatted with prettyplease.
+//!
+//! Templates are already split into pieces, so each request is assembled from string literals
+//! and typed values (`request`); each step's outcomes become a documented static apiece and a
+//! function whose conditions are plain Rust (`flow`). Every item's doc comment names the YAML
+//! file and line it came from.
+
+mod flow;
+mod request;
+
+use crate::model::*;
+use proc_macro2::{Ident, Span as PSpan, TokenStream};
+use quote::{format_ident, quote};
+use std::collections::HashSet;
+
+/// A Rust identifier for `name`: snake_case, never a keyword, never empty.
+pub fn snake(name: &str, fallback: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    let out = out.trim_matches('_').to_string();
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        return fallback.to_string();
+    }
+    if syn::parse_str::<Ident>(&out).is_err() {
+        return format!("{out}_");
+    }
+    out
+}
+
+fn ident(s: &str) -> Ident {
+    Ident::new(s, PSpan::call_site())
+}
+
+/// A field of the inputs struct: the key itself when it is a usable identifier.
+fn field_ident(key: &str) -> Ident {
+    if syn::parse_str::<Ident>(key).is_ok() {
+        ident(key)
+    } else if key.starts_with(|c: char| c.is_ascii_digit()) {
+        format_ident!("f_{}", key)
+    } else {
+        format_ident!("{}_", key)
+    }
+}
+
+/// The module name of a provider file.
+pub fn module_name(p: &Provider) -> String {
+    snake(&p.id.v, "provider")
+}
+
+fn doc(text: String) -> TokenStream {
+    let text = format!(" {text}");
+    quote! { #[doc = #text] }
+}
+
+/// Every field a flow collects, each key once: its inputs, then what its prompts ask for
+/// (display fields are shown, not collected).
+fn all_fields(f: &Flow) -> Vec<&Field> {
+    let mut seen = HashSet::new();
+    f.inputs
+        .iter()
+        .chain(f.steps.iter().flat_map(Step::prompt_fields))
+        .filter(|x| !x.is_display() && seen.insert(x.key.v.as_str()))
+        .collect()
+}
+
+/// Names that generated items must not take: they are imported from the runtime or are
+/// items of the generated module itself.
+const RESERVED: &[&str] = &[
+    "read",
+    "inputs",
+    "flow",
+    "logout",
+    "provider",
+    "base64",
+    "need",
+    "push_form",
+    "push_json_str",
+    "push_path_segment",
+    "secret",
+];
+
+/// Names taken in one generated module; a name asked for twice gets a numbered suffix.
+struct Names {
+    taken: HashSet<String>,
+}
+
+impl Names {
+    fn new(taken: impl IntoIterator<Item = String>) -> Self {
+        let mut taken: HashSet<String> = taken.into_iter().collect();
+        taken.extend(RESERVED.iter().map(|r| r.to_string()));
+        taken.extend(["FLOW", "PROVIDER"].map(String::from));
+        Names { taken }
+    }
+    fn take(&mut self, base: &str) -> String {
+        let mut name = base.to_string();
+        let mut n = 2;
+        while !self.taken.insert(name.clone()) {
+            name = format!("{base}_{n}");
+            n += 1;
+        }
+        name
+    }
+}
+
+/// Rust names for `names` (snake_case), unique among themselves and clear of `RESERVED`;
+/// `fallback` names the i-th when its own has no usable characters.
+fn unique_names<'a>(names: impl Iterator<Item = &'a str>, fallback: &str) -> Vec<String> {
+    let mut seen = HashSet::new();
+    names
+        .enumerate()
+        .map(|(i, name)| {
+            let mut n = snake(name, &format!("{fallback}_{i}"));
+            if RESERVED.contains(&n.as_str()) || !seen.insert(n.clone()) {
+                n = format!("{n}_{i}");
+                seen.insert(n.clone());
+            }
+            n
+        })
+        .collect()
+}
+
+/// A template as written, for doc comments.
+fn template_text(t: &Template) -> String {
+    t.pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Lit(l) => l.clone(),
+            Piece::Var(v, _) => v.display(),
+        })
+        .collect::<String>()
+        .replace('`', "'")
+}
+
+/// The Rust source of one provider's module. `file` is how its YAML file is named in comments.
+pub fn provider_module(p: &Provider, file: &str) -> String {
+    let names = unique_names(p.flows.iter().map(|f| f.id.v.as_str()), "flow");
+    let mut mods = Vec::new();
+    for (f, name) in p.flows.iter().zip(&names) {
+        let m = ident(name);
+        let body = flow::module(p, f, file);
+        let d = doc(format!(
+            "Flow `{}`, \"{}\" ({}:{}).",
+            f.id.v, f.name.v, file, f.span.start.line
+        ));
+        mods.push(quote! {
+            #d
+            pub mod #m {
+                use super::*;
+                #body
+            }
+        });
+    }
+    let logout = match &p.logout {
+        Some(r) => {
+            let body = request::FlowCx { flow: None }.request_fn(p, r);
+            let d = doc(format!(
+                "The logout request ({}:{}): {} {}.",
+                file,
+                r.span.start.line,
+                r.method.v.as_str(),
+                template_text(&r.path)
+            ));
+            mods.push(quote! {
+                #d
+                pub fn logout(cx: &StepCx<'_>) -> Result<Outbound, StepError> { #body }
+            });
+            quote! { Some(logout) }
+        }
+        None => quote! { None },
+    };
+    let flow_refs = names.iter().map(|n| {
+        let m = ident(n);
+        quote! { &#m::FLOW }
+    });
+    let (id, name) = (&p.id.v, &p.name.v);
+    let logo = match &p.logo {
+        Some(l) => {
+            let l = &l.v;
+            quote! { Some(#l) }
+        }
+        None => quote! { None },
+    };
+    let scope = match p.scope {
+        Scope::PerUser => quote! { Scope::PerUser },
+        Scope::Global => quote! { Scope::Global },
+    };
+    let base = p.base_url.as_ref().map_or("", |b| b.v.as_str());
+    let secrets = p.secrets.iter().map(|s| {
+        let (key, env) = (&s.key.v, &s.env.v);
+        quote! { SecretDef { key: #key, env: #env } }
+    });
+    let header =
+        format!(" @generated by otvi-codegen from {file}. Do not edit: change the YAML file.");
+    let d = doc(format!(
+        "Provider `{}`, \"{}\" ({}:{}).",
+        p.id.v, p.name.v, file, p.id.span.start.line
+    ));
+    let tokens = quote! {
+        #![doc = #header]
+        #[allow(unused_imports)]
+        use otvi_runtime::def::{ExtractDef, FailDef, FieldDef, FlowDef, OutcomeDef, ProviderDef, Scope, SecretDef, Source, StepDef, Then};
+        #[allow(unused_imports)]
+        use otvi_runtime::request::{base64, need, push_form, push_json_str, push_path_segment, Method, Outbound, Secret, StepCx, StepError};
+        #[allow(unused_imports)]
+        use otvi_runtime::response::{Expect, Reply};
+        #[allow(unused_imports)]
+        use otvi_runtime::JsonPath;
+
+        #d
+        pub static PROVIDER: ProviderDef = ProviderDef {
+            id: #id,
+            name: #name,
+            logo: #logo,
+            scope: #scope,
+            base_url: #base,
+            flows: &[#(#flow_refs),*],
+            logout: #logout,
+            secrets: &[#(#secrets),*],
+            source: #file,
+        };
+
+        #(#mods)*
+    };
+    format(tokens)
+}
+
+/// The crate root: one module per provider, and the registry the server serves.
+///
+/// Generated modules are marked `#[rustfmt::skip]` so `cargo fmt` leaves prettyplease's output
+/// alone (the drift check compares it byte for byte); the root itself is written so that
+/// rustfmt has nothing to change.
+pub fn crate_root(modules: &[String]) -> String {
+    let mut s =
+        String::from("//! @generated by otvi-codegen from the provider files. Do not edit.\n\n");
+    for m in modules {
+        s.push_str(&format!("#[rustfmt::skip]\npub mod {m};\n"));
+    }
+    s.push_str("#[rustfmt::skip]\nmod registry;\n\npub use registry::PROVIDERS;\n");
+    s
+}
+
+/// Every compiled provider, in file order.
+pub fn registry(modules: &[String]) -> String {
+    let refs = modules.iter().map(|m| {
+        let id = ident(m);
+        quote! { &super::#id::PROVIDER }
+    });
+    let tokens = quote! {
+        #![doc = " @generated by otvi-codegen from the provider files. Do not edit."]
+        /// Every compiled provider, in file order.
+        pub static PROVIDERS: &[&otvi_runtime::def::ProviderDef] = &[#(#refs),*];
+    };
+    format(tokens)
+}
+
+fn format(tokens: TokenStream) -> String {
+    match syn::parse2::<syn::File>(tokens.clone()) {
+        Ok(file) => prettyplease::unparse(&file),
+        // Unreachable for checked input; emit the unformatted tokens so rustc names the problem.
+        Err(_) => tokens.to_string(),
+    }
+}
+
+/// Emits every provider of a clean check: `(file name, source)` pairs: one module per
+/// provider, `registry.rs` and `lib.rs`. `files` gives each provider's YAML path as it should appear in comments.
+pub fn emit_all(providers: &[(&str, &Provider)]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut modules = Vec::new();
+    for (file, p) in providers {
+        let mut m = module_name(p);
+        // `a-b` and `a_b` are distinct ids with one module name.
+        while modules.contains(&m) || m == "registry" || m == "lib" {
+            m.push('_');
+        }
+        out.push((format!("{m}.rs"), provider_module(p, file)));
+        modules.push(m);
+    }
+    out.push(("registry.rs".into(), registry(&modules)));
+    out.push(("lib.rs".into(), crate_root(&modules)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_snake_case_unique_and_clear_of_reserved_ones() {
+        let names = unique_names(
+            ["Sign In", "sign-in", "Need", "2FA", "", "type"].into_iter(),
+            "step",
+        );
+        assert_eq!(
+            names,
+            [
+                "sign_in",
+                "sign_in_1",
+                "need_2",
+                "step_3",
+                "step_4",
+                "type_"
+            ]
+        );
+    }
+}

@@ -1,0 +1,193 @@
+//! Request building: each template becomes statements that push literal pieces and typed
+//! values, with the encoder chosen from where the value stands (JSON string, form body, path
+//! segment, header or query value).
+
+use super::{field_ident, ident};
+use crate::model::*;
+use proc_macro2::{Ident, TokenStream};
+use quote::quote;
+
+/// How a value is encoded where it stands.
+#[derive(Clone, Copy)]
+pub(super) enum Enc {
+    Raw,
+    Json,
+    Form,
+    PathSegment,
+}
+
+/// What request building needs to know about the flow a request belongs to (`None`: logout).
+pub(super) struct FlowCx<'a> {
+    pub flow: Option<&'a Flow>,
+}
+
+impl FlowCx<'_> {
+    fn field(&self, key: &str) -> Option<&Field> {
+        super::all_fields(self.flow?)
+            .into_iter()
+            .find(|x| x.key.v == key)
+    }
+
+    /// A `&str` expression for `v`.
+    fn value(&self, v: &Var) -> TokenStream {
+        match v {
+            Var::Input(k) => {
+                let f = field_ident(k);
+                match self.field(k) {
+                    Some(fd) if fd.field_type == FieldType::Password && fd.required => {
+                        quote! { need(input.#f.as_ref().map(Secret::expose), #k)? }
+                    }
+                    Some(fd) if fd.field_type == FieldType::Password => {
+                        quote! { input.#f.as_ref().map(Secret::expose).unwrap_or_default() }
+                    }
+                    Some(fd) if !fd.required => quote! { input.#f.as_deref().unwrap_or_default() },
+                    _ => quote! { need(input.#f.as_deref(), #k)? },
+                }
+            }
+            Var::Stored(k) => quote! { cx.stored(#k)? },
+            Var::Uuid => quote! { cx.uuid() },
+            Var::UtcNow => quote! { &cx.utcnow() },
+            Var::UtcDate => quote! { &cx.utcdate() },
+            Var::RunId => quote! { cx.run_id() },
+            Var::Secret(k) => quote! { cx.secret(#k)? },
+        }
+    }
+
+    /// A `String` expression for a template that is one literal, or one value needing no
+    /// encoding.
+    fn simple(&self, t: &Template, enc: Enc) -> Option<TokenStream> {
+        if let Some(lit) = t.literal() {
+            return Some(quote! { String::from(#lit) });
+        }
+        match (t.pieces.as_slice(), enc) {
+            ([Piece::Var(v, _)], Enc::Raw) => {
+                let val = self.value(v);
+                Some(quote! { String::from(#val) })
+            }
+            _ => None,
+        }
+    }
+
+    /// Statements that build `target: String` from `t`.
+    pub(super) fn assemble(&self, target: &Ident, t: &Template, enc: Enc) -> TokenStream {
+        if let Some(e) = self.simple(t, enc) {
+            return quote! { let #target = #e; };
+        }
+        let mut stmts = Vec::new();
+        for p in &t.pieces {
+            stmts.push(match p {
+                Piece::Lit(l) => quote! { #target.push_str(#l); },
+                Piece::Var(v, _) => {
+                    let val = self.value(v);
+                    match enc {
+                        Enc::Raw => quote! { #target.push_str(#val); },
+                        Enc::Json => quote! { push_json_str(&mut #target, #val); },
+                        Enc::Form => quote! { push_form(&mut #target, #val); },
+                        Enc::PathSegment => quote! { push_path_segment(&mut #target, #val); },
+                    }
+                }
+            });
+        }
+        quote! {
+            let mut #target = String::new();
+            #(#stmts)*
+        }
+    }
+
+    /// The body of a display field's render function: its `value` template, unencoded.
+    pub(super) fn render_fn(&self, t: &Template) -> TokenStream {
+        let read = t
+            .vars()
+            .any(|(v, _)| matches!(v, Var::Input(_)))
+            .then(|| quote! { let input = Inputs::read(cx); });
+        let value = ident("value");
+        let build = self.assemble(&value, t, Enc::Raw);
+        quote! {
+            #read
+            #build
+            Ok(#value)
+        }
+    }
+
+    fn uses_inputs(&self, r: &Request) -> bool {
+        crate::check::request_templates(r)
+            .flat_map(|t| t.vars())
+            .any(|(v, _)| matches!(v, Var::Input(_)))
+    }
+
+    /// The body of a function `fn(cx: &StepCx<'_>) -> Result<Outbound, StepError>`.
+    pub(super) fn request_fn(&self, p: &Provider, r: &Request) -> TokenStream {
+        let mut stmts = Vec::new();
+        if self.flow.is_some_and(|f| !super::all_fields(f).is_empty()) && self.uses_inputs(r) {
+            stmts.push(quote! { let input = Inputs::read(cx); });
+        }
+        let url = ident("url");
+        let is_absolute =
+            matches!(r.path.pieces.first(), Some(Piece::Lit(l)) if !l.starts_with('/'));
+        let path = ident("path");
+        match (is_absolute, r.path.literal()) {
+            (true, Some(lit)) => stmts.push(quote! { let #url = String::from(#lit); }),
+            (false, Some(lit)) => stmts.push(quote! { let #url = cx.url(#lit); }),
+            (true, None) => stmts.push(self.assemble(&url, &r.path, Enc::PathSegment)),
+            (false, None) => {
+                stmts.push(self.assemble(&path, &r.path, Enc::PathSegment));
+                stmts.push(quote! { let #url = cx.url(&#path); });
+            }
+        }
+        let method = ident(r.method.v.as_str());
+        stmts.push(quote! { let mut req = Outbound::new(Method::#method, #url); });
+
+        // Headers: the provider's defaults, each replaced by a step header of the same name.
+        let mut headers: Vec<&Header> = p
+            .headers
+            .iter()
+            .filter(|d| {
+                !r.headers
+                    .iter()
+                    .any(|h| h.name.v.eq_ignore_ascii_case(&d.name.v))
+            })
+            .collect();
+        headers.extend(r.headers.iter());
+        for h in &headers {
+            let name = &h.name.v;
+            let v = ident("value");
+            stmts.push(match self.simple(&h.value, Enc::Raw) {
+                Some(e) => quote! { req.header(#name, #e)?; },
+                None => {
+                    let build = self.assemble(&v, &h.value, Enc::Raw);
+                    quote! { { #build req.header(#name, #v)?; } }
+                }
+            });
+        }
+        for q in &r.params {
+            let name = &q.name.v;
+            let v = ident("value");
+            stmts.push(match self.simple(&q.value, Enc::Raw) {
+                Some(e) => quote! { req.query(#name, #e); },
+                None => {
+                    let build = self.assemble(&v, &q.value, Enc::Raw);
+                    quote! { { #build req.query(#name, #v); } }
+                }
+            });
+        }
+        if let Some(b) = &r.body {
+            let has_ct = headers
+                .iter()
+                .any(|h| h.name.v.eq_ignore_ascii_case("content-type"));
+            let (enc, ct) = match b.encoding {
+                BodyEncoding::Json => (Enc::Json, "application/json"),
+                BodyEncoding::Form => (Enc::Form, "application/x-www-form-urlencoded"),
+            };
+            if !has_ct {
+                stmts.push(quote! { req.header("Content-Type", String::from(#ct))?; });
+            }
+            let body = ident("body");
+            stmts.push(self.assemble(&body, &b.template, enc));
+            stmts.push(quote! { req.body(#body); });
+        }
+        quote! {
+            #(#stmts)*
+            Ok(req)
+        }
+    }
+}

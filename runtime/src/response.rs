@@ -1,0 +1,222 @@
+//! A provider's answer as generated code and the engine read it: the status, the headers, and
+//! the body parsed as JSON at most once, on first need (a step that looks only at the status
+//! or a header never parses it).
+
+use crate::def::{ExtractDef, Source};
+use crate::jsonpath::stored_text;
+use crate::request::StepError;
+use crate::JsonPath;
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, SET_COOKIE};
+use serde_json::Value;
+use std::sync::OnceLock;
+
+/// A provider's answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    json: OnceLock<Option<Value>>,
+}
+
+/// The value a condition expects, typed as the provider file wrote it: a string never equals
+/// a number, `true` never equals `"true"`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Expect {
+    Str(&'static str),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Null,
+}
+
+impl Expect {
+    fn holds(self, v: &Value) -> bool {
+        match (self, v) {
+            (Expect::Str(s), Value::String(x)) => s == x,
+            (Expect::Int(i), Value::Number(n)) => {
+                n.as_i64() == Some(i) || n.as_f64() == Some(i as f64)
+            }
+            (Expect::Float(f), Value::Number(n)) => n.as_f64() == Some(f),
+            (Expect::Bool(b), Value::Bool(x)) => b == *x,
+            (Expect::Null, Value::Null) => true,
+            _ => false,
+        }
+    }
+}
+
+/// The longest provider message shown in `error`.
+pub const MAX_MESSAGE: usize = 200;
+
+impl Reply {
+    pub fn new(status: u16, headers: HeaderMap, body: Bytes) -> Reply {
+        Reply {
+            status,
+            headers,
+            body,
+            json: OnceLock::new(),
+        }
+    }
+
+    /// The body as JSON, parsed on first use; `None` if it is not JSON.
+    pub fn json(&self) -> Option<&Value> {
+        self.json
+            .get_or_init(|| serde_json::from_slice(&self.body).ok())
+            .as_ref()
+    }
+
+    /// The first value at `path` equals `expected`. A body that is not JSON, or a path that
+    /// matches nothing, never does.
+    pub fn is(&self, path: &JsonPath, expected: Expect) -> bool {
+        self.json()
+            .and_then(|j| path.first(j))
+            .is_some_and(|v| expected.holds(v))
+    }
+
+    /// The text at `path`, made fit to show: strings only, control characters removed,
+    /// trimmed, at most `MAX_MESSAGE` characters; `None` when there is no such text.
+    pub fn message_at(&self, path: &JsonPath) -> Option<String> {
+        let Some(Value::String(s)) = self.json().and_then(|j| path.first(j)) else {
+            return None;
+        };
+        let clean: String = s.chars().filter(|c| !c.is_control()).collect();
+        let clean: String = clean.trim().chars().take(MAX_MESSAGE).collect();
+        (!clean.is_empty()).then_some(clean)
+    }
+
+    /// The value `def` takes from this answer: `Ok(None)` for an optional miss.
+    pub fn extract(&self, def: &ExtractDef) -> Result<Option<String>, StepError> {
+        let found = match def.source {
+            Source::Path(p) => self
+                .json_or_fail()?
+                .and_then(|j| p.first(j).map(stored_text)),
+            Source::All(p) => self.json_or_fail()?.and_then(|j| {
+                let all = p.all(j);
+                (!all.is_empty())
+                    .then(|| Value::Array(all.into_iter().cloned().collect()).to_string())
+            }),
+            Source::Header(name) => self
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            Source::Cookie(name) => self.cookie(name),
+            Source::Status => Some(self.status.to_string()),
+        };
+        match found {
+            Some(v) => Ok(Some(v)),
+            None if def.optional => Ok(None),
+            None => Err(StepError::Provider(match def.source {
+                Source::Path(p) | Source::All(p) => {
+                    format!("the provider's answer has no value at `{}`", p.as_str())
+                }
+                Source::Header(h) => format!("the provider's answer has no `{h}` header"),
+                Source::Cookie(c) => format!("the provider's answer sets no cookie `{c}`"),
+                Source::Status => "the provider's answer has no status".into(),
+            })),
+        }
+    }
+
+    /// The JSON body; a body that is not JSON fails the step (a JSONPath cannot apply).
+    fn json_or_fail(&self) -> Result<Option<&Value>, StepError> {
+        match self.json() {
+            Some(j) => Ok(Some(j)),
+            None => Err(StepError::Provider(
+                "the provider's answer is not JSON".into(),
+            )),
+        }
+    }
+
+    /// The value of the cookie `name` that a `Set-Cookie` header of this answer sets.
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| cookie::Cookie::parse(v).ok())
+            .find(|c| c.name() == name)
+            .map(|c| c.value().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    static TYPE: JsonPath = JsonPath::new("$.response_type");
+    static CODE: JsonPath = JsonPath::new("$.code");
+    static IDS: JsonPath = JsonPath::new("$.accounts[*].id");
+
+    fn reply(body: &str) -> Reply {
+        let mut h = HeaderMap::new();
+        h.append(SET_COOKIE, HeaderValue::from_static("a=1; Path=/"));
+        h.append(
+            SET_COOKIE,
+            HeaderValue::from_static("tn_session=s3cr3t; HttpOnly"),
+        );
+        h.insert(
+            "location",
+            HeaderValue::from_static("https://x.example/next"),
+        );
+        Reply::new(300, h, Bytes::from(body.to_string()))
+    }
+
+    #[test]
+    fn comparisons_are_typed() {
+        let r = reply(r#"{"response_type":"SUCCESS","code":0}"#);
+        assert!(r.is(&TYPE, Expect::Str("SUCCESS")));
+        assert!(!r.is(&TYPE, Expect::Str("success")));
+        assert!(r.is(&CODE, Expect::Int(0)));
+        assert!(!r.is(&CODE, Expect::Str("0")));
+        assert!(!reply("not json").is(&TYPE, Expect::Str("SUCCESS")));
+    }
+
+    #[test]
+    fn every_source_extracts() {
+        let r = reply(r#"{"accounts":[{"id":1},{"id":"b"}]}"#);
+        let x = |source, optional| {
+            r.extract(&ExtractDef {
+                key: "k",
+                source,
+                optional,
+            })
+        };
+        assert_eq!(x(Source::All(&IDS), false), Ok(Some(r#"[1,"b"]"#.into())));
+        assert_eq!(
+            x(Source::Cookie("tn_session"), false),
+            Ok(Some("s3cr3t".into()))
+        );
+        assert_eq!(
+            x(Source::Header("Location"), false),
+            Ok(Some("https://x.example/next".into()))
+        );
+        assert_eq!(x(Source::Status, false), Ok(Some("300".into())));
+        assert_eq!(x(Source::Path(&TYPE), true), Ok(None));
+        assert_eq!(
+            x(Source::Path(&TYPE), false),
+            Err(StepError::Provider(
+                "the provider's answer has no value at `$.response_type`".into()
+            ))
+        );
+        assert_eq!(
+            x(Source::Cookie("sid"), false),
+            Err(StepError::Provider(
+                "the provider's answer sets no cookie `sid`".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn messages_are_strings_cleaned_and_capped() {
+        let long = "x".repeat(300);
+        let r = reply(&format!(
+            r#"{{"response_type":"  bad\u0007 \nthing ","code":{{"a":1}},"long":"{long}"}}"#
+        ));
+        assert_eq!(r.message_at(&TYPE).as_deref(), Some("bad thing"));
+        assert_eq!(r.message_at(&CODE), None, "objects are not messages");
+        static LONG: JsonPath = JsonPath::new("$.long");
+        assert_eq!(r.message_at(&LONG).unwrap().chars().count(), MAX_MESSAGE);
+    }
+}

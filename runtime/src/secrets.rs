@@ -1,0 +1,115 @@
+//! Provider secrets (`secrets:` in a provider file): read once when the server starts, held in
+//! a type that never prints them, and kept out of every answer.
+
+use crate::def::ProviderDef;
+use crate::request::Secret;
+use std::collections::HashMap;
+
+/// One provider's secrets, by name.
+#[derive(Debug, Default)]
+pub struct Secrets {
+    values: Vec<(&'static str, Secret)>,
+}
+
+/// No secrets: for providers that declare none.
+pub static NONE: Secrets = Secrets { values: Vec::new() };
+
+impl Secrets {
+    /// The secret `key`, if the provider declares it.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.expose())
+    }
+
+    /// `text` with every secret value replaced by `***`: for anything the provider sent back
+    /// that is shown to the user (an error message, a display field), in case it echoes one.
+    pub fn redact(&self, text: String) -> String {
+        self.values
+            .iter()
+            .map(|(_, v)| v.expose())
+            .filter(|v| !v.is_empty())
+            .fold(text, |t, v| {
+                if t.contains(v) {
+                    t.replace(v, "***")
+                } else {
+                    t
+                }
+            })
+    }
+}
+
+/// Reads the secrets of every provider through `lookup` (the environment, or values a demo
+/// sets). Fails naming every provider and variable that is unset or empty, or holds a line
+/// break or NUL (it could not be sent in a header).
+pub fn load(
+    providers: &[&ProviderDef],
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<HashMap<&'static str, Secrets>, String> {
+    let mut out = HashMap::new();
+    let mut problems = Vec::new();
+    for p in providers {
+        let mut secrets = Secrets::default();
+        for s in p.secrets {
+            match lookup(s.env) {
+                Some(v) if v.contains(['\r', '\n', '\0']) => problems.push(format!(
+                    "provider `{}`: {} (secret `{}`) holds a line break or NUL",
+                    p.id, s.env, s.key
+                )),
+                Some(v) if !v.is_empty() => secrets.values.push((s.key, Secret::new(v))),
+                _ => problems.push(format!(
+                    "provider `{}` needs {} (secret `{}`), which is not set",
+                    p.id, s.env, s.key
+                )),
+            }
+        }
+        out.insert(p.id, secrets);
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::def::{Scope, SecretDef};
+
+    static P: ProviderDef = ProviderDef {
+        id: "indee",
+        name: "Indee",
+        logo: None,
+        scope: Scope::PerUser,
+        base_url: "https://x.example",
+        flows: &[],
+        logout: None,
+        secrets: &[SecretDef {
+            key: "api_key",
+            env: "TEST_INDEE_KEY",
+        }],
+        source: "p.yaml",
+    };
+
+    #[test]
+    fn an_unset_secret_names_provider_and_variable() {
+        let err = load(&[&P], |_| None).unwrap_err();
+        assert_eq!(
+            err,
+            "provider `indee` needs TEST_INDEE_KEY (secret `api_key`), which is not set"
+        );
+        assert!(load(&[&P], |_| Some(String::new())).is_err());
+        assert!(load(&[&P], |_| Some("a\nb".into())).is_err());
+    }
+
+    #[test]
+    fn secrets_are_read_and_redacted() {
+        let all = load(&[&P], |v| (v == "TEST_INDEE_KEY").then(|| "k-123".into())).unwrap();
+        let s = &all["indee"];
+        assert_eq!(s.get("api_key"), Some("k-123"));
+        assert_eq!(s.redact("bad key k-123!".into()), "bad key ***!");
+        assert!(!format!("{s:?}").contains("k-123"));
+    }
+}
