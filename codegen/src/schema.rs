@@ -17,13 +17,94 @@ fn string_map(description: &str) -> Value {
     json!({ "type": "object", "description": description, "additionalProperties": { "type": "string" } })
 }
 
+/// A field; `link` and `info` fields need a `value`, and only they may have one.
 fn field() -> Value {
     let types: Vec<&str> = FieldType::ALL.iter().map(|(n, _)| *n).collect();
-    object(keys::FIELD, &["key", "label"], |k| match k {
-        "key" => json!({ "type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }),
+    let display: Vec<&str> = FieldType::ALL
+        .iter()
+        .filter(|(_, t)| t.is_display())
+        .map(|(n, _)| *n)
+        .collect();
+    let mut f = object(keys::FIELD, &["key", "label"], |k| match k {
+        "key" => json!({ "type": "string", "pattern": KEY }),
         "type" => json!({ "enum": types, "default": "text" }),
         "required" => json!({ "type": "boolean", "default": true }),
         "transform" => json!({ "enum": ["base64"] }),
+        "value" => {
+            json!({ "type": "string", "description": "`link` and `info` fields: the template shown, rendered after the step's extraction" })
+        }
+        _ => json!({ "type": "string" }),
+    });
+    if let Value::Object(m) = &mut f {
+        m.insert(
+            "if".into(),
+            json!({ "properties": { "type": { "enum": display } }, "required": ["type"] }),
+        );
+        m.insert("then".into(), json!({ "required": ["value"] }));
+        m.insert("else".into(), json!({ "not": { "required": ["value"] } }));
+    }
+    f
+}
+
+const KEY: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
+
+fn status() -> Value {
+    json!({ "type": "integer", "minimum": 100, "maximum": 599 })
+}
+
+fn statuses() -> Value {
+    json!({ "oneOf": [status(), { "type": "array", "items": status(), "minItems": 1 }] })
+}
+
+/// JSONPath -> expected scalar; `status` too where `with_status`.
+fn conditions(with_status: bool) -> Value {
+    let mut props = Map::new();
+    if with_status {
+        props.insert("status".into(), statuses());
+    }
+    json!({
+        "type": "object",
+        "properties": props,
+        "patternProperties": { "^\\$": { "type": ["string", "number", "boolean", "null"] } },
+        "additionalProperties": false
+    })
+}
+
+fn extract() -> Value {
+    let source = object(keys::EXTRACT, &[], |k| match k {
+        "path" => json!({ "type": "string", "description": "a JSONPath" }),
+        "optional" | "all" => json!({ "type": "boolean", "default": false }),
+        "status" => json!({ "const": true }),
+        _ => json!({ "type": "string" }),
+    });
+    json!({
+        "type": "object",
+        "propertyNames": { "pattern": KEY },
+        "additionalProperties": { "oneOf": [{ "type": "string", "description": "a JSONPath" }, source] }
+    })
+}
+
+fn prompt() -> Value {
+    json!({ "type": "array", "items": field() })
+}
+
+fn outcome() -> Value {
+    object(keys::OUTCOME, &[], |k| match k {
+        "when" => conditions(true),
+        "extract" => extract(),
+        "prompt" => prompt(),
+        "next" => {
+            json!({ "type": ["string", "integer"], "description": "a step id, or a step index" })
+        }
+        "complete" => json!({ "type": "boolean" }),
+        "fail" => json!({ "oneOf": [
+            { "type": "string" },
+            object(keys::FAIL, &[], |k| match k {
+                "clear_session" => json!({ "type": "boolean", "default": false }),
+                "from" => json!({ "type": "string", "description": "a JSONPath to the provider's message" }),
+                _ => json!({ "type": "string" }),
+            })
+        ] }),
         _ => json!({ "type": "string" }),
     })
 }
@@ -48,17 +129,18 @@ fn request() -> Value {
 /// The whole schema.
 pub fn schema() -> Value {
     let step = object(keys::STEP, &["name", "request"], |k| match k {
-        "name" => json!({ "type": "string" }),
         "request" => request(),
-        "success_status" => json!({ "type": "integer", "minimum": 100, "maximum": 599 }),
-        _ => object(keys::ON_SUCCESS, &[], |k| match k {
-            "extract" => json!({
-                "type": "object",
-                "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" },
-                "additionalProperties": { "type": "string", "description": "a JSONPath" }
-            }),
-            _ => json!({ "type": "array", "items": field() }),
+        "success_status" => statuses(),
+        "success_when" => conditions(false),
+        "error_message" => {
+            json!({ "type": "string", "description": "a JSONPath to the provider's error text" })
+        }
+        "outcomes" => json!({ "type": "array", "items": outcome(), "minItems": 1 }),
+        "on_success" => object(keys::ON_SUCCESS, &[], |k| match k {
+            "extract" => extract(),
+            _ => prompt(),
         }),
+        _ => json!({ "type": "string" }),
     });
     let flow = object(keys::FLOW, &["id", "name", "steps"], |k| match k {
         "inputs" => json!({ "type": "array", "items": field() }),
@@ -81,6 +163,12 @@ pub fn schema() -> Value {
             _ => string_map("header name -> template sent on every request"),
         }),
         "auth" => auth.clone(),
+        "secrets" => json!({
+            "type": "object",
+            "description": "secrets read from the environment when the server starts, used as {{secret.K}}",
+            "propertyNames": { "pattern": KEY },
+            "additionalProperties": object(keys::SECRET, &["env"], |_| json!({ "type": "string", "pattern": KEY }))
+        }),
         _ => json!({ "description": "ignored by this server (older interpreter's section)" }),
     });
     if let Value::Object(m) = &mut root {

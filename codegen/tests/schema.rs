@@ -32,6 +32,9 @@ fn a_file_with_an_unknown_key_fails_the_schema() {
         "unknown-key-on-sucess.yaml",
         "unknown-key-in-request.yaml",
         "unknown-top-level-key.yaml",
+        "when-unknown-key.yaml",
+        "extract-source-problems.yaml",
+        "value-on-collected-field.yaml",
     ] {
         let doc = as_json(&std::fs::read_to_string(dir.join(name)).unwrap());
         assert!(!v.is_valid(&doc), "{name} should fail the schema");

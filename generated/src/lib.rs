@@ -5,6 +5,12 @@ pub mod acme_shared;
 #[rustfmt::skip]
 pub mod acme;
 #[rustfmt::skip]
+pub mod indee;
+#[rustfmt::skip]
+pub mod opentv;
+#[rustfmt::skip]
+pub mod truenas;
+#[rustfmt::skip]
 mod registry;
 
 pub use registry::PROVIDERS;

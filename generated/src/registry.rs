@@ -3,4 +3,7 @@
 pub static PROVIDERS: &[&otvi_runtime::def::ProviderDef] = &[
     &super::acme_shared::PROVIDER,
     &super::acme::PROVIDER,
+    &super::indee::PROVIDER,
+    &super::opentv::PROVIDER,
+    &super::truenas::PROVIDER,
 ];

@@ -35,10 +35,11 @@ impl<'a> Checker<'a> {
         // A `next` that names no step is reported on its own; the graph it leaves would only
         // add noise (a step "unreachable" because of the typo, a flow that "never completes").
         let complete_graph = f.steps.iter().all(|s| {
-            s.outcomes.iter().all(|o| match &o.then {
-                Then::Continue(Some(r)) => graph::resolve(f, &r.v).is_some(),
-                _ => true,
-            })
+            !s.outcomes.is_empty()
+                && s.outcomes.iter().all(|o| match &o.then {
+                    Then::Continue(Some(r)) => graph::resolve(f, &r.v).is_some(),
+                    _ => true,
+                })
         });
         for (s, _) in f
             .steps
@@ -131,8 +132,9 @@ impl<'a> Checker<'a> {
         let mut all: Vec<(&Field, Origin)> = f.inputs.iter().map(|x| (x, Origin::Input)).collect();
         for (i, s) in f.steps.iter().enumerate() {
             for (j, o) in s.outcomes.iter().enumerate() {
+                // A prompt that leads nowhere a prompt may lead is reported on its own.
                 let to = match graph::target(f, i, o) {
-                    Some(Target::Step(t)) => Some(t),
+                    Some(Target::Step(t)) if t > 0 => Some(t),
                     _ => None,
                 };
                 if let Some(p) = &o.prompt {
@@ -157,6 +159,8 @@ impl<'a> Checker<'a> {
                         "`{k}` is first defined at line {line}; use another key"
                     )),
                 ),
+                (Origin::Prompt(_, _, None), _) | (_, Origin::Prompt(_, _, None))
+                    if first_origin != origin => {}
                 (Origin::Prompt(i, j, Some(t)), Origin::Prompt(i2, j2, Some(t2)))
                     if t == t2 && (i, j) != (i2, j2) =>
                 {

@@ -372,7 +372,13 @@ impl<'a> Checker<'a> {
         let names: Vec<&str> = self.p.secrets.iter().map(|s| s.key.v.as_str()).collect();
         if !names.contains(&k) {
             let help = match did_you_mean(k, &names) {
-                Some(s) => format!("did you mean `{{{{secret.{s}}}}}`?"),
+                Some(s) => {
+                    // A misspelt use is reported here, not again as an unused secret.
+                    if let Some(d) = self.p.secrets.iter().find(|d| d.key.v == s) {
+                        self.secrets_used.insert(&d.key.v);
+                    }
+                    format!("did you mean `{{{{secret.{s}}}}}`?")
+                }
                 None => format!(
                     "declare it at the top level: `secrets: {{ {k}: {{ env: VARIABLE }} }}`"
                 ),

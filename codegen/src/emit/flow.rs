@@ -189,8 +189,7 @@ impl StepEmit<'_, '_> {
         let leaf = path
             .v
             .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .filter(|t| !t.is_empty() && !t.starts_with(|c: char| c.is_ascii_digit()))
-            .last()
+            .rfind(|t| !t.is_empty() && !t.starts_with(|c: char| c.is_ascii_digit()))
             .unwrap_or("root");
         let id = ident(
             &self

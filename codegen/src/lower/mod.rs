@@ -81,6 +81,17 @@ impl<'n> Map<'n> {
     }
 }
 
+/// "a `link`", "an `info`": a field type with its article.
+fn a_type(t: FieldType) -> String {
+    let name = t.as_str();
+    let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} `{name}`")
+}
+
 /// The span to point at for a whole mapping: its first line only.
 fn head(node: &Node) -> Span {
     Span::point(node.span.start)
@@ -411,7 +422,7 @@ impl Lower {
             self.err(
                 "display-in-inputs",
                 f.key.span,
-                format!("a `{}` field cannot be a flow input", f.field_type.as_str()),
+                format!("{} field cannot be a flow input", a_type(f.field_type)),
             )
             .help = Some(
                 "display fields belong in a `prompt`, where they show what a step returned".into(),
@@ -496,14 +507,14 @@ impl Lower {
             }
             None => {
                 if display {
-                    let t = field_type.as_str();
+                    let a = a_type(field_type);
                     self.err(
                         "display-without-value",
                         head(node),
-                        format!("a `{t}` field needs a `value`"),
+                        format!("{a} field needs a `value`"),
                     )
                     .help = Some(format!(
-                        "a `{t}` field shows text the server renders, e.g. `value: \"{{{{stored.redirect}}}}\"`"
+                        "{a} field shows text the server renders, e.g. `value: \"{{{{stored.redirect}}}}\"`"
                     ));
                 }
                 None
@@ -521,14 +532,14 @@ impl Lower {
     }
 
     fn not_for_display(&mut self, key: &Node, name: &str, t: FieldType) {
-        let t = t.as_str();
+        let a = a_type(t);
         self.err(
             "display-field-key",
             key.span,
-            format!("`{name}` does not apply to a `{t}` field"),
+            format!("`{name}` does not apply to {a} field"),
         )
         .help = Some(format!(
-            "a `{t}` field is shown to the user, not collected; remove `{name}`"
+            "{a} field is shown to the user, not collected; remove `{name}`"
         ));
     }
 

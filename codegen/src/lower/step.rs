@@ -130,6 +130,10 @@ impl Lower {
             self.literal_text(msg, "`message`");
         }
 
+        // A `complete` or `fail` that conflicts with `next` or `prompt` is reported; the outcome
+        // is then read as leading on, so that the steps it names are not reported again as
+        // unreachable.
+        let leads_on = m.entry("next").is_some() || prompt.is_some();
         let then = if let Some(f) = fail {
             for k in ["extract", "prompt", "next", "complete", "message"] {
                 if let Some((key, _)) = m.entry(k) {
@@ -140,7 +144,11 @@ impl Lower {
                     self.conflict(key, k, "fail", help);
                 }
             }
-            Then::Fail(f)
+            if leads_on {
+                Then::Continue(next)
+            } else {
+                Then::Fail(f)
+            }
         } else if let Some(c) = complete {
             for (k, help) in [
                 (
@@ -157,7 +165,11 @@ impl Lower {
                     self.conflict(key, k, "complete: true", help);
                 }
             }
-            Then::Complete(c)
+            if leads_on {
+                Then::Continue(next)
+            } else {
+                Then::Complete(c)
+            }
         } else {
             if let (Some((key, _)), None) = (m.entry("message"), &prompt) {
                 self.err(
@@ -478,6 +490,10 @@ impl Lower {
                         "bad-cookie-name",
                         name.span,
                         format!("`{}` is not a valid cookie name", name.v),
+                    )
+                    .help = Some(
+                        "a cookie name is the text before `=` in the provider's `Set-Cookie` header"
+                            .into(),
                     );
                 }
                 Source::Cookie(name)
