@@ -226,6 +226,11 @@ async fn demo(bind: String) -> Result<(), String> {
         .iter()
         .map(|p| (p.id.to_string(), mock.url()))
         .collect();
+    cfg.secret_values = server::providers()
+        .iter()
+        .flat_map(|p| p.secrets)
+        .map(|s| (s.env.to_string(), format!("demo-{}", s.key)))
+        .collect();
     let app = server::app(&cfg).await?;
     let listener = match tokio::net::TcpListener::bind(&bind).await {
         Ok(l) => l,

@@ -89,3 +89,25 @@ fn provider_base_url_must_name_a_compiled_provider() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no compiled provider `nope`"));
 }
+
+#[test]
+fn serve_refuses_to_start_without_a_provider_secret_and_names_provider_and_variable() {
+    let out = otvi()
+        .env("OTVI_JWT_SECRET", "s")
+        .env_remove("INDEE_API_KEY")
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--database-url",
+            "sqlite::memory:",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("provider `indee` needs INDEE_API_KEY (secret `api_key`), which is not set"),
+        "{err}"
+    );
+}

@@ -33,7 +33,17 @@ pub fn config(base: &str, dir: &std::path::Path) -> Config {
         .iter()
         .map(|p| (p.id.to_string(), base.to_string()))
         .collect();
+    cfg.secret_values = secrets();
     cfg
+}
+
+/// A value for every provider secret, as `serve` reads them from the environment.
+pub fn secrets() -> std::collections::HashMap<String, String> {
+    server::providers()
+        .iter()
+        .flat_map(|p| p.secrets)
+        .map(|s| (s.env.to_string(), format!("test-{}", s.key)))
+        .collect()
 }
 
 impl TestServer {
