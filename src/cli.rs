@@ -1,6 +1,5 @@
 //! The `otvi` command line: `serve`, `token`, `providers`, `demo`.
 
-use crate::mock::{MockProvider, OTP};
 use crate::server::{self, Config};
 use clap::{Parser, Subcommand};
 use otvi_runtime::auth::{unix_now, Claims, Jwt};
@@ -61,7 +60,8 @@ enum Command {
     },
     /// List the compiled providers, their flows and steps.
     Providers,
-    /// Start a mock provider and the server on loopback, and print a token and curl lines.
+    /// Start mocks of every shipped provider and the server on loopback; print a token and
+    /// curl lines.
     Demo {
         /// Address for the server; a free port is used if it is taken.
         #[arg(long, default_value = "127.0.0.1:3000")]
@@ -173,13 +173,14 @@ pub fn main() -> ExitCode {
                 let listener = tokio::net::TcpListener::bind(&bind)
                     .await
                     .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
-                tracing::info!(addr = %bind, "otvi listening");
+                let addr = listener.local_addr().map_err(|e| e.to_string())?;
+                tracing::info!(%addr, "otvi listening");
                 server::run(listener, app).await.map_err(|e| e.to_string())
             })
         }
         Command::Demo { bind } => {
             init_logs();
-            block_on(demo(bind))
+            block_on(crate::demo::run(bind))
         }
     }
 }
@@ -208,84 +209,6 @@ fn block_on(f: impl std::future::Future<Output = Result<(), String>>) -> ExitCod
             ExitCode::FAILURE
         }
     }
-}
-
-async fn demo(bind: String) -> Result<(), String> {
-    let mock = MockProvider::start()
-        .await
-        .map_err(|e| format!("cannot start the mock provider: {e}"))?;
-    let dir =
-        tempfile::tempdir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
-    let db = dir.path().join("otvi.db");
-    let secret = uuid::Uuid::new_v4().simple().to_string();
-    let mut cfg = Config::new(
-        secret.clone(),
-        format!("sqlite://{}?mode=rwc", db.display()),
-    );
-    cfg.base_urls = server::providers()
-        .iter()
-        .map(|p| (p.id.to_string(), mock.url()))
-        .collect();
-    cfg.secret_values = server::providers()
-        .iter()
-        .flat_map(|p| p.secrets)
-        .map(|s| (s.env.to_string(), format!("demo-{}", s.key)))
-        .collect();
-    let app = server::app(&cfg).await?;
-    let listener = match tokio::net::TcpListener::bind(&bind).await {
-        Ok(l) => l,
-        Err(_) => tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| e.to_string())?,
-    };
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let token = Jwt::new(secret.as_bytes()).sign(&Claims {
-        sub: "demo-admin".into(),
-        exp: unix_now() + 24 * 3600,
-        role: "admin".into(),
-        must_change_password: false,
-        providers: None,
-        username: None,
-    });
-    let base = format!("http://{addr}/api/providers/acme");
-    let login = |body: &str| {
-        format!("curl -s -X POST {base}/auth/login -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{body}'")
-    };
-    println!(
-        "otvi demo: server on http://{addr}, mock provider on {}, database {}",
-        mock.url(),
-        db.display()
-    );
-    println!("Press Ctrl-C to stop.\n");
-    println!("export TOKEN={token}\n");
-    println!("# Phone + OTP, step 0: the server sends the (base64-encoded) phone number and asks for a code");
-    println!(
-        "{}\n",
-        login(r#"{"flow_id":"phone_otp","step":0,"inputs":{"phone":"+15551234567"}}"#)
-    );
-    println!("# Step 1: the mock provider's code is {OTP}");
-    println!(
-        "{}\n",
-        login(&format!(
-            r#"{{"flow_id":"phone_otp","step":1,"inputs":{{"phone":"+15551234567","otp":"{OTP}"}}}}"#
-        ))
-    );
-    println!("# Is there a session?");
-    println!("curl -s {base}/auth/check -H \"Authorization: Bearer $TOKEN\"\n");
-    println!("# Log out (the server calls the provider's logout first)");
-    println!("curl -s -X POST {base}/auth/logout -H \"Authorization: Bearer $TOKEN\"\n");
-    println!("# Email + password in one step");
-    println!(
-        "{}\n",
-        login(
-            r#"{"flow_id":"email_password","step":0,"inputs":{"email":"alice@example.com","password":"secretpassword"}}"#
-        )
-    );
-    server::run(listener, app)
-        .await
-        .map_err(|e| e.to_string())?;
-    drop(dir);
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! The `otvi` server binary: command line, server assembly, and the demo's mock provider.
+//! The `otvi` server binary: command line and server assembly. The demo's mock providers
+//! live in `otvi-mocks` (`examples/`).
 
 pub mod cli;
-pub mod mock;
+pub mod demo;
 pub mod server;

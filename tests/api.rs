@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use otvi::mock::{MockProvider, OTP};
+use otvi_mocks::acme::{MockProvider, OTP};
 
 const PHONE: &str = "+15551234567";
 const PHONE_B64: &str = "KzE1NTUxMjM0NTY3";

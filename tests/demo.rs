@@ -51,7 +51,7 @@ async fn the_demo_prints_a_token_and_curl_lines_that_log_in_check_and_log_out() 
     let mut lines = Vec::new();
     for line in BufReader::new(stdout).lines() {
         let line = line.unwrap();
-        let done = line.contains("email_password");
+        let done = line.contains("one path of every shipped provider");
         lines.push(line);
         if done {
             break;
@@ -62,22 +62,58 @@ async fn the_demo_prints_a_token_and_curl_lines_that_log_in_check_and_log_out() 
         .find_map(|l| l.strip_prefix("export TOKEN="))
         .unwrap()
         .to_string();
-    let curls: Vec<&String> = lines.iter().filter(|l| l.starts_with("curl ")).collect();
+    let curls_of = |provider: &str| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| l.starts_with("curl ") && l.contains(&format!("/providers/{provider}/")))
+            .cloned()
+            .collect()
+    };
+
+    let curls = curls_of("acme");
     assert_eq!(curls.len(), 5, "{lines:#?}");
-    let step0 = run_curl(curls[0], &token).await;
+    let step0 = run_curl(&curls[0], &token).await;
     assert_eq!(step0["next_step"]["step_index"], 1);
-    assert_eq!(run_curl(curls[1], &token).await["success"], true);
+    assert_eq!(run_curl(&curls[1], &token).await["success"], true);
     assert_eq!(
-        run_curl(curls[2], &token).await,
+        run_curl(&curls[2], &token).await,
         serde_json::json!({"valid": true})
     );
     assert_eq!(
-        run_curl(curls[3], &token).await,
+        run_curl(&curls[3], &token).await,
         serde_json::json!({"success": true})
     );
     assert_eq!(
-        run_curl(curls[2], &token).await,
+        run_curl(&curls[2], &token).await,
         serde_json::json!({"valid": false})
     );
-    assert_eq!(run_curl(curls[4], &token).await["user_name"], "alice");
+    assert_eq!(run_curl(&curls[4], &token).await["user_name"], "alice");
+
+    let curls = curls_of("opentv");
+    assert_eq!(curls.len(), 2, "{lines:#?}");
+    let step0 = run_curl(&curls[0], &token).await;
+    assert_eq!(
+        step0["next_step"]["fields"][0]["field_type"], "info",
+        "{step0}"
+    );
+    assert_eq!(run_curl(&curls[1], &token).await["success"], true);
+
+    let curls = curls_of("truenas");
+    assert_eq!(curls.len(), 2, "{lines:#?}");
+    assert_eq!(
+        run_curl(&curls[0], &token).await["next_step"]["step_index"],
+        1
+    );
+    assert_eq!(run_curl(&curls[1], &token).await["success"], true);
+
+    let curls = curls_of("indee");
+    assert_eq!(curls.len(), 4, "{lines:#?}");
+    assert_eq!(run_curl(&curls[0], &token).await["success"], true);
+    assert_eq!(run_curl(&curls[1], &token).await["success"], true);
+    let sso = run_curl(&curls[2], &token).await;
+    let link = sso["next_step"]["fields"][0]["value"].as_str().unwrap();
+    let page = reqwest::get(link).await.unwrap().text().await.unwrap();
+    let code = otvi_mocks::indee::code_from_page(&page).unwrap();
+    let finish = curls[3].replace("\"CODE\"", &format!("\"{code}\""));
+    assert_eq!(run_curl(&finish, &token).await["success"], true);
 }

@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use otvi::mock::{MockProvider, OTP};
+use otvi_mocks::acme::{MockProvider, OTP};
 
 fn pg_url() -> String {
     std::env::var("OTVI_TEST_POSTGRES_URL")

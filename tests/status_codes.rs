@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use otvi::mock::MockProvider;
+use otvi_mocks::acme::MockProvider;
 use otvi_runtime::auth::{unix_now, Claims, Jwt};
 
 async fn setup() -> (MockProvider, TestServer) {

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use otvi::mock::MockProvider;
+use otvi_mocks::acme::MockProvider;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 

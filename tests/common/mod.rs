@@ -42,7 +42,13 @@ pub fn secrets() -> std::collections::HashMap<String, String> {
     server::providers()
         .iter()
         .flat_map(|p| p.secrets)
-        .map(|s| (s.env.to_string(), format!("test-{}", s.key)))
+        .map(|s| {
+            let value = match s.env {
+                "INDEE_API_KEY" => otvi_mocks::indee::API_KEY.to_string(),
+                _ => format!("test-{}", s.key),
+            };
+            (s.env.to_string(), value)
+        })
         .collect()
 }
 
@@ -168,3 +174,15 @@ pub fn json(s: &str) -> serde_json::Value {
 }
 
 pub const EMAIL_LOGIN: &str = r#"{"flow_id":"email_password","step":0,"inputs":{"email":"alice@example.com","password":"secretpassword"}}"#;
+
+/// The provider session `owner` has with `provider`, read from the server's database.
+pub async fn session_of(
+    s: &TestServer,
+    owner: &str,
+    provider: &str,
+) -> Option<std::collections::HashMap<String, String>> {
+    let store = otvi_runtime::store::Store::connect(&s.database_url)
+        .await
+        .unwrap();
+    store.session(owner, provider).await.unwrap()
+}

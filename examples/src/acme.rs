@@ -7,9 +7,10 @@
 //! - `POST /v2/auth/otp/verify` `{phone_number, code, request_id}`: the code is [`OTP`].
 //! - `POST /v2/auth/logout` with `Authorization: Bearer <access token>`.
 
+use crate::record::{lock, serve, Recorder};
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -18,29 +19,13 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+pub use crate::record::Received;
+
 /// The one-time code the mock accepts.
 pub const OTP: &str = "123456";
 
-/// A request as the mock received it.
-#[derive(Debug, Clone)]
-pub struct Received {
-    pub path: String,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-impl Received {
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
 #[derive(Default)]
 struct Inner {
-    received: Vec<Received>,
     /// request_id -> phone number.
     otp_requests: HashMap<String, String>,
     /// Access tokens handed out.
@@ -52,24 +37,26 @@ struct Inner {
 pub struct MockProvider {
     pub addr: SocketAddr,
     inner: Arc<Mutex<Inner>>,
+    recorder: Recorder,
 }
 
 impl MockProvider {
     /// Starts on `127.0.0.1` at a free port.
     pub async fn start() -> std::io::Result<MockProvider> {
         let inner = Arc::new(Mutex::new(Inner::default()));
+        let recorder = Recorder::default();
         let app = Router::new()
             .route("/v2/auth/login", post(login))
             .route("/v2/auth/otp/send", post(otp_send))
             .route("/v2/auth/otp/verify", post(otp_verify))
             .route("/v2/auth/logout", post(logout))
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(MockProvider { addr, inner })
+        let addr = serve(recorder.wrap(app)).await?;
+        Ok(MockProvider {
+            addr,
+            inner,
+            recorder,
+        })
     }
 
     pub fn url(&self) -> String {
@@ -78,47 +65,29 @@ impl MockProvider {
 
     /// Every request received so far, oldest first.
     pub fn received(&self) -> Vec<Received> {
-        self.inner
-            .lock()
-            .map(|i| i.received.clone())
-            .unwrap_or_default()
+        self.recorder.all()
     }
 
     /// Access tokens handed out, oldest first.
     pub fn issued_tokens(&self) -> Vec<String> {
-        self.inner
-            .lock()
-            .map(|i| i.tokens.clone())
-            .unwrap_or_default()
+        lock(&self.inner).tokens.clone()
     }
 
     /// Requests received on `path`.
     pub fn received_on(&self, path: &str) -> Vec<Received> {
-        self.received()
-            .into_iter()
-            .filter(|r| r.path == path)
-            .collect()
+        self.recorder.on(path)
     }
 }
 
 type Shared = Arc<Mutex<Inner>>;
 
-fn record(state: &Shared, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Value {
-    if let Ok(mut i) = state.lock() {
-        i.received.push(Received {
-            path: uri.path().to_string(),
-            headers: headers.clone(),
-            body: body.clone(),
-        });
-    }
+fn parse(body: &Bytes) -> Value {
     serde_json::from_slice(body).unwrap_or(Value::Null)
 }
 
 fn tokens(state: &Shared, user: Value) -> Value {
     let access = format!("at-{}", uuid::Uuid::new_v4().simple());
-    if let Ok(mut i) = state.lock() {
-        i.tokens.push(access.clone());
-    }
+    lock(state).tokens.push(access.clone());
     json!({ "data": {
         "access_token": access,
         "refresh_token": format!("rt-{}", uuid::Uuid::new_v4().simple()),
@@ -130,8 +99,8 @@ fn reject(status: StatusCode, msg: &str) -> Response {
     (status, Json(json!({ "error": msg }))).into_response()
 }
 
-async fn login(State(s): State<Shared>, uri: Uri, h: HeaderMap, body: Bytes) -> Response {
-    let b = record(&s, &uri, &h, &body);
+async fn login(State(s): State<Shared>, body: Bytes) -> Response {
+    let b = parse(&body);
     let (Some(email), Some(password)) = (b["email"].as_str(), b["password"].as_str()) else {
         return reject(StatusCode::BAD_REQUEST, "email and password are required");
     };
@@ -146,25 +115,20 @@ async fn login(State(s): State<Shared>, uri: Uri, h: HeaderMap, body: Bytes) -> 
     .into_response()
 }
 
-async fn otp_send(State(s): State<Shared>, uri: Uri, h: HeaderMap, body: Bytes) -> Response {
-    let b = record(&s, &uri, &h, &body);
+async fn otp_send(State(s): State<Shared>, body: Bytes) -> Response {
+    let b = parse(&body);
     let Some(phone) = b["phone_number"].as_str() else {
         return reject(StatusCode::BAD_REQUEST, "phone_number is required");
     };
     let id = format!("req-{}", uuid::Uuid::new_v4().simple());
-    if let Ok(mut i) = s.lock() {
-        i.otp_requests.insert(id.clone(), phone.to_string());
-    }
+    lock(&s).otp_requests.insert(id.clone(), phone.to_string());
     Json(json!({ "data": { "request_id": id } })).into_response()
 }
 
-async fn otp_verify(State(s): State<Shared>, uri: Uri, h: HeaderMap, body: Bytes) -> Response {
-    let b = record(&s, &uri, &h, &body);
+async fn otp_verify(State(s): State<Shared>, body: Bytes) -> Response {
+    let b = parse(&body);
     let request_id = b["request_id"].as_str().unwrap_or_default();
-    let known = s
-        .lock()
-        .ok()
-        .and_then(|i| i.otp_requests.get(request_id).cloned());
+    let known = lock(&s).otp_requests.get(request_id).cloned();
     match known {
         Some(phone) if Some(phone.as_str()) == b["phone_number"].as_str() && b["code"] == OTP => {
             Json(tokens(
@@ -177,15 +141,14 @@ async fn otp_verify(State(s): State<Shared>, uri: Uri, h: HeaderMap, body: Bytes
     }
 }
 
-async fn logout(State(s): State<Shared>, uri: Uri, h: HeaderMap, body: Bytes) -> Response {
-    record(&s, &uri, &h, &body);
+async fn logout(State(s): State<Shared>, h: HeaderMap) -> Response {
     let token = h
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default()
         .to_string();
-    let known = s.lock().map(|i| i.tokens.contains(&token)).unwrap_or(false);
+    let known = lock(&s).tokens.contains(&token);
     if known {
         Json(json!({ "success": true })).into_response()
     } else {
