@@ -278,9 +278,10 @@ impl Drop for Kill {
 }
 
 /// Every path through the real `otvi serve`, with debug logging on: the API key is in no
-/// answer and no log line; neither are the password or the tokens the provider issued.
+/// answer, no log line and no database file; neither are the password or the tokens the
+/// provider issued in the log.
 #[tokio::test]
-async fn the_api_key_is_in_no_answer_and_no_log_line() {
+async fn the_api_key_is_in_no_answer_no_log_line_and_no_database_file() {
     let mock = IndeeMock::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_otvi"))
@@ -361,7 +362,20 @@ async fn the_api_key_is_in_no_answer_and_no_log_line() {
     let mut secrets = vec![API_KEY.to_string(), PASSWORD.to_string()];
     secrets.extend(mock.issued_tokens());
     secrets.extend(mock.issued_refresh_tokens());
-    for s in secrets {
-        assert!(!log.contains(&s), "the log holds {s}: {log}");
+    for s in &secrets {
+        assert!(!log.contains(s.as_str()), "the log holds {s}: {log}");
     }
+    // Nor the database: every SQLite file, the write-ahead log included.
+    let mut files = 0;
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        files += 1;
+        for s in [API_KEY, PASSWORD] {
+            assert!(
+                !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
+                "the database holds {s}"
+            );
+        }
+    }
+    assert!(files >= 1);
 }
