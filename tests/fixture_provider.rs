@@ -35,6 +35,24 @@ async fn recording_provider() -> (String, Arc<Mutex<Vec<Seen>>>) {
             let log = log.clone();
             async move {
                 let body = String::from_utf8_lossy(&body).into_owned();
+                if uri.path().starts_with("/api/redirect/") {
+                    // Followed, this would lead to a 201 that no outcome of the step expects.
+                    let key = headers.get("x-key").and_then(|v| v.to_str().ok());
+                    let echo =
+                        serde_json::json!({ "echo": format!("your key is {}", key.unwrap_or("")) });
+                    log.lock().unwrap().push(Seen {
+                        method,
+                        uri: uri.to_string(),
+                        headers,
+                        body,
+                    });
+                    return (
+                        StatusCode::FOUND,
+                        [("location", "/api/elsewhere")],
+                        axum::Json(echo),
+                    )
+                        .into_response();
+                }
                 let status = if uri.path().contains("ok200") {
                     StatusCode::OK
                 } else {
@@ -80,7 +98,10 @@ async fn server_on(base: &str, db: &std::path::Path) -> TestServer {
         jwt: Jwt::new(SECRET.as_bytes()),
         base_urls: [("fixture".to_string(), format!("{base}/api/"))].into(),
         pending_ttl: Duration::from_secs(600),
-        secrets: Default::default(),
+        secrets: otvi_runtime::secrets::load(PROVIDERS, |var| {
+            (var == "FIXTURE_KEY").then(|| FIXTURE_KEY.to_string())
+        })
+        .unwrap(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -89,6 +110,8 @@ async fn server_on(base: &str, db: &std::path::Path) -> TestServer {
     });
     TestServer::from_parts(url, task)
 }
+
+const FIXTURE_KEY: &str = "fixture-key-2b7d";
 
 fn login(user: &str, secret: &str, device: Option<&str>) -> String {
     let mut inputs = serde_json::json!({ "user": user, "secret": secret, "region": "eu west" });
@@ -287,4 +310,45 @@ async fn a_later_step_needs_only_its_new_fields_and_passwords_are_never_stored()
         "{body}"
     );
     assert_eq!(seen.lock().unwrap()[1].body, r#"{"u": "bob", "c": "42"}"#);
+}
+
+#[tokio::test]
+async fn a_step_that_tests_a_3xx_sees_the_redirect_and_a_secret_echo_is_never_stored() {
+    let (base, seen) = recording_provider().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("f.db");
+    let s = server_on(&base, &db).await;
+    let t = user("alice");
+    let start = serde_json::json!({"flow_id": "redirect", "step": 0,
+        "inputs": {"type": "a", "type_": "b", "deviceName": "tv"}});
+    let (status, body) = s.login(&t, "fixture", &start.to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    let v = json(&body);
+    assert_eq!(v["next_step"]["fields"][0]["key"], "whereTo", "{body}");
+    assert_eq!(v["next_step"]["fields"][0]["value"], "/api/elsewhere");
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1, "the redirect was not followed");
+        assert_eq!(seen[0].uri, "/api/redirect/a/b");
+        assert_eq!(seen[0].headers["x-device"], "tv");
+        assert_eq!(seen[0].headers["x-key"], FIXTURE_KEY);
+    }
+    let next = serde_json::json!({"flow_id": "redirect", "step": 1, "inputs": {"goOn": "yes"}});
+    let (_, body) = s.login(&t, "fixture", &next.to_string()).await;
+    assert_eq!(json(&body)["success"], true, "{body}");
+
+    let store = Store::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let session = store.session("alice", "fixture").await.unwrap().unwrap();
+    assert_eq!(session["location"], "/api/elsewhere");
+    assert_eq!(session["code"], "302");
+    assert_eq!(session["echo"], "your key is ***");
+    drop(store);
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(!bytes
+            .windows(FIXTURE_KEY.len())
+            .any(|w| w == FIXTURE_KEY.as_bytes()));
+    }
 }

@@ -145,10 +145,16 @@ pub struct Defined {
 }
 
 impl Defined {
-    /// What an outcome adds on its way out of a step.
-    pub fn after(&self, o: &Outcome) -> Defined {
+    /// What the display fields of outcome `o` may use: what the step started with and what
+    /// the outcome certainly keeps (an optional extract may keep nothing).
+    pub fn shown(&self, o: &Outcome) -> Defined {
         let mut d = self.clone();
-        d.stored.extend(o.extract.iter().map(|e| e.key.v.clone()));
+        d.stored.extend(o.kept().map(str::to_owned));
+        d
+    }
+    /// What the next step may use after outcome `o`: also the fields its prompt asks for.
+    pub fn after(&self, o: &Outcome) -> Defined {
+        let mut d = self.shown(o);
         if let Some(p) = &o.prompt {
             d.inputs.extend(p.collected().map(|f| f.key.v.clone()));
         }

@@ -51,6 +51,23 @@ pub struct Flow {
     pub span: Span,
 }
 
+impl Flow {
+    /// Every field: the inputs, then every prompt's fields in file order (display fields and
+    /// keys asked for again included).
+    pub fn fields(&self) -> impl Iterator<Item = &Field> {
+        self.inputs
+            .iter()
+            .chain(self.steps.iter().flat_map(Step::prompt_fields))
+    }
+    /// The fields the flow collects from the user, each key once (display fields excluded).
+    pub fn collected(&self) -> Vec<&Field> {
+        let mut seen = std::collections::HashSet::new();
+        self.fields()
+            .filter(|x| !x.is_display() && seen.insert(x.key.v.as_str()))
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Field {
     pub key: S<String>,
@@ -150,6 +167,13 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// The keys this outcome certainly keeps: its extracts but the optional ones.
+    pub fn kept(&self) -> impl Iterator<Item = &str> {
+        self.extract
+            .iter()
+            .filter(|e| !e.optional)
+            .map(|e| e.key.v.as_str())
+    }
     /// Where the outcome says where it leads (`next`, `complete`, `fail`), else its start.
     pub fn then_span(&self) -> Span {
         match &self.then {
@@ -207,6 +231,15 @@ pub enum Scalar {
 }
 
 impl Scalar {
+    /// Equal as the runtime compares them: numbers by value (`1` is `1.0`).
+    pub fn same_as(&self, other: &Scalar) -> bool {
+        match (self, other) {
+            (Scalar::Int(i), Scalar::Float(f)) | (Scalar::Float(f), Scalar::Int(i)) => {
+                *i as f64 == *f
+            }
+            _ => self == other,
+        }
+    }
     pub fn display(&self) -> String {
         match self {
             Scalar::Str(s) => format!("{s:?}"),

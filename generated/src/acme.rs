@@ -138,6 +138,7 @@ pub mod email_password {
                 decide: sign_in_outcome,
                 outcomes: &[&SIGN_IN_0],
                 error_message: None,
+                follow_redirects: true,
             },
         ],
         remember: &["email"],
@@ -280,6 +281,7 @@ pub mod phone_otp {
                 decide: send_verification_code_outcome,
                 outcomes: &[&SEND_VERIFICATION_CODE_0],
                 error_message: None,
+                follow_redirects: true,
             },
             StepDef {
                 id: "1",
@@ -288,6 +290,7 @@ pub mod phone_otp {
                 decide: verify_code_outcome,
                 outcomes: &[&VERIFY_CODE_0],
                 error_message: None,
+                follow_redirects: true,
             },
         ],
         remember: &["phone", "otp"],

@@ -123,6 +123,7 @@ pub mod email_password {
                 decide: sign_in_outcome,
                 outcomes: &[&SIGN_IN_0],
                 error_message: None,
+                follow_redirects: true,
             },
         ],
         remember: &["email"],

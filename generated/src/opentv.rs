@@ -286,6 +286,7 @@ pub mod sign_on {
                 decide: sign_on_outcome,
                 outcomes: &[&SIGN_ON_0, &SIGN_ON_1, &SIGN_ON_2],
                 error_message: Some(&SIGN_ON_MESSAGE),
+                follow_redirects: false,
             },
             StepDef {
                 id: "choose_account",
@@ -294,6 +295,7 @@ pub mod sign_on {
                 decide: choose_account_outcome,
                 outcomes: &[&CHOOSE_ACCOUNT_0, &CHOOSE_ACCOUNT_1],
                 error_message: Some(&CHOOSE_ACCOUNT_MESSAGE),
+                follow_redirects: true,
             },
         ],
         remember: &["username", "account"],

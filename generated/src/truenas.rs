@@ -293,6 +293,7 @@ pub mod password {
                 decide: login_outcome,
                 outcomes: &[&LOGIN_0, &LOGIN_1, &LOGIN_2, &LOGIN_3, &LOGIN_4],
                 error_message: None,
+                follow_redirects: true,
             },
             StepDef {
                 id: "otp",
@@ -301,6 +302,7 @@ pub mod password {
                 decide: otp_outcome,
                 outcomes: &[&OTP_0, &OTP_1, &OTP_2, &OTP_3],
                 error_message: None,
+                follow_redirects: true,
             },
         ],
         remember: &["username", "otp"],

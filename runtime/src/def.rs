@@ -41,7 +41,7 @@ impl FieldDef {
     }
     /// Shown, not collected.
     pub fn is_display(&self) -> bool {
-        self.value.is_some()
+        matches!(self.field_type, "link" | "info")
     }
 }
 
@@ -124,6 +124,9 @@ pub struct StepDef {
     pub outcomes: &'static [&'static OutcomeDef],
     /// Where the provider puts its error text (`error_message`).
     pub error_message: Option<&'static JsonPath>,
+    /// Same-host redirects are followed, unless an outcome tests a 3xx status (the step
+    /// wants to see the redirect itself, e.g. to keep its `Location`).
+    pub follow_redirects: bool,
 }
 
 #[derive(Debug)]

@@ -6,10 +6,11 @@
 
 use crate::def::{FieldDef, FlowDef, OutcomeDef, ProviderDef, StepDef, Then};
 use crate::request::{StepCx, StepError};
-use crate::response::Reply;
+use crate::response::{clean_message, Reply};
 use crate::secrets::Secrets;
 use crate::store::{PendingRun, Store, StoreError, Values};
 use crate::upstream::Upstream;
+use crate::JsonPath;
 use std::time::{Duration, Instant};
 
 /// The longest input value accepted.
@@ -73,16 +74,19 @@ fn remembered(flow: &FlowDef, inputs: &Values, forget: &[&str]) -> Values {
 }
 
 /// The message of a step that failed with the provider's answer `reply`: where the outcome
-/// or the step says the provider puts it, else what the status says.
-fn failure(reply: &Reply, step: &StepDef, o: Option<&OutcomeDef>) -> String {
+/// or the step says the provider puts it, else what the status says. Provider text has any
+/// secret replaced before it is cut to length, so no part of one survives.
+fn failure(reply: &Reply, step: &StepDef, o: Option<&OutcomeDef>, secrets: &Secrets) -> String {
     let fail = match o.map(|o| &o.then) {
         Some(Then::Fail(f)) => Some(f),
         _ => None,
     };
+    let provider_text =
+        |p: &JsonPath| clean_message(&secrets.redact(reply.text_at(p)?.to_string()));
     fail.and_then(|f| f.from)
-        .and_then(|p| reply.message_at(p))
+        .and_then(provider_text)
         .or_else(|| fail.and_then(|f| f.message).map(str::to_owned))
-        .or_else(|| step.error_message.and_then(|p| reply.message_at(p)))
+        .or_else(|| step.error_message.and_then(provider_text))
         .unwrap_or_else(|| format!("the provider answered HTTP {}", reply.status))
 }
 
@@ -215,12 +219,14 @@ impl Engine<'_> {
                 "step outcome"
             );
             let Some(o) = outcome else {
-                let msg = self.secrets.redact(failure(&reply, def, None));
+                let msg = failure(&reply, def, None, self.secrets);
                 return self.fail(run, i, first, msg).await;
             };
             for e in o.extract {
                 match reply.extract(e) {
                     Ok(Some(v)) => {
+                        // A provider that echoes a secret does not get it stored.
+                        let v = self.secrets.redact(v);
                         run.stored.insert(e.key.to_string(), v.clone());
                         run.pending.extracted.insert(e.key.to_string(), v);
                     }
@@ -230,7 +236,7 @@ impl Engine<'_> {
             }
             match &o.then {
                 Then::Fail(f) => {
-                    let msg = self.secrets.redact(failure(&reply, def, Some(o)));
+                    let msg = failure(&reply, def, Some(o), self.secrets);
                     if f.clear_session {
                         // The provider revoked the session: forget it and the run.
                         self.store.logout(run.owner, run.provider.id).await?;
@@ -268,7 +274,9 @@ impl Engine<'_> {
             self.secrets,
             &run.pending.run_id,
         );
-        let out = (run.flow.steps[i].build)(&cx)?;
+        let def = &run.flow.steps[i];
+        let mut out = (def.build)(&cx)?;
+        out.follow_redirects = def.follow_redirects;
         let started = Instant::now();
         let reply = self.upstream.send(out).await;
         tracing::info!(
@@ -419,4 +427,85 @@ fn expected(flow: &FlowDef, run: &PendingRun) -> Option<usize> {
         return Some(run.next_step);
     }
     flow.step_index(&run.next_step_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::def::FailDef;
+    use bytes::Bytes;
+
+    static MESSAGE: JsonPath = JsonPath::new("$.m");
+    static STEP: StepDef = StepDef {
+        id: "0",
+        name: "Step",
+        build: |_| Err(StepError::MissingInput("x".into())),
+        decide: |_| None,
+        outcomes: &[],
+        error_message: Some(&MESSAGE),
+        follow_redirects: true,
+    };
+
+    fn reply(body: serde_json::Value) -> Reply {
+        Reply::new(401, Default::default(), Bytes::from(body.to_string()))
+    }
+
+    #[test]
+    fn a_secret_straddling_the_length_limit_leaves_no_part_behind() {
+        let secrets = crate::secrets::load(
+            &[&crate::def::ProviderDef {
+                id: "p",
+                name: "P",
+                logo: None,
+                scope: crate::def::Scope::PerUser,
+                base_url: "",
+                flows: &[],
+                logout: None,
+                secrets: &[crate::def::SecretDef { key: "k", env: "K" }],
+                source: "p.yaml",
+            }],
+            |_| Some("key-1234567".into()),
+        )
+        .unwrap()
+        .remove("p")
+        .unwrap();
+        let text = format!("{} key-1234567", "x".repeat(195));
+        let msg = failure(
+            &reply(serde_json::json!({ "m": text })),
+            &STEP,
+            None,
+            &secrets,
+        );
+        assert!(!msg.contains("key-"), "{msg}");
+        assert!(msg.ends_with(" ***"), "{msg}");
+    }
+
+    #[test]
+    fn a_failing_outcome_prefers_its_own_text_then_the_steps_then_the_status() {
+        static FROM: JsonPath = JsonPath::new("$.reason");
+        let none = &crate::secrets::NONE;
+        let outcome = |from, message| OutcomeDef {
+            extract: &[],
+            prompt: &[],
+            then: Then::Fail(FailDef {
+                from,
+                message,
+                clear_session: false,
+            }),
+            message: None,
+            at: "p.yaml:1",
+        };
+        let r = reply(serde_json::json!({ "reason": "revoked", "m": "step text" }));
+        let o = outcome(Some(&FROM), Some("literal"));
+        assert_eq!(failure(&r, &STEP, Some(&o), none), "revoked");
+        let o = outcome(None, Some("literal"));
+        assert_eq!(failure(&r, &STEP, Some(&o), none), "literal");
+        let o = outcome(None, None);
+        assert_eq!(failure(&r, &STEP, Some(&o), none), "step text");
+        let bare = reply(serde_json::json!({ "m": 7 }));
+        assert_eq!(
+            failure(&bare, &STEP, None, none),
+            "the provider answered HTTP 401"
+        );
+    }
 }

@@ -195,6 +195,8 @@ pub struct Outbound {
     pub query: Vec<(&'static str, String)>,
     pub headers: Vec<(&'static str, HeaderValue)>,
     pub body: Option<String>,
+    /// Follow same-host redirects (cross-host ones never are).
+    pub follow_redirects: bool,
 }
 
 impl Outbound {
@@ -205,6 +207,7 @@ impl Outbound {
             query: Vec::new(),
             headers: Vec::new(),
             body: None,
+            follow_redirects: true,
         }
     }
     /// Adds a header; a value with CR, LF or NUL is refused.

@@ -49,6 +49,14 @@ impl Expect {
 /// The longest provider message shown in `error`.
 pub const MAX_MESSAGE: usize = 200;
 
+/// Provider text made fit to show: control characters removed, trimmed, at most
+/// `MAX_MESSAGE` characters; `None` when nothing is left.
+pub fn clean_message(text: &str) -> Option<String> {
+    let clean: String = text.chars().filter(|c| !c.is_control()).collect();
+    let clean: String = clean.trim().chars().take(MAX_MESSAGE).collect();
+    (!clean.is_empty()).then_some(clean)
+}
+
 impl Reply {
     pub fn new(status: u16, headers: HeaderMap, body: Bytes) -> Reply {
         Reply {
@@ -74,15 +82,12 @@ impl Reply {
             .is_some_and(|v| expected.holds(v))
     }
 
-    /// The text at `path`, made fit to show: strings only, control characters removed,
-    /// trimmed, at most `MAX_MESSAGE` characters; `None` when there is no such text.
-    pub fn message_at(&self, path: &JsonPath) -> Option<String> {
-        let Some(Value::String(s)) = self.json().and_then(|j| path.first(j)) else {
-            return None;
-        };
-        let clean: String = s.chars().filter(|c| !c.is_control()).collect();
-        let clean: String = clean.trim().chars().take(MAX_MESSAGE).collect();
-        (!clean.is_empty()).then_some(clean)
+    /// The string at `path`, as the provider sent it (see `clean_message` before showing it).
+    pub fn text_at(&self, path: &JsonPath) -> Option<&str> {
+        match self.json().and_then(|j| path.first(j)) {
+            Some(Value::String(s)) => Some(s),
+            _ => None,
+        }
     }
 
     /// The value `def` takes from this answer: `Ok(None)` for an optional miss.
@@ -214,9 +219,10 @@ mod tests {
         let r = reply(&format!(
             r#"{{"response_type":"  bad\u0007 \nthing ","code":{{"a":1}},"long":"{long}"}}"#
         ));
-        assert_eq!(r.message_at(&TYPE).as_deref(), Some("bad thing"));
-        assert_eq!(r.message_at(&CODE), None, "objects are not messages");
+        let shown = |p| r.text_at(p).and_then(clean_message);
+        assert_eq!(shown(&TYPE).as_deref(), Some("bad thing"));
+        assert_eq!(r.text_at(&CODE), None, "objects are not messages");
         static LONG: JsonPath = JsonPath::new("$.long");
-        assert_eq!(r.message_at(&LONG).unwrap().chars().count(), MAX_MESSAGE);
+        assert_eq!(shown(&LONG).unwrap().chars().count(), MAX_MESSAGE);
     }
 }

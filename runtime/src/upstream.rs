@@ -11,14 +11,23 @@ pub const MAX_BODY: usize = 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct Upstream {
     client: reqwest::Client,
+    /// For steps that want to see a redirect rather than follow it.
+    no_redirects: reqwest::Client,
     timeout: Duration,
 }
 
 impl Upstream {
     pub fn new(timeout: Duration) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
+        let builder = || {
+            reqwest::Client::builder()
+                .timeout(timeout)
+                .connect_timeout(timeout)
+        };
+        let no_redirects = builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        let client = builder()
             .redirect(reqwest::redirect::Policy::custom(|attempt| {
                 let same_host = attempt
                     .previous()
@@ -36,7 +45,11 @@ impl Upstream {
             }))
             .build()
             .unwrap_or_default();
-        Upstream { client, timeout }
+        Upstream {
+            client,
+            no_redirects,
+            timeout,
+        }
     }
 
     pub async fn send(&self, o: Outbound) -> Result<Reply, StepError> {
@@ -46,7 +59,12 @@ impl Upstream {
             url.query_pairs_mut()
                 .extend_pairs(o.query.iter().map(|(k, v)| (*k, v.as_str())));
         }
-        let mut rb = self.client.request(o.method, url);
+        let client = if o.follow_redirects {
+            &self.client
+        } else {
+            &self.no_redirects
+        };
+        let mut rb = client.request(o.method, url);
         for (k, v) in o.headers {
             rb = rb.header(k, v);
         }

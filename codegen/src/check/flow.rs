@@ -7,13 +7,6 @@ use crate::graph::{self, Target};
 use crate::model::*;
 use std::collections::{BTreeSet, HashMap};
 
-/// Every field of a flow: its inputs, then every prompt's fields in file order.
-pub(super) fn fields(f: &Flow) -> impl Iterator<Item = &Field> {
-    f.inputs
-        .iter()
-        .chain(f.steps.iter().flat_map(Step::prompt_fields))
-}
-
 /// Where a field is declared.
 #[derive(Clone, Copy, PartialEq)]
 enum Origin {
@@ -108,10 +101,10 @@ impl<'a> Checker<'a> {
             // has filled in the prompt it stands in.
             for o in &s.outcomes {
                 let Some(p) = &o.prompt else { continue };
-                let mut stored = stored.clone();
-                stored.extend(o.extract.iter().map(|e| e.key.v.clone()));
+                let shown = d.shown(o);
+                let stored: BTreeSet<String> = shown.stored.union(&session).cloned().collect();
                 let env = Env {
-                    inputs: Some(&d.inputs),
+                    inputs: Some(&shown.inputs),
                     stored: Some(&stored),
                     place: Place::Display,
                     flow: Some((f, i)),
@@ -231,7 +224,7 @@ impl<'a> Checker<'a> {
             })
             .collect();
         let mut warned = BTreeSet::new();
-        for field in fields(f).filter(|x| !x.is_display()) {
+        for field in f.fields().filter(|x| !x.is_display()) {
             let k = field.key.v.as_str();
             if used.contains(k) || !warned.insert(k) {
                 continue;

@@ -438,7 +438,9 @@ impl<'a> Checker<'a> {
         };
         // `phone_base64` for a base64-transformed `phone`.
         if let Some(base) = k.strip_suffix("_base64") {
-            if flow::fields(f).any(|x| x.key.v == base && x.transform == Some(Transform::Base64)) {
+            if f.fields()
+                .any(|x| x.key.v == base && x.transform == Some(Transform::Base64))
+            {
                 self.err(
                     "undefined-input",
                     span,
@@ -523,8 +525,16 @@ impl<'a> Checker<'a> {
                 .enumerate()
                 .filter(|(_, s)| s.extracts().any(|e| e.key.v == k))
                 .collect();
+            let optional_only = f
+                .steps
+                .iter()
+                .flat_map(Step::extracts)
+                .filter(|e| e.key.v == k)
+                .all(|e| e.optional);
             if let Some((j, s)) = extracting.first() {
-                let help = if *j == i && env.place == Place::Display {
+                let help = if optional_only {
+                    format!("`{k}` is extracted with `optional: true`, so it may be missing; only a value every path certainly keeps can be used")
+                } else if *j == i && env.place == Place::Display {
                     format!("`{k}` is extracted by another outcome of this step, not this one")
                 } else if extracting.iter().all(|(j, _)| *j >= i) && f.steps[*j].outcomes.len() == 1
                 {
@@ -585,9 +595,7 @@ pub fn request_templates(r: &Request) -> impl Iterator<Item = &Template> {
 /// The type of the field a flow input or prompt key names, if the flow has one.
 fn field_type(env: &Env<'_>, key: &str) -> Option<FieldType> {
     let (f, _) = env.flow?;
-    flow::fields(f)
-        .find(|x| x.key.v == key)
-        .map(|x| x.field_type)
+    f.fields().find(|x| x.key.v == key).map(|x| x.field_type)
 }
 
 fn short(s: &str) -> String {

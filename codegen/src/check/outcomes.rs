@@ -110,7 +110,7 @@ fn pre_empts(a: &Outcome, b: &Outcome) -> bool {
             .iter()
             .any(|cb| matches!(cb, Cond::Status(sb) if sa.v.covers(&sb.v))),
         Cond::Json { path, expected } => b.when.iter().any(|cb| {
-            matches!(cb, Cond::Json { path: p, expected: e } if p.v == path.v && e.v == expected.v)
+            matches!(cb, Cond::Json { path: p, expected: e } if p.v == path.v && e.v.same_as(&expected.v))
         }),
     }
     })

@@ -4,7 +4,7 @@
 //! bottom.
 
 use super::request::FlowCx;
-use super::{all_fields, doc, field_ident, ident, template_text, unique_names, Names};
+use super::{doc, ident, snake, template_text, unique_names, Names};
 use crate::graph::{self, Target};
 use crate::model::*;
 use proc_macro2::{Literal, TokenStream};
@@ -13,11 +13,10 @@ use std::collections::BTreeSet;
 
 /// The module of flow `f` of provider `p`, from `file`.
 pub(super) fn module(p: &Provider, f: &Flow, file: &str) -> TokenStream {
-    let cx = FlowCx { flow: Some(f) };
-    let fields = all_fields(f);
+    let cx = FlowCx::new(f);
     let mut items = Vec::new();
-    if !fields.is_empty() {
-        items.push(inputs_struct(f, &fields, file));
+    if !cx.fields.is_empty() {
+        items.push(inputs_struct(f, &cx.fields, file));
     }
 
     let step_names = unique_names(
@@ -78,6 +77,10 @@ pub(super) fn module(p: &Provider, f: &Flow, file: &str) -> TokenStream {
 
         let id = s.id.as_ref().map_or(i.to_string(), |id| id.v.clone());
         let step_name = &s.name.v;
+        // A step that tests a 3xx status wants to see the redirect, not follow it.
+        let follow = !s.outcomes.iter().flat_map(|o| &o.when).any(|c| {
+            matches!(c, Cond::Status(set) if matches!(&set.v, StatusSet::AnyOf(v) if v.iter().any(|s| (300..400).contains(s))))
+        });
         step_defs.push(quote! {
             StepDef {
                 id: #id,
@@ -86,16 +89,18 @@ pub(super) fn module(p: &Provider, f: &Flow, file: &str) -> TokenStream {
                 decide: #decide_name,
                 outcomes: &[#(#outcome_refs),*],
                 error_message: #error_message,
+                follow_redirects: #follow,
             }
         });
     }
 
     let (id, fname) = (&f.id.v, &f.name.v);
     let inputs = f.inputs.iter().map(|x| field_def(x, None));
-    let remember = fields
+    let remember = cx
+        .fields
         .iter()
-        .filter(|x| x.field_type != FieldType::Password)
-        .map(|x| x.key.v.as_str());
+        .filter(|(x, _)| x.field_type != FieldType::Password)
+        .map(|(x, _)| x.key.v.as_str());
     let uses_session = uses_session(f);
     let d = doc(format!(
         "Flow `{}` ({}:{}).",
@@ -116,9 +121,8 @@ pub(super) fn module(p: &Provider, f: &Flow, file: &str) -> TokenStream {
 }
 
 /// `pub struct Inputs`: every field the flow collects, password fields wrapped in `Secret`.
-fn inputs_struct(f: &Flow, fields: &[&Field], file: &str) -> TokenStream {
-    let decls = fields.iter().map(|fd| {
-        let id = field_ident(&fd.key.v);
+fn inputs_struct(f: &Flow, fields: &[(&Field, proc_macro2::Ident)], file: &str) -> TokenStream {
+    let decls = fields.iter().map(|(fd, id)| {
         let d = doc(format!("`{}` ({}:{}).", fd.key.v, file, fd.span.start.line));
         let ty = if fd.field_type == FieldType::Password {
             quote! { Option<Secret> }
@@ -127,8 +131,7 @@ fn inputs_struct(f: &Flow, fields: &[&Field], file: &str) -> TokenStream {
         };
         quote! { #d pub #id: #ty }
     });
-    let reads = fields.iter().map(|fd| {
-        let id = field_ident(&fd.key.v);
+    let reads = fields.iter().map(|(fd, id)| {
         let k = &fd.key.v;
         match (fd.field_type, fd.transform) {
             (FieldType::Password, Some(Transform::Base64)) => {
@@ -224,7 +227,11 @@ impl StepEmit<'_, '_> {
         let mut prompt = Vec::new();
         for fd in o.prompt.iter().flat_map(|p| p.fields.iter()) {
             let render = fd.value.as_ref().map(|t| {
-                let r = ident(&self.names.take(&format!("{}_{}", self.name, fd.key.v)));
+                let r = ident(
+                    &self
+                        .names
+                        .take(&snake(&format!("{}_{}", self.name, fd.key.v), "value")),
+                );
                 let d = doc(format!(
                     "The value of display field `{}` ({}:{}), rendered after the step's extraction.",
                     fd.key.v, self.file, fd.span.start.line

@@ -10,17 +10,26 @@ mod request;
 
 use crate::model::*;
 use proc_macro2::{Ident, Span as PSpan, TokenStream};
-use quote::{format_ident, quote};
+use quote::quote;
 use std::collections::HashSet;
 
 /// A Rust identifier for `name`: snake_case, never a keyword, never empty.
 pub fn snake(name: &str, fallback: &str) -> String {
     let mut out = String::new();
+    let mut prev_lower = false;
     for c in name.chars() {
         if c.is_ascii_alphanumeric() {
+            // camelCase: `deviceName` -> `device_name`.
+            if c.is_ascii_uppercase() && prev_lower {
+                out.push('_');
+            }
+            prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
             out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('_') {
-            out.push('_');
+        } else {
+            prev_lower = false;
+            if !out.ends_with('_') {
+                out.push('_');
+            }
         }
     }
     let out = out.trim_matches('_').to_string();
@@ -37,17 +46,6 @@ fn ident(s: &str) -> Ident {
     Ident::new(s, PSpan::call_site())
 }
 
-/// A field of the inputs struct: the key itself when it is a usable identifier.
-fn field_ident(key: &str) -> Ident {
-    if syn::parse_str::<Ident>(key).is_ok() {
-        ident(key)
-    } else if key.starts_with(|c: char| c.is_ascii_digit()) {
-        format_ident!("f_{}", key)
-    } else {
-        format_ident!("{}_", key)
-    }
-}
-
 /// The module name of a provider file.
 pub fn module_name(p: &Provider) -> String {
     snake(&p.id.v, "provider")
@@ -56,17 +54,6 @@ pub fn module_name(p: &Provider) -> String {
 fn doc(text: String) -> TokenStream {
     let text = format!(" {text}");
     quote! { #[doc = #text] }
-}
-
-/// Every field a flow collects, each key once: its inputs, then what its prompts ask for
-/// (display fields are shown, not collected).
-fn all_fields(f: &Flow) -> Vec<&Field> {
-    let mut seen = HashSet::new();
-    f.inputs
-        .iter()
-        .chain(f.steps.iter().flat_map(Step::prompt_fields))
-        .filter(|x| !x.is_display() && seen.insert(x.key.v.as_str()))
-        .collect()
 }
 
 /// Names that generated items must not take: they are imported from the runtime or are
@@ -101,7 +88,7 @@ impl Names {
         let mut name = base.to_string();
         let mut n = 2;
         while !self.taken.insert(name.clone()) {
-            name = format!("{base}_{n}");
+            name = format!("{}_{n}", base.trim_end_matches('_'));
             n += 1;
         }
         name
@@ -158,7 +145,7 @@ pub fn provider_module(p: &Provider, file: &str) -> String {
     }
     let logout = match &p.logout {
         Some(r) => {
-            let body = request::FlowCx { flow: None }.request_fn(p, r);
+            let body = request::FlowCx::logout().request_fn(p, r);
             let d = doc(format!(
                 "The logout request ({}:{}): {} {}.",
                 file,
@@ -289,6 +276,16 @@ pub fn emit_all(providers: &[(&str, &Provider)]) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn camel_case_becomes_snake_case_and_names_never_double_an_underscore() {
+        assert_eq!(snake("deviceName", "x"), "device_name");
+        assert_eq!(snake("Sign In", "x"), "sign_in");
+        assert_eq!(snake("type", "x"), "type_");
+        let mut names = Names::new([]);
+        assert_eq!(names.take("type_"), "type_");
+        assert_eq!(names.take("type_"), "type_2");
+    }
 
     #[test]
     fn names_are_snake_case_unique_and_clear_of_reserved_ones() {

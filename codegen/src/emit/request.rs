@@ -2,7 +2,7 @@
 //! values, with the encoder chosen from where the value stands (JSON string, form body, path
 //! segment, header or query value).
 
-use super::{field_ident, ident};
+use super::{ident, snake, Names};
 use crate::model::*;
 use proc_macro2::{Ident, TokenStream};
 use quote::quote;
@@ -16,31 +16,46 @@ pub(super) enum Enc {
     PathSegment,
 }
 
-/// What request building needs to know about the flow a request belongs to (`None`: logout).
+/// What request building needs to know about the flow a request belongs to: the fields it
+/// collects and the name of each in its `Inputs` struct (none for logout).
 pub(super) struct FlowCx<'a> {
-    pub flow: Option<&'a Flow>,
+    pub fields: Vec<(&'a Field, Ident)>,
 }
 
-impl FlowCx<'_> {
-    fn field(&self, key: &str) -> Option<&Field> {
-        super::all_fields(self.flow?)
+impl<'a> FlowCx<'a> {
+    pub fn new(flow: &'a Flow) -> Self {
+        // snake_case, never a keyword, unique: `type` and `type_` get distinct names.
+        let mut names = Names::new([]);
+        let fields = flow
+            .collected()
             .into_iter()
-            .find(|x| x.key.v == key)
+            .map(|f| (f, ident(&names.take(&snake(&f.key.v, "field")))))
+            .collect();
+        FlowCx { fields }
+    }
+    pub fn logout() -> Self {
+        FlowCx { fields: Vec::new() }
+    }
+    fn field(&self, key: &str) -> Option<&(&'a Field, Ident)> {
+        self.fields.iter().find(|(x, _)| x.key.v == key)
     }
 
     /// A `&str` expression for `v`.
     fn value(&self, v: &Var) -> TokenStream {
         match v {
             Var::Input(k) => {
-                let f = field_ident(k);
-                match self.field(k) {
-                    Some(fd) if fd.field_type == FieldType::Password && fd.required => {
+                // Checked code names only collected fields.
+                let Some((fd, f)) = self.field(k) else {
+                    return quote! { need(None, #k)? };
+                };
+                match fd {
+                    fd if fd.field_type == FieldType::Password && fd.required => {
                         quote! { need(input.#f.as_ref().map(Secret::expose), #k)? }
                     }
-                    Some(fd) if fd.field_type == FieldType::Password => {
+                    fd if fd.field_type == FieldType::Password => {
                         quote! { input.#f.as_ref().map(Secret::expose).unwrap_or_default() }
                     }
-                    Some(fd) if !fd.required => quote! { input.#f.as_deref().unwrap_or_default() },
+                    fd if !fd.required => quote! { input.#f.as_deref().unwrap_or_default() },
                     _ => quote! { need(input.#f.as_deref(), #k)? },
                 }
             }
@@ -76,7 +91,10 @@ impl FlowCx<'_> {
         let mut stmts = Vec::new();
         for p in &t.pieces {
             stmts.push(match p {
-                Piece::Lit(l) => quote! { #target.push_str(#l); },
+                Piece::Lit(l) => match l.chars().collect::<Vec<_>>()[..] {
+                    [c] => quote! { #target.push(#c); },
+                    _ => quote! { #target.push_str(#l); },
+                },
                 Piece::Var(v, _) => {
                     let val = self.value(v);
                     match enc {
@@ -118,7 +136,7 @@ impl FlowCx<'_> {
     /// The body of a function `fn(cx: &StepCx<'_>) -> Result<Outbound, StepError>`.
     pub(super) fn request_fn(&self, p: &Provider, r: &Request) -> TokenStream {
         let mut stmts = Vec::new();
-        if self.flow.is_some_and(|f| !super::all_fields(f).is_empty()) && self.uses_inputs(r) {
+        if !self.fields.is_empty() && self.uses_inputs(r) {
             stmts.push(quote! { let input = Inputs::read(cx); });
         }
         let url = ident("url");

@@ -87,10 +87,12 @@ impl Lower {
         }
     }
 
+    /// `prompt:`; an empty one asks nothing and does not pause, as in the core language.
     fn prompt(&mut self, m: &Map<'_>) -> Option<Prompt> {
         let (k, v) = m.entry("prompt")?;
-        Some(Prompt {
-            fields: self.fields(v, "`prompt`"),
+        let fields = self.fields(v, "`prompt`");
+        (!fields.is_empty()).then_some(Prompt {
+            fields,
             key_span: k.span,
         })
     }
@@ -268,6 +270,15 @@ impl Lower {
             );
             return Vec::new();
         };
+        if entries.is_empty() {
+            self.err("empty-condition", node.span, format!("{what} is empty"))
+                .help = Some(if status_allowed {
+                "an outcome without `when` takes every response; remove `when`, or add a condition"
+                    .into()
+            } else {
+                "remove it, or add a condition such as `\"$.status_code\": A0000`".into()
+            });
+        }
         let mut out = Vec::new();
         for (k, v) in entries {
             let name = k.as_str().unwrap_or_default();
