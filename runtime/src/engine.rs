@@ -265,15 +265,20 @@ impl Engine<'_> {
         ))
     }
 
-    /// Builds and sends step `i`'s request.
-    async fn send(&self, run: &Run<'_>, i: usize) -> Result<Reply, StepError> {
-        let cx = StepCx::new(
+    /// What a step's templates may read in this run, as it stands.
+    fn cx<'r>(&'r self, run: &'r Run<'_>) -> StepCx<'r> {
+        StepCx::new(
             self.base_url,
             &run.inputs,
             &run.stored,
             self.secrets,
             &run.pending.run_id,
-        );
+        )
+    }
+
+    /// Builds and sends step `i`'s request.
+    async fn send(&self, run: &Run<'_>, i: usize) -> Result<Reply, StepError> {
+        let cx = self.cx(run);
         let def = &run.flow.steps[i];
         let mut out = (def.build)(&cx)?;
         out.follow_redirects = def.follow_redirects;
@@ -335,13 +340,7 @@ impl Engine<'_> {
     /// The fields of `o`'s prompt as shown: display values rendered from what the run knows
     /// now (the step's own extraction included), secrets redacted, links checked.
     fn show(&self, run: &Run<'_>, o: &'static OutcomeDef) -> Result<Vec<Shown>, String> {
-        let cx = StepCx::new(
-            self.base_url,
-            &run.inputs,
-            &run.stored,
-            self.secrets,
-            &run.pending.run_id,
-        );
+        let cx = self.cx(run);
         let mut fields = Vec::with_capacity(o.prompt.len());
         for f in o.prompt {
             let value = match f.value {

@@ -367,13 +367,35 @@ impl Lower {
 
     /// `secrets: { key: { env: NAME } }`.
     fn secrets(&mut self, node: &Node) -> Vec<SecretDecl> {
+        let mut out = Vec::new();
+        for (key, v) in self.named(node, "`secrets`", "name: { env: VARIABLE }", "secret name") {
+            let Some(m) = self.map(v, "a secret", keys::SECRET) else {
+                continue;
+            };
+            let env = self.req_string(&m, "env", "a secret");
+            if !env.v.is_empty() {
+                out.push(SecretDecl { key, env });
+            }
+        }
+        out
+    }
+
+    /// The entries of a mapping whose keys are names (`[A-Za-z_][A-Za-z0-9_]*`), as in
+    /// `extract` and `secrets`; `shape` says what it maps, `item` what a key is. Empty: none.
+    fn named<'n>(
+        &mut self,
+        node: &'n Node,
+        what: &str,
+        shape: &str,
+        item: &str,
+    ) -> Vec<(S<String>, &'n Node)> {
         let Kind::Map(entries) = &node.kind else {
             if !node.is_null() {
                 self.err(
                     "wrong-type",
                     node.span,
                     format!(
-                        "`secrets` must be a mapping of name: {{ env: VARIABLE }}, found {}",
+                        "{what} must be a mapping of {shape}, found {}",
                         node.describe()
                     ),
                 );
@@ -383,29 +405,19 @@ impl Lower {
         let mut out = Vec::new();
         for (k, v) in entries {
             let key = k.as_str().unwrap_or_default();
-            if !template::is_key(key) {
-                self.err(
-                    "bad-key",
-                    k.span,
-                    format!("`{key}` is not a valid secret name"),
-                )
-                .help = Some("names are letters, digits and `_`, not starting with a digit".into());
-                continue;
+            if template::is_key(key) {
+                out.push((
+                    S {
+                        v: key.to_string(),
+                        span: k.span,
+                    },
+                    v,
+                ));
+            } else {
+                self.err("bad-key", k.span, format!("`{key}` is not a valid {item}"))
+                    .help =
+                    Some("keys are letters, digits and `_`, not starting with a digit".into());
             }
-            let Some(m) = self.map(v, "a secret", keys::SECRET) else {
-                continue;
-            };
-            let env = self.req_string(&m, "env", "a secret");
-            if env.v.is_empty() {
-                continue;
-            }
-            out.push(SecretDecl {
-                key: S {
-                    v: key.to_string(),
-                    span: k.span,
-                },
-                env,
-            });
         }
         out
     }

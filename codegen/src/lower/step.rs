@@ -9,7 +9,6 @@
 use super::{head, keys, Lower, Map};
 use crate::diag::did_you_mean;
 use crate::model::*;
-use crate::template;
 use crate::yaml::{Kind, Node};
 use saphyr_parser::ScalarStyle;
 
@@ -386,33 +385,8 @@ impl Lower {
     }
 
     pub(super) fn extract(&mut self, node: &Node) -> Vec<Extract> {
-        let Kind::Map(entries) = &node.kind else {
-            self.err(
-                "wrong-type",
-                node.span,
-                format!(
-                    "`extract` must be a mapping of key: JSONPath, found {}",
-                    node.describe()
-                ),
-            );
-            return Vec::new();
-        };
         let mut out = Vec::new();
-        for (k, v) in entries {
-            let key = k.as_str().unwrap_or_default();
-            if !template::is_key(key) {
-                self.err(
-                    "bad-key",
-                    k.span,
-                    format!("`{key}` is not a valid extract key"),
-                )
-                .help = Some("keys are letters, digits and `_`, not starting with a digit".into());
-                continue;
-            }
-            let key = S {
-                v: key.to_string(),
-                span: k.span,
-            };
+        for (key, v) in self.named(node, "`extract`", "key: JSONPath", "extract key") {
             let found = match &v.kind {
                 Kind::Map(_) => self.extract_source(v),
                 _ => self
