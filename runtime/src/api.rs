@@ -218,8 +218,8 @@ fn owner<'a>(p: &ProviderDef, user: &'a Claims) -> &'a str {
     }
 }
 
-/// Check 6: the login body.
-fn parse_login(body: &[u8]) -> Result<(String, usize, Values), ApiError> {
+/// Check 6: the login body, decoded to `(flow_id, step, inputs)`. Public for the fuzz target.
+pub fn parse_login(body: &[u8]) -> Result<(String, usize, Values), ApiError> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|_| ApiError::BadRequest("the request body is not valid JSON".into()))?;
     let obj = v
