@@ -57,7 +57,7 @@ taskset -c 1 "$NGINX" -c "$work/nginx.conf"
 
 export OTVI_JWT_SECRET=bench-secret
 # The shipped Indee provider needs its API key to start; the benchmark never calls it.
-INDEE_API_KEY=bench-unused RUST_LOG=warn taskset -c 0 "$BIN" serve --bind "127.0.0.1:$SERVER_PORT" \
+OTVI_SESSION_KEY="$("$BIN" session-key)" INDEE_API_KEY=bench-unused RUST_LOG=warn taskset -c 0 "$BIN" serve --bind "127.0.0.1:$SERVER_PORT" \
     --database-url "sqlite://$work/otvi.db?mode=rwc" \
     --provider-base-url "acme=http://127.0.0.1:$MOCK_PORT" 2>"$work/server.log" &
 server=$!

@@ -3,6 +3,7 @@
 use crate::server::{self, Config};
 use clap::{Parser, Subcommand};
 use otvi_runtime::auth::{unix_now, Claims, Jwt};
+use otvi_runtime::limits::LimitConfig;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -13,6 +14,9 @@ use std::time::Duration;
     about = "TV-provider login flows, compiled from YAML and served over HTTP"
 )]
 struct Cli {
+    /// Log lines as plain text or as one JSON object per line.
+    #[arg(long, global = true, env = "OTVI_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -40,7 +44,25 @@ enum Command {
         /// How long a multi-step run waits for its next step (e.g. 10m).
         #[arg(long, default_value = "10m", value_parser = parse_duration)]
         pending_ttl: Duration,
+        /// Store provider sessions unencrypted when OTVI_SESSION_KEY is not set.
+        #[arg(long)]
+        insecure_plaintext_sessions: bool,
+        /// Failed logins one user may have per provider in a window before 429 (0: no limit).
+        #[arg(long, env = "OTVI_MAX_FAILURES_PER_USER", default_value_t = LimitConfig::default().per_user)]
+        max_failures_per_user: u32,
+        /// Failed logins one client address may have in a window before 429 (0: no limit).
+        #[arg(long, env = "OTVI_MAX_FAILURES_PER_ADDRESS", default_value_t = LimitConfig::default().per_address)]
+        max_failures_per_address: u32,
+        /// The window failed logins are counted in; it opens at a key's first failure.
+        #[arg(long, env = "OTVI_FAILURE_WINDOW", default_value = "15m", value_parser = parse_duration)]
+        failure_window: Duration,
+        /// A header in which a trusted proxy puts the client's address (its last entry
+        /// counts), e.g. X-Forwarded-For; without it the peer address is the client's.
+        #[arg(long, env = "OTVI_CLIENT_IP_HEADER", value_name = "NAME")]
+        client_ip_header: Option<String>,
     },
+    /// Print a new random session key for OTVI_SESSION_KEY.
+    SessionKey,
     /// Mint a JWT for development and tests (signed with OTVI_JWT_SECRET).
     Token {
         /// The user id (`sub`).
@@ -89,7 +111,12 @@ fn secret() -> Option<String> {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let json_logs = cli.log_format == "json";
     match cli.command {
+        Command::SessionKey => {
+            println!("{}", otvi_runtime::seal::new_key());
+            ExitCode::SUCCESS
+        }
         Command::Token {
             sub,
             role,
@@ -158,16 +185,35 @@ pub fn main() -> ExitCode {
             provider_base_url,
             upstream_timeout,
             pending_ttl,
+            insecure_plaintext_sessions,
+            max_failures_per_user,
+            max_failures_per_address,
+            failure_window,
+            client_ip_header,
         } => {
             let Some(secret) = secret() else {
                 eprintln!("{NO_SECRET}");
                 return ExitCode::from(2);
             };
-            init_logs();
+            let sealer = match server::sealer_from_env(insecure_plaintext_sessions) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            init_logs(json_logs);
             let mut cfg = Config::new(secret, database_url);
             cfg.base_urls = provider_base_url.into_iter().collect();
             cfg.upstream_timeout = upstream_timeout;
             cfg.pending_ttl = pending_ttl;
+            cfg.sealer = sealer;
+            cfg.limits = LimitConfig {
+                per_user: max_failures_per_user,
+                per_address: max_failures_per_address,
+                window: failure_window,
+            };
+            cfg.client_ip_header = client_ip_header;
             block_on(async move {
                 let app = server::app(&cfg).await?;
                 let listener = tokio::net::TcpListener::bind(&bind)
@@ -179,19 +225,25 @@ pub fn main() -> ExitCode {
             })
         }
         Command::Demo { bind } => {
-            init_logs();
+            init_logs(json_logs);
             block_on(crate::demo::run(bind))
         }
     }
 }
 
-fn init_logs() {
+/// Logs go to stderr: colour only on a terminal; `json` gives one object per line.
+fn init_logs(json: bool) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        logs.json().with_current_span(false).try_init()
+    } else {
+        logs.with_ansi(std::io::stderr().is_terminal()).try_init()
+    };
 }
 
 fn block_on(f: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {

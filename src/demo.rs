@@ -23,6 +23,8 @@ pub async fn run(bind: String) -> Result<(), String> {
         secret.clone(),
         format!("sqlite://{}?mode=rwc", db.display()),
     );
+    // The demo's sessions live in a temporary file for one run: a key made now seals them.
+    cfg.sealer = otvi_runtime::seal::Sealer::ephemeral();
     // Each shipped provider at its mock; any other provider file at the acme mock.
     cfg.base_urls = server::providers()
         .iter()

@@ -3,6 +3,8 @@
 use otvi_runtime::api::{router, AppState};
 use otvi_runtime::auth::Jwt;
 use otvi_runtime::def::ProviderDef;
+use otvi_runtime::limits::{LimitConfig, Limiter};
+use otvi_runtime::seal::Sealer;
 use otvi_runtime::secrets::{self, Secrets};
 use otvi_runtime::store::Store;
 use otvi_runtime::upstream::Upstream;
@@ -26,6 +28,11 @@ pub struct Config {
     /// Provider secrets by environment variable name, consulted before the environment (the
     /// demo and tests set the mocks' secrets here).
     pub secret_values: HashMap<String, String>,
+    /// How session values are sealed at rest.
+    pub sealer: Sealer,
+    pub limits: LimitConfig,
+    /// `--client-ip-header`.
+    pub client_ip_header: Option<String>,
 }
 
 impl Config {
@@ -37,7 +44,30 @@ impl Config {
             jwt_secret: jwt_secret.into(),
             pending_ttl: Duration::from_secs(600),
             secret_values: HashMap::new(),
+            sealer: Sealer::ephemeral(),
+            limits: LimitConfig::default(),
+            client_ip_header: None,
         }
+    }
+}
+
+/// The sealer `serve` uses: `OTVI_SESSION_KEY` (and `OTVI_SESSION_KEY_OLD` for rotation), or
+/// plain text only when explicitly allowed.
+pub fn sealer_from_env(allow_plaintext: bool) -> Result<Sealer, String> {
+    let var = |name| {
+        std::env::var(name)
+            .ok()
+            .filter(|v: &String| !v.trim().is_empty())
+    };
+    match (var("OTVI_SESSION_KEY"), allow_plaintext) {
+        (Some(key), _) => Sealer::from_keys(&key, var("OTVI_SESSION_KEY_OLD").as_deref()),
+        (None, true) => Ok(Sealer::Plaintext),
+        (None, false) => Err(
+            "OTVI_SESSION_KEY is not set: provider sessions are encrypted at rest with it.
+Create one with `otvi session-key` and set it, for example:  export OTVI_SESSION_KEY=\"$(otvi session-key)\"
+(or pass --insecure-plaintext-sessions to store them in plain text)"
+                .into(),
+        ),
     }
 }
 
@@ -73,9 +103,21 @@ pub fn load_secrets(cfg: &Config) -> Result<HashMap<&'static str, Secrets>, Stri
 /// Loads the provider secrets, connects the store (running migrations) and builds the router.
 pub async fn app(cfg: &Config) -> Result<axum::Router, String> {
     let secrets = load_secrets(cfg)?;
-    let store = Store::connect(&cfg.database_url)
+    let client_ip_header = match &cfg.client_ip_header {
+        Some(h) => Some(
+            axum::http::HeaderName::try_from(h.as_str())
+                .map_err(|_| format!("`{h}` is not a header name"))?,
+        ),
+        None => None,
+    };
+    let store = Store::connect(&cfg.database_url, cfg.sealer.clone())
         .await
         .map_err(|e| format!("cannot open the database {}: {e}", cfg.database_url))?;
+    if matches!(cfg.sealer, Sealer::Plaintext) {
+        tracing::warn!(
+            "provider sessions are stored in plain text (--insecure-plaintext-sessions)"
+        );
+    }
     Ok(router(AppState {
         providers: providers(),
         store,
@@ -84,14 +126,19 @@ pub async fn app(cfg: &Config) -> Result<axum::Router, String> {
         base_urls: cfg.base_urls.clone(),
         pending_ttl: cfg.pending_ttl,
         secrets,
+        limits: Limiter::new(cfg.limits),
+        client_ip_header,
     }))
 }
 
 /// Serves `app` on `listener` until Ctrl-C or SIGTERM.
 pub async fn run(listener: tokio::net::TcpListener, app: axum::Router) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown())
+    .await
 }
 
 async fn shutdown() {

@@ -11,7 +11,7 @@ mod common;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
-use common::{json, user, TestServer, SECRET};
+use common::{json, sealer, user, TestServer, SECRET};
 use otvi_runtime::api::{router, AppState};
 use otvi_runtime::auth::Jwt;
 use otvi_runtime::store::Store;
@@ -87,7 +87,7 @@ async fn server(base: &str) -> (TestServer, tempfile::TempDir) {
 }
 
 async fn server_on(base: &str, db: &std::path::Path) -> TestServer {
-    let store = Store::connect(&format!("sqlite://{}", db.display()))
+    let store = Store::connect(&format!("sqlite://{}", db.display()), sealer())
         .await
         .unwrap();
     static PROVIDERS: &[&otvi_runtime::def::ProviderDef] = &[&fixture::PROVIDER];
@@ -102,6 +102,8 @@ async fn server_on(base: &str, db: &std::path::Path) -> TestServer {
             (var == "FIXTURE_KEY").then(|| FIXTURE_KEY.to_string())
         })
         .unwrap(),
+        limits: Default::default(),
+        client_ip_header: None,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -282,7 +284,7 @@ async fn a_later_step_needs_only_its_new_fields_and_passwords_are_never_stored()
     );
 
     // The pending run remembers `user` but not the password.
-    let store = Store::connect(&format!("sqlite://{}", db.display()))
+    let store = Store::connect(&format!("sqlite://{}", db.display()), sealer())
         .await
         .unwrap();
     let run = store.pending("alice", "fixture").await.unwrap().unwrap();
@@ -337,7 +339,7 @@ async fn a_step_that_tests_a_3xx_sees_the_redirect_and_a_secret_echo_is_never_st
     let (_, body) = s.login(&t, "fixture", &next.to_string()).await;
     assert_eq!(json(&body)["success"], true, "{body}");
 
-    let store = Store::connect(&format!("sqlite://{}", db.display()))
+    let store = Store::connect(&format!("sqlite://{}", db.display()), sealer())
         .await
         .unwrap();
     let session = store.session("alice", "fixture").await.unwrap().unwrap();

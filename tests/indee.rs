@@ -9,8 +9,6 @@ mod common;
 use common::*;
 use otvi_mocks::indee::{code_from_page, IndeeMock, API_KEY, PASSWORD, SSO_EMAIL, USERNAME};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 
 const LOGIN: &str = "/v1/admin/auth/login";
 const REFRESH: &str = "/v1/admin/auth/refresh";
@@ -268,15 +266,6 @@ async fn a_wrong_api_key_fails_with_the_providers_access_denied() {
     assert_eq!((status, json(&body)), (200, failed("Access Denied")));
 }
 
-struct Kill(std::process::Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Every path through the real `otvi serve`, with debug logging on: the API key is in no
 /// answer, no log line and no database file; neither are the password or the tokens the
 /// provider issued in the log.
@@ -284,44 +273,16 @@ impl Drop for Kill {
 async fn the_api_key_is_in_no_answer_no_log_line_and_no_database_file() {
     let mock = IndeeMock::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_otvi"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--database-url"])
-        .arg(format!("sqlite://{}", dir.path().join("o.db").display()))
-        .arg("--provider-base-url")
-        .arg(format!("indee={}", mock.url()))
-        .env("OTVI_JWT_SECRET", SECRET)
-        .env("INDEE_API_KEY", API_KEY)
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut child = Kill(child);
-    // The log is read as it comes, so a full pipe never blocks the server.
-    let stderr = BufReader::new(child.0.stderr.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut log = String::new();
-    let addr = loop {
-        let line = rx
-            .recv_timeout(std::time::Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("serve did not start: {log}"));
-        log.push_str(&line);
-        log.push('\n');
-        if line.contains("otvi listening") {
-            let at = line.find("127.0.0.1:").unwrap();
-            let port: String = line[at + 10..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            break format!("127.0.0.1:{port}");
-        }
-    };
-    let server = TestServer::from_parts(format!("http://{addr}"), tokio::spawn(async {}));
+    let real = RealServer::start(
+        &[
+            "--database-url".into(),
+            format!("sqlite://{}", dir.path().join("o.db").display()),
+            "--provider-base-url".into(),
+            format!("indee={}", mock.url()),
+        ],
+        &[("RUST_LOG", "debug")],
+    );
+    let server = &real.server;
     let t = user("alice");
     let mut answers = Vec::new();
     answers.push(server.login(&t, "indee", &password_login("nope")).await);
@@ -352,12 +313,7 @@ async fn the_api_key_is_in_no_answer_no_log_line_and_no_database_file() {
     }
     api_key_on_every_request(&mock);
 
-    drop(child);
-    reader.join().unwrap();
-    for line in rx.try_iter() {
-        log.push_str(&line);
-        log.push('\n');
-    }
+    let log = real.stop();
     assert!(log.contains("provider step"), "debug logging was on: {log}");
     let mut secrets = vec![API_KEY.to_string(), PASSWORD.to_string()];
     secrets.extend(mock.issued_tokens());
@@ -366,16 +322,11 @@ async fn the_api_key_is_in_no_answer_no_log_line_and_no_database_file() {
         assert!(!log.contains(s.as_str()), "the log holds {s}: {log}");
     }
     // Nor the database: every SQLite file, the write-ahead log included.
-    let mut files = 0;
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-        files += 1;
+    let files = files_in(dir.path());
+    assert!(!files.is_empty());
+    for (name, bytes) in files {
         for s in [API_KEY, PASSWORD] {
-            assert!(
-                !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
-                "the database holds {s}"
-            );
+            assert!(!holds(&bytes, s), "{name} holds {s}");
         }
     }
-    assert!(files >= 1);
 }

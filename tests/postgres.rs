@@ -18,6 +18,8 @@ async fn instance(mock: &MockProvider) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(&mock.url(), dir.path());
     cfg.database_url = pg_url();
+    // Every test comes from 127.0.0.1 and the counts outlive the run in the database.
+    cfg.limits.per_address = 0;
     TestServer::start_with(cfg, Some(dir)).await
 }
 
@@ -76,7 +78,7 @@ async fn concurrent_logins_on_postgres_each_get_a_session() {
 
 #[tokio::test]
 async fn completion_merges_new_values_over_the_session_on_postgres() {
-    let store = otvi_runtime::store::Store::connect(&pg_url())
+    let store = otvi_runtime::store::Store::connect(&pg_url(), sealer())
         .await
         .unwrap();
     let owner = format!("pg-{}", uuid::Uuid::new_v4());
@@ -92,4 +94,24 @@ async fn completion_merges_new_values_over_the_session_on_postgres() {
     assert_eq!(merged.get("user_name").map(String::as_str), Some("Al"));
     store.logout(&owner, "acme").await.unwrap();
     assert!(!store.has_session(&owner, "acme").await.unwrap());
+}
+
+#[tokio::test]
+async fn failed_attempts_are_counted_across_instances() {
+    let mock = MockProvider::start().await.unwrap();
+    let a = instance(&mock).await;
+    let b = instance(&mock).await;
+    let t = user(&format!("pg-{}", uuid::Uuid::new_v4()));
+    let wrong =
+        r#"{"flow_id":"email_password","step":0,"inputs":{"email":"a@b.c","password":"wrong"}}"#;
+    // The default limit is five failures: three on one instance, two on the other.
+    for s in [&a, &a, &a, &b, &b] {
+        assert_eq!(s.login(&t, "acme", wrong).await.0, 200);
+    }
+    let sent = mock.received().len();
+    assert_eq!(a.login(&t, "acme", EMAIL_LOGIN).await.0, 429);
+    assert_eq!(b.login(&t, "acme", EMAIL_LOGIN).await.0, 429);
+    assert_eq!(mock.received().len(), sent);
+    let other = user(&format!("pg-{}", uuid::Uuid::new_v4()));
+    assert_eq!(b.login(&other, "acme", EMAIL_LOGIN).await.0, 200);
 }

@@ -48,6 +48,8 @@ async fn an_unreachable_store_is_503_and_not_ready() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(&mock.url(), dir.path());
     cfg.database_url = format!("postgres://postgres@127.0.0.1:{port}/test");
+    // Every test comes from 127.0.0.1 and the counts outlive the run in the database.
+    cfg.limits.per_address = 0;
     let s = TestServer::start_with(cfg, Some(dir)).await;
     let t = user(&format!("down-{}", uuid::Uuid::new_v4()));
     assert_eq!(s.check(&t, "acme").await.0, 200);
@@ -60,4 +62,54 @@ async fn an_unreachable_store_is_503_and_not_ready() {
     assert!(json(&body)["error"].is_string());
     assert_eq!(s.send("GET", "/readyz", None, None).await.0, 503);
     assert_eq!(s.send("GET", "/healthz", None, None).await.0, 200);
+}
+
+#[tokio::test]
+async fn postgres_back_again_is_served_without_a_restart_and_nothing_was_half_written() {
+    let cut = Arc::new(AtomicBool::new(false));
+    let port = relay(cut.clone()).await;
+    let mock = MockProvider::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&mock.url(), dir.path());
+    cfg.database_url = format!("postgres://postgres@127.0.0.1:{port}/test");
+    // Every test comes from 127.0.0.1 and the counts outlive the run in the database.
+    cfg.limits.per_address = 0;
+    let s = TestServer::start_with(cfg, Some(dir)).await;
+    let t = user(&format!("down-{}", uuid::Uuid::new_v4()));
+    let start = r#"{"flow_id":"phone_otp","step":0,"inputs":{"phone":"5551234"}}"#;
+    let code = format!(
+        r#"{{"flow_id":"phone_otp","step":1,"inputs":{{"otp":"{}"}}}}"#,
+        otvi_mocks::acme::OTP
+    );
+    assert_eq!(
+        json(&s.login(&t, "acme", start).await.1)["next_step"]["step_index"],
+        1
+    );
+
+    cut.store(true, Ordering::SeqCst);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (status, body) = s.login(&t, "acme", &code).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(json(&body)["error"].is_string());
+    assert_eq!(s.login(&t, "acme", EMAIL_LOGIN).await.0, 503);
+    assert_eq!(s.send("GET", "/readyz", None, None).await.0, 503);
+
+    cut.store(false, Ordering::SeqCst);
+    let mut ready = 0;
+    for _ in 0..100 {
+        ready = s.send("GET", "/readyz", None, None).await.0;
+        if ready == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(ready, 200, "the store came back");
+    assert_eq!(s.check(&t, "acme").await.1, r#"{"valid":false}"#);
+    let (status, body) = s.login(&t, "acme", &code).await;
+    assert_eq!(
+        (status, json(&body)["success"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    assert_eq!(s.check(&t, "acme").await.1, r#"{"valid":true}"#);
 }

@@ -4,13 +4,14 @@
 use crate::auth::{Claims, Jwt};
 use crate::def::{FieldDef, ProviderDef, Scope};
 use crate::engine::{Engine, EngineError, Login, Shown};
+use crate::limits::{Keys, Limiter};
 use crate::secrets::Secrets;
 use crate::store::{Store, StoreError, Values};
 use crate::upstream::Upstream;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -18,8 +19,16 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The largest login body read.
+pub const MAX_BODY: usize = 64 * 1024;
+/// The most inputs one login request may carry.
+pub const MAX_INPUTS: usize = 64;
+/// The longest input name.
+pub const MAX_INPUT_NAME: usize = 256;
 
 /// Every way a request can fail, mapped to its status in `into_response`.
 #[derive(Debug)]
@@ -28,6 +37,8 @@ pub enum ApiError {
     Forbidden(&'static str),
     NotFound(String),
     BadRequest(String),
+    /// Too many failed attempts: seconds until the next may be made.
+    TooManyRequests(u64),
     Unavailable(String),
 }
 
@@ -49,13 +60,22 @@ impl From<EngineError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, msg) = match self {
-            ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m.to_string()),
-            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m.to_string()),
-            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
-            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
-            ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
-        };
+        let (status, msg) =
+            match self {
+                ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m.to_string()),
+                ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m.to_string()),
+                ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+                ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+                ApiError::TooManyRequests(secs) => return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(header::RETRY_AFTER, secs.to_string())],
+                    Json(json!({
+                        "error": format!("too many failed login attempts; try again in {secs} s")
+                    })),
+                )
+                    .into_response(),
+                ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
+            };
         (status, Json(json!({ "error": msg }))).into_response()
     }
 }
@@ -107,7 +127,7 @@ impl From<Login> for LoginResponse {
                 None,
                 message,
             ),
-            Login::Failed(e) => (false, None, None, Some(e)),
+            Login::Failed { error, .. } => (false, None, None, Some(error)),
         };
         LoginResponse {
             success,
@@ -142,6 +162,11 @@ pub struct AppState {
     pub pending_ttl: Duration,
     /// Each provider's secrets, loaded at start-up (`secrets::load`).
     pub secrets: HashMap<&'static str, Secrets>,
+    /// Failed-attempt limits.
+    pub limits: Limiter,
+    /// Where a trusted proxy puts the client's address (its last entry counts); else the
+    /// connection's peer address is the client's.
+    pub client_ip_header: Option<HeaderName>,
 }
 
 impl AppState {
@@ -218,6 +243,52 @@ fn owner<'a>(p: &ProviderDef, user: &'a Claims) -> &'a str {
     }
 }
 
+/// The client's address, for the per-address limit.
+fn client_address(state: &AppState, parts: &Parts) -> Option<String> {
+    if let Some(name) = &state.client_ip_header {
+        return parts
+            .headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .rfind(|v| !v.is_empty())
+            .map(str::to_owned);
+    }
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+}
+
+/// The client's address (see `client_address`), if known.
+pub struct Client(Option<String>);
+
+impl FromRequestParts<Shared> for Client {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Shared,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Client(client_address(state, parts)))
+    }
+}
+
+/// Was the attempt turned down: a failure the provider decided, or the step the request ran
+/// asked for again (a wrong code).
+fn rejected(answer: &Login, step: usize) -> bool {
+    match answer {
+        Login::Failed { rejected, .. } => *rejected,
+        Login::Prompt {
+            step_index,
+            message,
+            ..
+        } => *step_index == step && step > 0 && message.is_some(),
+        Login::Complete { .. } => false,
+    }
+}
+
 /// Check 6: the login body, decoded to `(flow_id, step, inputs)`. Public for the fuzz target.
 pub fn parse_login(body: &[u8]) -> Result<(String, usize, Values), ApiError> {
     let v: Value = serde_json::from_slice(body)
@@ -236,7 +307,17 @@ pub fn parse_login(body: &[u8]) -> Result<(String, usize, Values), ApiError> {
     match obj.get("inputs") {
         None | Some(Value::Null) => {}
         Some(Value::Object(m)) => {
+            if m.len() > MAX_INPUTS {
+                return Err(ApiError::BadRequest(format!(
+                    "at most {MAX_INPUTS} inputs are accepted"
+                )));
+            }
             for (k, v) in m {
+                if k.len() > MAX_INPUT_NAME {
+                    return Err(ApiError::BadRequest(format!(
+                        "input names are at most {MAX_INPUT_NAME} bytes"
+                    )));
+                }
                 let text = match v {
                     Value::String(s) => s.clone(),
                     Value::Number(n) => n.to_string(),
@@ -268,13 +349,29 @@ async fn login(
     State(state): State<Shared>,
     User(user): User,
     Path(id): Path<String>,
+    Client(address): Client,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<LoginResponse>, ApiError> {
     let p = provider(&state, &id, &user)?;
     credential_action(p, &user)?;
-    // A body that cannot be read (too large, cut off) is a malformed request like any other.
-    let body =
-        body.map_err(|e| ApiError::BadRequest(format!("cannot read the request body: {e}")))?;
+    // Too many failures: refused before the body is read or the provider asked.
+    let keys = Keys::new(&user.sub, p.id, address.as_deref());
+    if let Some(secs) = state.limits.blocked(&state.store, &keys).await? {
+        tracing::warn!(provider = p.id, "login refused: too many failed attempts");
+        return Err(ApiError::TooManyRequests(secs));
+    }
+    // Over the limit is 400 like any other body the server will not take: the documented
+    // answers to a body are 400, never 413, 415 or 422.
+    let body = body.map_err(|e| match e {
+        BytesRejection::FailedToBufferBody(
+            axum::extract::rejection::FailedToBufferBody::LengthLimitError(_),
+        ) => ApiError::BadRequest(format!(
+            "the request body is larger than {} KiB",
+            MAX_BODY / 1024
+        )),
+        // A body that cannot be read (cut off) is a malformed request like any other.
+        e => ApiError::BadRequest(format!("cannot read the request body: {e}")),
+    })?;
     let (flow_id, step, inputs) = parse_login(&body)?;
     let flow = p
         .flow(&flow_id)
@@ -283,6 +380,11 @@ async fn login(
         .engine(p)
         .login(p, owner(p, &user), flow, step, inputs)
         .await?;
+    if rejected(&answer, step) {
+        state.limits.failed(&state.store, &keys).await?;
+    } else if matches!(answer, Login::Complete { .. }) {
+        state.limits.succeeded(&state.store, &keys).await?;
+    }
     Ok(Json(answer.into()))
 }
 
@@ -379,5 +481,6 @@ pub fn router(state: AppState) -> Router {
         .route("/api/providers/{id}/auth/logout", post(logout))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(Arc::new(state))
 }

@@ -37,8 +37,11 @@ pub enum Login {
         fields: Vec<Shown>,
         message: Option<String>,
     },
-    /// The step failed: a short message, never the provider's raw answer.
-    Failed(String),
+    /// The step failed: a short message, never the provider's raw answer. `rejected` when the
+    /// provider turned the attempt down (a wrong password or code), not when it could not be
+    /// asked or answered something unexpected: only rejections count towards the brute-force
+    /// limits.
+    Failed { error: String, rejected: bool },
 }
 
 /// A prompt field as shown: display fields carry their rendered value.
@@ -208,7 +211,7 @@ impl Engine<'_> {
             let reply = match self.send(run, i).await {
                 Ok(r) => r,
                 Err(e) if e.is_bad_request() => return Err(EngineError::BadRequest(e.to_string())),
-                Err(e) => return self.fail(run, i, first, e.to_string()).await,
+                Err(e) => return self.fail(run, (i, first), e.to_string(), false).await,
             };
             let outcome = (def.decide)(&reply);
             tracing::debug!(
@@ -220,7 +223,7 @@ impl Engine<'_> {
             );
             let Some(o) = outcome else {
                 let msg = failure(&reply, def, None, self.secrets);
-                return self.fail(run, i, first, msg).await;
+                return self.fail(run, (i, first), msg, true).await;
             };
             for e in o.extract {
                 match reply.extract(e) {
@@ -231,7 +234,7 @@ impl Engine<'_> {
                         run.pending.extracted.insert(e.key.to_string(), v);
                     }
                     Ok(None) => {}
-                    Err(err) => return self.fail(run, i, first, err.to_string()).await,
+                    Err(err) => return self.fail(run, (i, first), err.to_string(), false).await,
                 }
             }
             match &o.then {
@@ -240,9 +243,12 @@ impl Engine<'_> {
                     if f.clear_session {
                         // The provider revoked the session: forget it and the run.
                         self.store.logout(run.owner, run.provider.id).await?;
-                        return Ok(Login::Failed(msg));
+                        return Ok(Login::Failed {
+                            error: msg,
+                            rejected: true,
+                        });
                     }
-                    return self.fail(run, i, first, msg).await;
+                    return self.fail(run, (i, first), msg, true).await;
                 }
                 Then::Complete => {
                     let session = self
@@ -260,9 +266,10 @@ impl Engine<'_> {
         self.store
             .discard_pending(run.owner, run.provider.id)
             .await?;
-        Ok(Login::Failed(
-            "the flow ran too many steps without pausing".into(),
-        ))
+        Ok(Login::Failed {
+            error: "the flow ran too many steps without pausing".into(),
+            rejected: false,
+        })
     }
 
     /// What a step's templates may read in this run, as it stands.
@@ -305,7 +312,7 @@ impl Engine<'_> {
     ) -> Result<Login, EngineError> {
         let fields = match self.show(run, o) {
             Ok(f) => f,
-            Err(msg) => return self.fail(run, i, first, msg).await,
+            Err(msg) => return self.fail(run, (i, first), msg, false).await,
         };
         let asked: Vec<&str> = o
             .prompt
@@ -367,15 +374,15 @@ impl Engine<'_> {
     async fn fail(
         &self,
         run: &mut Run<'_>,
-        i: usize,
-        resumed_at: usize,
-        message: String,
+        (i, resumed_at): (usize, usize),
+        error: String,
+        rejected: bool,
     ) -> Result<Login, EngineError> {
         if i == 0 {
             self.store
                 .discard_pending(run.owner, run.provider.id)
                 .await?;
-            return Ok(Login::Failed(message));
+            return Ok(Login::Failed { error, rejected });
         }
         let pending = &mut run.pending;
         if i != resumed_at {
@@ -389,7 +396,7 @@ impl Engine<'_> {
         self.store
             .save_pending(run.owner, run.provider.id, pending)
             .await?;
-        Ok(Login::Failed(message))
+        Ok(Login::Failed { error, rejected })
     }
 
     /// Runs the provider's logout request (if any, and if a session exists), ignoring its

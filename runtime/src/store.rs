@@ -1,6 +1,10 @@
 //! The session store: completed provider sessions and pending multi-step runs, in SQLite (the
 //! default) or PostgreSQL, through one set of queries on `sqlx`'s `Any` driver.
+//!
+//! Session values and a pending run's inputs and extracted values are sealed (`seal`) before
+//! they are written; ids, step names and expiry times are not secret and stay readable.
 
+use crate::seal::{Place, Sealer};
 use serde::{de::DeserializeOwned, Serialize};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Row};
@@ -55,12 +59,42 @@ pub struct PendingRun {
     pub expires_at: i64,
 }
 
+/// When the store last failed: connections opened before then are not reused, so a database
+/// that comes back (a disk writable again, a restarted server) is met on fresh connections,
+/// not on ones left in an error state.
+#[derive(Debug)]
+struct Faults {
+    origin: std::time::Instant,
+    /// Milliseconds after `origin`, plus one; 0 when the store never failed.
+    last: std::sync::atomic::AtomicU64,
+}
+
+impl Faults {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// May a connection of this age be used.
+    fn fresh(&self, age: Duration) -> bool {
+        let last = self.last.load(std::sync::atomic::Ordering::Relaxed);
+        last == 0
+            || self
+                .now_ms()
+                .saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX))
+                >= last
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    faults: Arc<Faults>,
     sqlite: bool,
+    sealer: Arc<Sealer>,
     /// SQLite only: whether (owner, provider) has a session, as last read or written.
     sessions: Option<SessionCache>,
+    /// SQLite file only: what makes this process the file's one server.
+    _claim: Option<Arc<FileClaim>>,
 }
 
 type SessionCache = Arc<Mutex<HashMap<(String, String), bool>>>;
@@ -68,7 +102,12 @@ type SessionCache = Arc<Mutex<HashMap<(String, String), bool>>>;
 /// Entries in the session-existence cache before it starts over.
 const SESSION_CACHE_MAX: usize = 1_000_000;
 
-fn now() -> i64 {
+fn window_secs(window: Duration) -> i64 {
+    i64::try_from(window.as_secs()).unwrap_or(i64::MAX / 2)
+}
+
+/// Unix seconds.
+pub fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
@@ -80,10 +119,77 @@ fn from_json<T: DeserializeOwned + Default>(s: &str) -> T {
     serde_json::from_str(s).unwrap_or_default()
 }
 
+const SESSION: &str = "provider_sessions.data";
+const INPUTS: &str = "pending_runs.inputs";
+const EXTRACTED: &str = "pending_runs.extracted";
+
+/// A SQLite file this process serves: the lock on `FILE.lock` that refuses a second server
+/// process, and the session cache, which is right only while one process writes the file.
+/// Every `Store` of this process on the same file shares one.
+#[derive(Debug)]
+struct FileClaim {
+    _lock: std::fs::File,
+    sessions: SessionCache,
+}
+
+static CLAIMS: Mutex<Vec<(std::path::PathBuf, std::sync::Weak<FileClaim>)>> =
+    Mutex::new(Vec::new());
+
+fn claim_sqlite_file(url: &str) -> Result<Option<Arc<FileClaim>>, StoreError> {
+    let opts = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
+    let file = opts.get_filename();
+    if file.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    let mut lock_path = file.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = std::path::PathBuf::from(lock_path);
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| StoreError(format!("cannot open {}: {e}", lock_path.display())))?;
+    let key = std::fs::canonicalize(&lock_path).unwrap_or(lock_path.clone());
+    let mut claims = CLAIMS.lock().unwrap_or_else(|e| e.into_inner());
+    claims.retain(|(_, c)| c.strong_count() > 0);
+    if let Some(c) = claims
+        .iter()
+        .find(|(p, _)| *p == key)
+        .and_then(|(_, c)| c.upgrade())
+    {
+        return Ok(Some(c));
+    }
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(StoreError(format!(
+                "another process is serving {} (it holds {}); a SQLite file serves one \
+                 process — use PostgreSQL (DATABASE_URL=postgres://…) to run several instances",
+                file.display(),
+                lock_path.display()
+            )))
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(StoreError(format!(
+                "cannot lock {}: {e}",
+                lock_path.display()
+            )))
+        }
+    }
+    let claim = Arc::new(FileClaim {
+        _lock: lock,
+        sessions: SessionCache::default(),
+    });
+    claims.push((key, Arc::downgrade(&claim)));
+    Ok(Some(claim))
+}
+
 impl Store {
-    /// Connects and runs the embedded migrations. SQLite files are opened in WAL mode;
-    /// `sqlite::memory:` works too (one connection, state lost at exit).
-    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+    /// Connects and runs the embedded migrations. SQLite files are opened in WAL mode, and
+    /// only by one process (a second is refused); `sqlite::memory:` works too (one
+    /// connection, state lost at exit).
+    pub async fn connect(url: &str, sealer: Sealer) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let is_sqlite = url.starts_with("sqlite:");
         let url = if is_sqlite && !url.contains("mode=") && !url.contains(":memory:") {
@@ -92,20 +198,35 @@ impl Store {
         } else {
             url.to_string()
         };
+        let in_memory = is_sqlite && url.contains(":memory:");
+        let claim = if is_sqlite && !in_memory {
+            claim_sqlite_file(&url)?
+        } else {
+            None
+        };
         let opts = AnyConnectOptions::from_str(&url)?;
         // Each connection to `sqlite::memory:` is its own database: keep exactly one, forever.
-        let in_memory = is_sqlite && url.contains(":memory:");
         let max = match (is_sqlite, in_memory) {
             (_, true) => 1,
             (true, false) => 4,
             (false, _) => 16,
         };
+        let faults = Arc::new(Faults {
+            origin: std::time::Instant::now(),
+            last: Default::default(),
+        });
+        let seen = faults.clone();
         let pool = AnyPoolOptions::new()
             .max_connections(max)
             .min_connections(u32::from(in_memory))
             .idle_timeout((!in_memory).then_some(Duration::from_secs(600)))
             .max_lifetime((!in_memory).then_some(Duration::from_secs(1800)))
             .acquire_timeout(Duration::from_secs(5))
+            // An in-memory database lives in its one connection: it is never replaced.
+            .before_acquire(move |_, meta| {
+                let fresh = in_memory || seen.fresh(meta.age);
+                Box::pin(async move { Ok(fresh) })
+            })
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if is_sqlite {
@@ -121,24 +242,79 @@ impl Store {
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Store {
             pool,
+            faults,
             sqlite: is_sqlite,
-            sessions: is_sqlite.then(Default::default),
+            sealer: Arc::new(sealer),
+            sessions: match &claim {
+                Some(c) => Some(c.sessions.clone()),
+                None => in_memory.then(Default::default),
+            },
+            _claim: claim,
         })
     }
 
-    /// Is the database reachable.
+    /// Notes a failure (see `Faults`) and passes it on.
+    fn fault(&self, e: impl Into<StoreError>) -> StoreError {
+        let at = self.faults.now_ms().saturating_add(1);
+        self.faults
+            .last
+            .store(at, std::sync::atomic::Ordering::Relaxed);
+        e.into()
+    }
+
+    /// Can the database be written: one small write, so a store that still answers reads but
+    /// refuses writes (a read-only or full disk) is not reported ready.
     pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+        // A counter, not the time: an update that changes nothing writes nothing.
+        sqlx::query(
+            "INSERT INTO store_probe (id, at) VALUES (1, 0) \
+             ON CONFLICT (id) DO UPDATE SET at = store_probe.at + 1",
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.fault(e))
+        .is_ok()
+    }
+
+    /// Opens what the store holds at `place`, as JSON; a value that does not open (another key,
+    /// another row's value) counts as absent.
+    fn unseal<T: DeserializeOwned + Default>(&self, place: Place<'_>, stored: &str) -> Option<T> {
+        let opened = self.sealer.open(place, stored);
+        if opened.is_none() {
+            tracing::warn!(
+                provider = place.provider,
+                column = place.column,
+                "a stored value does not open with the session key; it is ignored"
+            );
+        }
+        opened.map(|t| from_json(&t))
+    }
+
+    fn seal<T: Serialize>(&self, place: Place<'_>, v: &T) -> String {
+        self.sealer.seal(place, &to_json(v))
     }
 
     pub async fn session(&self, owner: &str, provider: &str) -> Result<Option<Values>, StoreError> {
+        Ok(self
+            .session_text(owner, provider)
+            .await
+            .map_err(|e| self.fault(e))?
+            .and_then(|t| self.unseal(session_place(owner, provider), &t)))
+    }
+
+    async fn session_text(
+        &self,
+        owner: &str,
+        provider: &str,
+    ) -> Result<Option<String>, StoreError> {
         let row =
             sqlx::query("SELECT data FROM provider_sessions WHERE owner = $1 AND provider = $2")
                 .bind(owner)
                 .bind(provider)
                 .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|r| from_json(&r.get::<String, _>(0))))
+                .await
+                .map_err(|e| self.fault(e))?;
+        Ok(row.map(|r| r.get::<String, _>(0)))
     }
 
     /// Is there a completed session.
@@ -151,21 +327,18 @@ impl Store {
         if let Some(known) = self.cached(owner, provider) {
             return Ok(known);
         }
-        let row = sqlx::query("SELECT 1 FROM provider_sessions WHERE owner = $1 AND provider = $2")
-            .bind(owner)
-            .bind(provider)
-            .fetch_optional(&self.pool)
-            .await?;
+        // A session that does not open (another key, copied from another row) is no session.
+        let exists = self.session(owner, provider).await?.is_some();
         if let Some(cache) = &self.sessions {
             if let Ok(mut c) = cache.lock() {
                 if c.len() >= SESSION_CACHE_MAX {
                     c.clear();
                 }
                 c.entry((owner.to_string(), provider.to_string()))
-                    .or_insert(row.is_some());
+                    .or_insert(exists);
             }
         }
-        Ok(row.is_some())
+        Ok(exists)
     }
 
     fn cached(&self, owner: &str, provider: &str) -> Option<bool> {
@@ -188,37 +361,79 @@ impl Store {
         }
     }
 
-    /// Completes a run: merges `extracted` over the existing session (one upsert, so
-    /// concurrent completions never see a half-written session) and deletes the pending run.
-    /// Returns the merged session.
+    /// Completes a run: merges `extracted` over the existing session and deletes the pending
+    /// run, in one transaction. Values are sealed, so the merge happens here, not in SQL: a
+    /// session written by someone else between the read and the write is detected (the write
+    /// names the value it replaces) and the merge is done again. Returns the merged session.
     pub async fn complete(
         &self,
         owner: &str,
         provider: &str,
         extracted: &Values,
     ) -> Result<Values, StoreError> {
-        // SQLite's json_patch and PostgreSQL's jsonb `||` both merge top-level keys, new over old.
-        let merge = if self.sqlite {
-            "json_patch(provider_sessions.data, excluded.data)"
-        } else {
-            "(provider_sessions.data::jsonb || excluded.data::jsonb)::text"
-        };
-        let row = sqlx::query(&format!(
-            "INSERT INTO provider_sessions (owner, provider, data, updated_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (owner, provider) DO UPDATE SET data = {merge}, updated_at = excluded.updated_at \
-             RETURNING data"
-        ))
-        .bind(owner)
-        .bind(provider)
-        .bind(to_json(extracted))
-        .bind(now())
-        .fetch_one(&self.pool)
-        .await;
+        let result = self.merge_session(owner, provider, extracted).await;
         // An error may have come after the commit: forget rather than guess.
-        self.remember(owner, provider, row.as_ref().ok().map(|_| true));
-        let row = row?;
-        self.discard_pending(owner, provider).await?;
-        Ok(from_json(&row.get::<String, _>(0)))
+        self.remember(owner, provider, result.as_ref().ok().map(|_| true));
+        result
+    }
+
+    async fn merge_session(
+        &self,
+        owner: &str,
+        provider: &str,
+        extracted: &Values,
+    ) -> Result<Values, StoreError> {
+        let place = session_place(owner, provider);
+        for _ in 0..16 {
+            let before = self.session_text(owner, provider).await?;
+            let mut merged: Values = before
+                .as_deref()
+                .and_then(|t| self.unseal(place, t))
+                .unwrap_or_default();
+            merged.extend(extracted.iter().map(|(k, v)| (k.clone(), v.clone())));
+            let data = self.seal(place, &merged);
+            // The write comes first in the transaction, so SQLite takes its write lock before
+            // reading anything and never has to upgrade a stale read.
+            let mut tx = self.pool.begin().await.map_err(|e| self.fault(e))?;
+            let written = match &before {
+                None => sqlx::query(
+                    "INSERT INTO provider_sessions (owner, provider, data, updated_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (owner, provider) DO NOTHING",
+                )
+                .bind(owner)
+                .bind(provider)
+                .bind(&data)
+                .bind(now()),
+                Some(old) => sqlx::query(
+                    "UPDATE provider_sessions SET data = $3, updated_at = $4 \
+                     WHERE owner = $1 AND provider = $2 AND data = $5",
+                )
+                .bind(owner)
+                .bind(provider)
+                .bind(&data)
+                .bind(now())
+                .bind(old),
+            }
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.fault(e))?
+            .rows_affected();
+            if written == 0 {
+                tx.rollback().await.map_err(|e| self.fault(e))?;
+                continue;
+            }
+            sqlx::query("DELETE FROM pending_runs WHERE owner = $1 AND provider = $2")
+                .bind(owner)
+                .bind(provider)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.fault(e))?;
+            tx.commit().await.map_err(|e| self.fault(e))?;
+            return Ok(merged);
+        }
+        Err(StoreError(
+            "the session kept changing while it was being written".into(),
+        ))
     }
 
     /// Deletes the session and any pending run: logout, or a provider that revoked it.
@@ -229,7 +444,7 @@ impl Store {
     }
 
     async fn delete_session(&self, owner: &str, provider: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.map_err(|e| self.fault(e))?;
         for table in ["provider_sessions", "pending_runs"] {
             sqlx::query(&format!(
                 "DELETE FROM {table} WHERE owner = $1 AND provider = $2"
@@ -237,9 +452,10 @@ impl Store {
             .bind(owner)
             .bind(provider)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(|e| self.fault(e))?;
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(|e| self.fault(e))?;
         Ok(())
     }
 
@@ -257,16 +473,24 @@ impl Store {
         .bind(provider)
         .bind(now())
         .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| PendingRun {
-            flow_id: r.get(0),
-            next_step: usize::try_from(r.get::<i64, _>(1)).unwrap_or(usize::MAX),
-            inputs: from_json(&r.get::<String, _>(2)),
-            extracted: from_json(&r.get::<String, _>(3)),
-            expires_at: r.get(4),
-            next_step_id: r.get(5),
-            run_id: r.get(6),
-            awaiting: from_json(&r.get::<String, _>(7)),
+        .await.map_err(|e| self.fault(e))?;
+        Ok(row.and_then(|r| {
+            Some(PendingRun {
+                flow_id: r.get(0),
+                next_step: usize::try_from(r.get::<i64, _>(1)).unwrap_or(usize::MAX),
+                inputs: self.unseal(
+                    pending_place(INPUTS, owner, provider),
+                    &r.get::<String, _>(2),
+                )?,
+                extracted: self.unseal(
+                    pending_place(EXTRACTED, owner, provider),
+                    &r.get::<String, _>(3),
+                )?,
+                expires_at: r.get(4),
+                next_step_id: r.get(5),
+                run_id: r.get(6),
+                awaiting: from_json(&r.get::<String, _>(7)),
+            })
         }))
     }
 
@@ -287,14 +511,14 @@ impl Store {
         .bind(provider)
         .bind(&run.flow_id)
         .bind(run.next_step as i64)
-        .bind(to_json(&run.inputs))
-        .bind(to_json(&run.extracted))
+        .bind(self.seal(pending_place(INPUTS, owner, provider), &run.inputs))
+        .bind(self.seal(pending_place(EXTRACTED, owner, provider), &run.extracted))
         .bind(run.expires_at)
         .bind(&run.next_step_id)
         .bind(&run.run_id)
         .bind(to_json(&run.awaiting))
         .execute(&self.pool)
-        .await?;
+        .await.map_err(|e| self.fault(e))?;
         Ok(())
     }
 
@@ -303,7 +527,72 @@ impl Store {
             .bind(owner)
             .bind(provider)
             .execute(&self.pool)
-            .await?;
+            .await
+            .map_err(|e| self.fault(e))?;
+        Ok(())
+    }
+
+    /// Whether this store keeps failed-attempt counters in the database: PostgreSQL, where
+    /// several instances share them. SQLite means one process, which counts in memory.
+    pub fn shares_counters(&self) -> bool {
+        !self.sqlite
+    }
+
+    /// The open window of each key that has one: (key, window start, failures in it).
+    pub async fn failures_by_key(
+        &self,
+        keys: &[&str],
+        window: Duration,
+    ) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        let mut out = Vec::new();
+        for key in keys {
+            let row = sqlx::query(
+                "SELECT window_start, failures FROM login_failures WHERE key = $1 AND window_start > $2",
+            )
+            .bind(*key)
+            .bind(now() - window_secs(window))
+            .fetch_optional(&self.pool)
+            .await.map_err(|e| self.fault(e))?;
+            out.extend(row.map(|r| (key.to_string(), r.get::<i64, _>(0), r.get::<i64, _>(1))));
+        }
+        Ok(out)
+    }
+
+    /// Counts a failure for each key: in its open window, or in a new one starting now.
+    pub async fn record_failure(&self, keys: &[&str], window: Duration) -> Result<(), StoreError> {
+        let t = now();
+        for key in keys {
+            sqlx::query(
+                "INSERT INTO login_failures (key, window_start, failures) VALUES ($1, $2, 1) \
+                 ON CONFLICT (key) DO UPDATE SET \
+                 failures = CASE WHEN login_failures.window_start > $3 THEN login_failures.failures + 1 ELSE 1 END, \
+                 window_start = CASE WHEN login_failures.window_start > $3 THEN login_failures.window_start ELSE $2 END",
+            )
+            .bind(*key)
+            .bind(t)
+            .bind(t - window_secs(window))
+            .execute(&self.pool)
+            .await.map_err(|e| self.fault(e))?;
+        }
+        Ok(())
+    }
+
+    /// Deletes counts whose window has closed.
+    pub async fn sweep_failures(&self, window: Duration) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM login_failures WHERE window_start <= $1")
+            .bind(now() - window_secs(window))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.fault(e))?;
+        Ok(())
+    }
+
+    pub async fn clear_failures(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM login_failures WHERE key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.fault(e))?;
         Ok(())
     }
 
@@ -313,13 +602,27 @@ impl Store {
     }
 }
 
+fn session_place<'a>(owner: &'a str, provider: &'a str) -> Place<'a> {
+    pending_place(SESSION, owner, provider)
+}
+
+fn pending_place<'a>(column: &'static str, owner: &'a str, provider: &'a str) -> Place<'a> {
+    Place {
+        column,
+        provider,
+        owner,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[tokio::test]
     async fn an_in_memory_database_keeps_its_state_across_queries() {
-        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let store = Store::connect("sqlite::memory:", Sealer::ephemeral())
+            .await
+            .unwrap();
         let mut v = Values::new();
         v.insert("access_token".into(), "t".into());
         store.complete("alice", "acme", &v).await.unwrap();

@@ -8,10 +8,17 @@ use otvi_runtime::auth::{unix_now, Claims, Jwt};
 use std::time::Duration;
 
 pub const SECRET: &str = "test-secret";
+/// The session key of test servers: one key, so a restarted server opens what it wrote.
+pub const SESSION_KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f000112233445566778899aabbccddeeff";
+
+pub fn sealer() -> otvi_runtime::seal::Sealer {
+    otvi_runtime::seal::Sealer::from_keys(SESSION_KEY, None).unwrap()
+}
 
 pub struct TestServer {
     pub url: String,
     pub database_url: String,
+    pub sealer: otvi_runtime::seal::Sealer,
     pub client: reqwest::Client,
     _dir: Option<tempfile::TempDir>,
     task: tokio::task::JoinHandle<()>,
@@ -34,6 +41,7 @@ pub fn config(base: &str, dir: &std::path::Path) -> Config {
         .map(|p| (p.id.to_string(), base.to_string()))
         .collect();
     cfg.secret_values = secrets();
+    cfg.sealer = sealer();
     cfg
 }
 
@@ -65,11 +73,13 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let task = tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
             let _ = axum::serve(listener, app).await;
         });
         TestServer {
             url,
             database_url: cfg.database_url.clone(),
+            sealer: cfg.sealer.clone(),
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
@@ -84,6 +94,7 @@ impl TestServer {
         TestServer {
             url,
             database_url: String::new(),
+            sealer: sealer(),
             client: reqwest::Client::new(),
             _dir: None,
             task,
@@ -181,8 +192,112 @@ pub async fn session_of(
     owner: &str,
     provider: &str,
 ) -> Option<std::collections::HashMap<String, String>> {
-    let store = otvi_runtime::store::Store::connect(&s.database_url)
+    let store = otvi_runtime::store::Store::connect(&s.database_url, s.sealer.clone())
         .await
         .unwrap();
     store.session(owner, provider).await.unwrap()
+}
+
+/// The real `otvi serve` binary as a child process, its log read line by line as it comes (so
+/// a full pipe never blocks it). Killed when dropped.
+pub struct RealServer {
+    pub server: TestServer,
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    log: String,
+}
+
+impl RealServer {
+    /// Starts `otvi serve --bind 127.0.0.1:0 ARGS…` with the test JWT secret, the test session
+    /// key, every provider secret and `envs`; waits for it to listen.
+    pub fn start(args: &[String], envs: &[(&str, &str)]) -> RealServer {
+        use std::io::BufRead;
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_otvi"));
+        cmd.args(["serve", "--bind", "127.0.0.1:0"])
+            .args(args)
+            .env("OTVI_JWT_SECRET", SECRET)
+            .env("OTVI_SESSION_KEY", SESSION_KEY)
+            .env_remove("DATABASE_URL")
+            .env_remove("OTVI_LOG_FORMAT")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in secrets() {
+            cmd.env(k, v);
+        }
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel::<String>();
+        let reader = std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut me = RealServer {
+            server: TestServer::from_parts(String::new(), tokio::spawn(async {})),
+            child,
+            lines,
+            reader: Some(reader),
+            log: String::new(),
+        };
+        let addr = loop {
+            let line = me
+                .lines
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("serve did not start: {}", me.log));
+            me.log.push_str(&line);
+            me.log.push('\n');
+            if line.contains("otvi listening") {
+                let at = line.find("127.0.0.1:").unwrap();
+                let port: String = line[at + 10..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                break format!("127.0.0.1:{port}");
+            }
+        };
+        me.server.url = format!("http://{addr}");
+        me
+    }
+
+    /// Stops the server and returns everything it logged.
+    pub fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(r) = self.reader.take() {
+            r.join().unwrap();
+        }
+        let mut log = std::mem::take(&mut self.log);
+        for line in self.lines.try_iter() {
+            log.push_str(&line);
+            log.push('\n');
+        }
+        log
+    }
+}
+
+impl Drop for RealServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every file in `dir` (a SQLite database, its write-ahead log and shared memory), read
+/// whole, with its name.
+pub fn files_in(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            (p.display().to_string(), std::fs::read(&p).unwrap())
+        })
+        .collect()
+}
+
+pub fn holds(bytes: &[u8], s: &str) -> bool {
+    bytes.windows(s.len()).any(|w| w == s.as_bytes())
 }
