@@ -127,10 +127,30 @@ impl Reply {
     fn json_or_fail(&self) -> Result<Option<&Value>, StepError> {
         match self.json() {
             Some(j) => Ok(Some(j)),
+            None if self.is_html() => Err(StepError::Provider(
+                "the provider answered with an HTML page, not JSON".into(),
+            )),
             None => Err(StepError::Provider(
                 "the provider's answer is not JSON".into(),
             )),
         }
+    }
+
+    /// An HTML page (a login form, a proxy's or a firewall's error page): said so by its
+    /// `Content-Type`, or by a body that opens with `<!doctype` or `<html`.
+    fn is_html(&self) -> bool {
+        let declared = self
+            .headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| {
+                let t = t.trim_start().to_ascii_lowercase();
+                t.starts_with("text/html") || t.starts_with("application/xhtml")
+            });
+        let start = self.body.trim_ascii_start();
+        let opens =
+            |tag: &[u8]| start.len() >= tag.len() && start[..tag.len()].eq_ignore_ascii_case(tag);
+        declared || opens(b"<!doctype") || opens(b"<html")
     }
 
     /// The value of the cookie `name` that a `Set-Cookie` header of this answer sets.
@@ -211,6 +231,33 @@ mod tests {
                 "the provider's answer sets no cookie `sid`".into()
             ))
         );
+    }
+
+    #[test]
+    fn an_html_page_is_named_as_such() {
+        static TOKEN: JsonPath = JsonPath::new("$.token");
+        let def = ExtractDef {
+            key: "token",
+            source: Source::Path(&TOKEN),
+            optional: false,
+        };
+        let html = "the provider answered with an HTML page, not JSON";
+        let not_json = "the provider's answer is not JSON";
+        let answer = |content_type: Option<&'static str>, body: &str| {
+            let mut h = HeaderMap::new();
+            if let Some(t) = content_type {
+                h.insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static(t));
+            }
+            match Reply::new(200, h, Bytes::from(body.to_string())).extract(&def) {
+                Err(StepError::Provider(m)) => m,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(answer(Some("text/html; charset=utf-8"), "Sign in"), html);
+        assert_eq!(answer(None, "\n  <!DOCTYPE html><html></html>"), html);
+        assert_eq!(answer(Some("text/plain"), "<HTML><body>"), html);
+        assert_eq!(answer(Some("text/plain"), "oops <html>"), not_json);
+        assert_eq!(answer(None, ""), not_json);
     }
 
     #[test]
