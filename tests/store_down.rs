@@ -40,8 +40,8 @@ async fn relay(cut: Arc<AtomicBool>) -> u16 {
     port
 }
 
-#[tokio::test]
-async fn an_unreachable_store_is_503_and_not_ready() {
+/// A server on PostgreSQL through a relay the test cuts with the flag.
+async fn behind_relay() -> (Arc<AtomicBool>, MockProvider, TestServer) {
     let cut = Arc::new(AtomicBool::new(false));
     let port = relay(cut.clone()).await;
     let mock = MockProvider::start().await.unwrap();
@@ -51,6 +51,12 @@ async fn an_unreachable_store_is_503_and_not_ready() {
     // Every test comes from 127.0.0.1 and the counts outlive the run in the database.
     cfg.limits.per_address = 0;
     let s = TestServer::start_with(cfg, Some(dir)).await;
+    (cut, mock, s)
+}
+
+#[tokio::test]
+async fn an_unreachable_store_is_503_and_not_ready() {
+    let (cut, _mock, s) = behind_relay().await;
     let t = user(&format!("down-{}", uuid::Uuid::new_v4()));
     assert_eq!(s.check(&t, "acme").await.0, 200);
     assert_eq!(s.send("GET", "/readyz", None, None).await.0, 200);
@@ -66,15 +72,7 @@ async fn an_unreachable_store_is_503_and_not_ready() {
 
 #[tokio::test]
 async fn postgres_back_again_is_served_without_a_restart_and_nothing_was_half_written() {
-    let cut = Arc::new(AtomicBool::new(false));
-    let port = relay(cut.clone()).await;
-    let mock = MockProvider::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(&mock.url(), dir.path());
-    cfg.database_url = format!("postgres://postgres@127.0.0.1:{port}/test");
-    // Every test comes from 127.0.0.1 and the counts outlive the run in the database.
-    cfg.limits.per_address = 0;
-    let s = TestServer::start_with(cfg, Some(dir)).await;
+    let (cut, _mock, s) = behind_relay().await;
     let t = user(&format!("down-{}", uuid::Uuid::new_v4()));
     let start = r#"{"flow_id":"phone_otp","step":0,"inputs":{"phone":"5551234"}}"#;
     let code = format!(
