@@ -108,9 +108,15 @@ impl FileReport {
     /// Renders every diagnostic of this file in `format`, each ending with a newline.
     pub fn render(&self, format: Format) -> String {
         let mut out = String::new();
+        // Split once: looking each diagnostic's line up by scanning the source would make
+        // rendering many diagnostics of a large file quadratic.
+        let lines: Vec<&str> = match format {
+            Format::Human if !self.diagnostics.is_empty() => self.source.lines().collect(),
+            _ => Vec::new(),
+        };
         for d in &self.diagnostics {
             match format {
-                Format::Human => out.push_str(&self.render_human(d)),
+                Format::Human => out.push_str(&self.render_human(d, &lines)),
                 Format::Json => {
                     let j = JsonDiagnostic {
                         file: &self.path,
@@ -151,7 +157,7 @@ impl FileReport {
         out
     }
 
-    fn render_human(&self, d: &Diagnostic) -> String {
+    fn render_human(&self, d: &Diagnostic, lines: &[&str]) -> String {
         let level = match d.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
@@ -166,7 +172,7 @@ impl FileReport {
             "{pad}--> {}:{}:{}",
             self.path, line_no, d.span.start.col
         );
-        if let Some(text) = self.source.lines().nth(line_no.saturating_sub(1)) {
+        if let Some(text) = lines.get(line_no.saturating_sub(1)) {
             let text = text.trim_end_matches('\r');
             // Long lines (minified JSON, a 10 MB scalar) are cut to a window around the span.
             let chars: Vec<char> = text.chars().collect();

@@ -10,8 +10,11 @@ use std::collections::HashMap;
 
 /// Deepest nesting of collections accepted; a provider file needs about ten.
 pub const MAX_DEPTH: usize = 64;
-/// Most nodes that alias expansion may create in one file.
-pub const ALIAS_BUDGET: usize = 100_000;
+/// Most nodes that alias expansion may create in one file (a scalar counting one more per 8
+/// bytes): enough to reuse a request or a list of fields many times over, small enough that a
+/// few bytes of aliases cannot make checking and emitting slow (each node can become dozens of
+/// lines of Rust).
+pub const ALIAS_BUDGET: usize = 10_000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
@@ -47,9 +50,12 @@ impl Node {
             Kind::Map(_) => "a mapping",
         }
     }
+    /// What expanding an alias to this node costs against `ALIAS_BUDGET`: one per node, and a
+    /// scalar one more per 8 bytes (a long template repeated by aliases is as costly as many
+    /// nodes).
     fn count(&self) -> usize {
         match &self.kind {
-            Kind::Scalar(..) => 1,
+            Kind::Scalar(s, _) => 1 + s.len() / 8,
             Kind::Seq(v) => 1 + v.iter().map(Node::count).sum::<usize>(),
             Kind::Map(v) => 1 + v.iter().map(|(k, v)| k.count() + v.count()).sum::<usize>(),
         }
@@ -255,6 +261,9 @@ fn unreachable_frame(diags: &mut Vec<Diagnostic>, at: Pos) -> (Node, usize) {
 /// Reports duplicate and non-scalar keys, and applies `<<` merge keys (explicit keys win).
 fn finish_map(entries: Vec<(Node, Node)>, diags: &mut Vec<Diagnostic>) -> Vec<(Node, Node)> {
     let mut out: Vec<(Node, Node)> = Vec::with_capacity(entries.len());
+    // Where each key of `out` stands: a lookup per key, not a scan of `out` (a mapping of many
+    // thousand keys is checked in linear time).
+    let mut index: HashMap<String, usize> = HashMap::with_capacity(entries.len());
     let mut merges = Vec::new();
     for (k, v) in entries {
         let Some(name) = k.as_str() else {
@@ -269,7 +278,7 @@ fn finish_map(entries: Vec<(Node, Node)>, diags: &mut Vec<Diagnostic>) -> Vec<(N
             merges.push(v);
             continue;
         }
-        if let Some((first, _)) = out.iter().find(|(o, _)| o.as_str() == Some(name)) {
+        if let Some(first) = index.get(name).map(|&i| &out[i].0) {
             diags.push(
                 Diagnostic::error("duplicate-key", k.span, format!("duplicate key `{name}`"))
                     .with_help(format!(
@@ -279,6 +288,7 @@ fn finish_map(entries: Vec<(Node, Node)>, diags: &mut Vec<Diagnostic>) -> Vec<(N
             );
             continue;
         }
+        index.insert(name.to_string(), out.len());
         out.push((k, v));
     }
     for m in merges {
@@ -298,7 +308,10 @@ fn finish_map(entries: Vec<(Node, Node)>, diags: &mut Vec<Diagnostic>) -> Vec<(N
             match src.kind {
                 Kind::Map(entries) => {
                     for (k, v) in entries {
-                        if !out.iter().any(|(o, _)| o.as_str() == k.as_str()) {
+                        // Keys of a finished mapping are strings; explicit and earlier keys win.
+                        let Some(name) = k.as_str() else { continue };
+                        if !index.contains_key(name) {
+                            index.insert(name.to_string(), out.len());
                             out.push((k, v));
                         }
                     }

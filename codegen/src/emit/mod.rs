@@ -52,8 +52,29 @@ pub fn module_name(p: &Provider) -> String {
 }
 
 fn doc(text: String) -> TokenStream {
-    let text = format!(" {text}");
+    let text = format!(" {}", doc_text(&text));
     quote! { #[doc = #text] }
+}
+
+/// `text` made safe for a `///` comment, where it is printed as written: control characters
+/// (a bare CR does not even lex) and the bidirectional-override characters rustc refuses in
+/// comments are shown escaped, e.g. a JSONPath `"$.a\rb"` as `$.a\rb`.
+fn doc_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() || is_bidi_control(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The characters of rustc's `text_direction_codepoint_in_comment` and
+/// `text_direction_codepoint_in_literal` lints (both deny by default).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Names that generated items must not take: they are imported from the runtime or are

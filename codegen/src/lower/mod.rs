@@ -57,9 +57,16 @@ pub mod keys {
 /// The seed's advice for `auth.refresh`, shown wherever it appears.
 pub const REFRESH_HELP: &str = "auth.refresh is not implemented by the runtime: model token rotation explicitly inside a normal auth flow and store any replacement tokens with `on_success.extract`";
 
+/// Most steps a provider may have across all its flows. Real providers have a handful; the cap
+/// bounds the work of checking (each step's defined values) and of emitting (about 2 KB of Rust
+/// a step), which aliases could otherwise multiply from a small file.
+pub const MAX_STEPS: usize = 128;
+
 #[derive(Default)]
 pub struct Lower {
     pub diags: Vec<Diagnostic>,
+    /// Steps lowered so far, against `MAX_STEPS`.
+    steps: usize,
 }
 
 /// A mapping whose keys have been checked against the level's known keys.
@@ -447,7 +454,25 @@ impl Lower {
                 self.err("empty-steps", head(s), "a flow's `steps` is empty")
                     .help = Some("a flow needs at least one step".into());
             }
-            steps = items.iter().filter_map(|n| self.step(n)).collect();
+            if self.steps > MAX_STEPS {
+                // Already reported: the steps of later flows are not lowered either.
+            } else if self.steps + items.len() > MAX_STEPS {
+                // Reported once, and the flow's steps are not lowered: nothing more is learnt
+                // from checking hundreds of them.
+                self.err(
+                    "too-many-steps",
+                    head(s),
+                    format!(
+                        "this flow brings the provider to {} steps; at most {MAX_STEPS} are allowed across all flows",
+                        self.steps + items.len()
+                    ),
+                )
+                .help = Some("split the provider into several files".into());
+                self.steps = MAX_STEPS + 1;
+            } else {
+                self.steps += items.len();
+                steps = items.iter().filter_map(|n| self.step(n)).collect();
+            }
         }
         Some(Flow {
             id,
