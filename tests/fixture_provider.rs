@@ -201,6 +201,23 @@ async fn a_header_value_with_a_line_break_is_400_and_never_sent() {
 }
 
 #[tokio::test]
+async fn a_dot_segment_in_the_path_is_400_and_never_sent() {
+    let (base, seen) = recording_provider().await;
+    let (s, _dir) = server(&base).await;
+    for bad in [".", ".."] {
+        let (status, body) = s
+            .login(&user("alice"), "fixture", &login(bad, "pw", None))
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            json(&body)["error"].as_str().unwrap().contains("URL path"),
+            "{body}"
+        );
+    }
+    assert!(seen.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn success_status_must_match_exactly() {
     let (base, _seen) = recording_provider().await;
     let (s, _dir) = server(&base).await;

@@ -17,6 +17,9 @@ pub enum StepError {
     MissingInput(String),
     /// A header value would carry CR, LF or NUL (HTTP 400); never sent.
     BadHeaderValue(&'static str),
+    /// A value placed in the URL path is `.` or `..`, which URL normalisation would resolve
+    /// away (`/users/../token` is `/token`) (HTTP 400); never sent.
+    DotPathSegment,
     /// A session value the step needs is not in the session; nothing was sent.
     MissingStored(&'static str),
     /// A provider secret is not loaded (the server checks them all at start-up).
@@ -30,7 +33,7 @@ impl StepError {
     pub fn is_bad_request(&self) -> bool {
         matches!(
             self,
-            StepError::MissingInput(_) | StepError::BadHeaderValue(_)
+            StepError::MissingInput(_) | StepError::BadHeaderValue(_) | StepError::DotPathSegment
         )
     }
 }
@@ -44,6 +47,9 @@ impl fmt::Display for StepError {
                     f,
                     "a value sent in header `{h}` contains a line break or NUL"
                 )
+            }
+            StepError::DotPathSegment => {
+                f.write_str("a value placed in the provider's URL path may not be `.` or `..`")
             }
             StepError::MissingStored(k) => {
                 write!(f, "the provider session has no `{k}`; log in again")
@@ -182,9 +188,15 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// Appends `value` percent-encoded as one path segment (never adds `/`, `?` or `#`).
-pub fn push_path_segment(out: &mut String, value: &str) {
+/// Appends `value` percent-encoded as one path segment (never adds `/`, `?` or `#`). `.` and
+/// `..` are refused: no encoding keeps them (the URL standard reads `%2e` as a dot too), and
+/// resolved away they would send the request to another path.
+pub fn push_path_segment(out: &mut String, value: &str) -> Result<(), StepError> {
+    if value == "." || value == ".." {
+        return Err(StepError::DotPathSegment);
+    }
     out.extend(utf8_percent_encode(value, SEGMENT));
+    Ok(())
 }
 
 /// An HTTP request ready to send.
@@ -241,7 +253,7 @@ mod tests {
     #[test]
     fn path_segments_cannot_add_separators() {
         let mut s = String::new();
-        push_path_segment(&mut s, "a/b?c#d e");
+        push_path_segment(&mut s, "a/b?c#d e").unwrap();
         assert_eq!(s, "a%2Fb%3Fc%23d%20e");
     }
 

@@ -101,7 +101,7 @@ impl<'a> FlowCx<'a> {
                         Enc::Raw => quote! { #target.push_str(#val); },
                         Enc::Json => quote! { push_json_str(&mut #target, #val); },
                         Enc::Form => quote! { push_form(&mut #target, #val); },
-                        Enc::PathSegment => quote! { push_path_segment(&mut #target, #val); },
+                        Enc::PathSegment => quote! { push_path_segment(&mut #target, #val)?; },
                     }
                 }
             });
