@@ -1,64 +1,85 @@
 #!/usr/bin/env bash
 # Load benchmark: the release server against a fast local mock provider (nginx answering the
-# login endpoint with fixed JSON), driven by wrk. Reports, for a single-step login and for
-# `check`, requests/s and p50/p99 latency at 1, 16 and 64 connections, errors (non-2xx, socket
-# errors, `success:false`), and the server's CPU time per request from /proc utime+stime.
+# login endpoint with fixed JSON), driven by wrk, side by side with the ceiling: nginx itself
+# answering that body on the server's core, driven by the same wrk script.
 #
-# The server is pinned to core 0, nginx and wrk to core 1 (taskset).
+# For the ceiling, a single-step login and `check`, at 1, 16 and 64 connections: requests/s,
+# p50/p99 latency, errors (non-2xx, socket errors, `success:false`), the CPU time per request
+# of the process under test (/proc utime+stime, all its threads) and its ratio to the
+# ceiling's at the same connection count. Ratios are what to compare: absolute figures move
+# with the machine.
 #
-#   bench/load.sh                 # 10 s per measurement
+# The process under test (the server, or the ceiling's nginx) is pinned to core 0; the mock
+# provider and wrk to core 1 (taskset).
+#
+#   bench/load.sh                        # 10 s per measurement
 #   DURATION=30s bench/load.sh
+#   PERF_DIR=/tmp/prof bench/load.sh     # also `perf record -g` the server, one file per row
+#   OTVI_BIN=path/to/otvi bench/load.sh  # another build of the server (see bench/README.md)
+#   DATABASE_URL=postgres://… bench/load.sh   # the server on PostgreSQL instead of SQLite
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10s}
 SERVER_PORT=${SERVER_PORT:-38080}
 MOCK_PORT=${MOCK_PORT:-38081}
+CEILING_PORT=${CEILING_PORT:-38082}
 need=()
 command -v wrk >/dev/null || need+=(wrk)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+if [ -n "${PERF_DIR:-}" ] && ! command -v perf >/dev/null; then need+=(linux-perf); fi
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing ${need[*]} from Debian's packages" >&2
     apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-cargo build --release -q --bin otvi
-BIN=target/release/otvi
+if [ -z "${OTVI_BIN:-}" ]; then
+    cargo build --release -q --bin otvi
+fi
+BIN=${OTVI_BIN:-target/release/otvi}
 work=$(mktemp -d)
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+    for f in "$work"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
     rm -rf "$work"
 }
 trap cleanup EXIT
 
-# The mock provider: fixed JSON for the login endpoint.
-cat > "$work/nginx.conf" <<NGINX
+BODY='{"data":{"access_token":"at-bench","refresh_token":"rt-bench","user":{"display_name":"bench","id":"u1"}}}'
+# nginx answering BODY: NAME PORT CORE LOCATION
+start_nginx() {
+    mkdir -p "$work/$1"
+    cat > "$work/$1/nginx.conf" <<NGINX
 worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log;
+pid $work/$1.pid;
+error_log $work/$1/error.log;
 events { worker_connections 1024; }
 http {
     access_log off;
-    client_body_temp_path $work;
+    client_body_temp_path $work/$1;
     server {
-        listen 127.0.0.1:$MOCK_PORT;
-        location = /v2/auth/login {
+        listen 127.0.0.1:$2;
+        location $4 {
             default_type application/json;
-            return 200 '{"data":{"access_token":"at-bench","refresh_token":"rt-bench","user":{"display_name":"bench","id":"u1"}}}';
+            return 200 '$BODY';
         }
         location / { return 404; }
     }
 }
 NGINX
-taskset -c 1 "$NGINX" -c "$work/nginx.conf"
+    taskset -c "$3" "$NGINX" -c "$work/$1/nginx.conf"
+}
+# The mock provider, and the ceiling: nginx answering every path with the same body.
+start_nginx mock "$MOCK_PORT" 1 "= /v2/auth/login"
+start_nginx ceiling "$CEILING_PORT" 0 "/api/"
 
 export OTVI_JWT_SECRET=bench-secret
 # The shipped Indee provider needs its API key to start; the benchmark never calls it.
-OTVI_SESSION_KEY="$("$BIN" session-key)" INDEE_API_KEY=bench-unused RUST_LOG=warn taskset -c 0 "$BIN" serve --bind "127.0.0.1:$SERVER_PORT" \
-    --database-url "sqlite://$work/otvi.db?mode=rwc" \
+OTVI_SESSION_KEY="$("$BIN" session-key)" INDEE_API_KEY=bench-unused RUST_LOG=${RUST_LOG:-warn} \
+    taskset -c 0 "$BIN" serve --bind "127.0.0.1:$SERVER_PORT" \
+    --database-url "${DATABASE_URL:-sqlite://$work/otvi.db?mode=rwc}" \
     --provider-base-url "acme=http://127.0.0.1:$MOCK_PORT" 2>"$work/server.log" &
 server=$!
 pids+=("$server")
@@ -78,7 +99,7 @@ done
 
 cat > "$work/common.lua" <<'LUA'
 dofile(os.getenv("TOKENS"))
-local failures = 0
+failures = 0
 local threads = {}
 function setup(thread)
   table.insert(threads, thread)
@@ -115,32 +136,61 @@ function request()
   return wrk.format("GET", "/api/providers/acme/auth/check", {["Authorization"] = "Bearer " .. t}, nil)
 end
 LUA
-# wrk's response() keeps a per-thread global; expose it to done().
-sed -i 's/^local failures = 0/failures = 0/' "$work/common.lua"
 export TOKENS="$work/tokens.lua" COMMON="$work/common.lua"
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
+# CPU ticks of a process and all its threads (for nginx: master and worker).
+cpu_ticks() {
+    local t=0 p
+    for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+    echo "$t"
+}
 TICK=$(getconf CLK_TCK)
+ceiling_master=$(cat "$work/ceiling.pid")
+ceiling_pids="$ceiling_master $(pgrep -P "$ceiling_master" | tr '\n' ' ')"
 
-printf "%-6s %5s %10s %9s %9s %8s %8s %8s %12s\n" what conns req/s p50 p99 non2xx sockerr sfalse cpu/req
-for what in login check; do
-    # Warm up: every user logs in once so `check` finds sessions; pools fill.
-    taskset -c 1 wrk -t1 -c16 -d2s -s "$work/login.lua" "http://127.0.0.1:$SERVER_PORT" >/dev/null
-    for conns in 1 16 64; do
-        threads=$(( conns < 2 ? 1 : 2 ))
-        before=$(cpu_ticks)
-        out=$(taskset -c 1 wrk -t"$threads" -c"$conns" -d"$DURATION" --latency -s "$work/$what.lua" "http://127.0.0.1:$SERVER_PORT")
-        after=$(cpu_ticks)
-        reqs=$(echo "$out" | awk '/requests in/ {print $1}')
-        rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-        p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
-        p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
-        non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
-        sock=$(echo "$out" | awk '/Socket errors/ {gsub(",", ""); print $4 + $6 + $8 + $10}')
-        sfalse=$(echo "$out" | awk '/SUCCESS_FALSE/ {print $2}')
-        cpu_us=$(awk -v d=$((after - before)) -v t="$TICK" -v n="$reqs" 'BEGIN {printf "%.1f us", d / t * 1e6 / n}')
-        printf "%-6s %5s %10s %9s %9s %8s %8s %8s %12s\n" "$what" "$conns" "$rps" "$p50" "$p99" "${non2xx:-0}" "${sock:-0}" "${sfalse:-0}" "$cpu_us"
-    done
+declare -A base
+printf "%-7s %5s %10s %9s %9s %7s %7s %7s %11s %7s\n" what conns req/s p50 p99 non2xx sockerr sfalse cpu/req ratio
+# what conns script port pids...
+measure() {
+    local what=$1 conns=$2 script=$3 port=$4
+    shift 4
+    local threads=$((conns < 2 ? 1 : 2)) before after out perf_pid=""
+    if [ -n "${PERF_DIR:-}" ] && [ "$what" != ceiling ]; then
+        mkdir -p "$PERF_DIR"
+        perf record -q -g -F 999 -p "$server" -o "$PERF_DIR/$what-$conns.data" 2>/dev/null &
+        perf_pid=$!
+        sleep 0.3
+    fi
+    before=$(cpu_ticks "$@")
+    out=$(taskset -c 1 wrk -t"$threads" -c"$conns" -d"$DURATION" --latency -s "$work/$script.lua" "http://127.0.0.1:$port")
+    after=$(cpu_ticks "$@")
+    if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
+    local reqs rps p50 p99 non2xx sock sfalse cpu ratio
+    reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+    rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+    p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
+    p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+    non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
+    sock=$(echo "$out" | awk '/Socket errors/ {gsub(",", ""); print $4 + $6 + $8 + $10}')
+    sfalse=$(echo "$out" | awk '/SUCCESS_FALSE/ {print $2}')
+    cpu=$(awk -v d=$((after - before)) -v t="$TICK" -v n="$reqs" 'BEGIN {printf "%.1f", d / t * 1e6 / n}')
+    if [ "$what" = ceiling ]; then
+        base[$conns]=$cpu
+        ratio=1.00
+    else
+        ratio=$(awk -v c="$cpu" -v b="${base[$conns]}" 'BEGIN {printf "%.2f", c / b}')
+    fi
+    printf "%-7s %5s %10s %9s %9s %7s %7s %7s %8s us %6sx\n" "$what" "$conns" "$rps" "$p50" "$p99" \
+        "${non2xx:-0}" "${sock:-0}" "${sfalse:-0}" "$cpu" "$ratio"
+}
+
+# Warm up: every user logs in once so `check` finds sessions; pools fill.
+taskset -c 1 wrk -t1 -c16 -d2s -s "$work/login.lua" "http://127.0.0.1:$SERVER_PORT" >/dev/null
+for conns in 1 16 64; do
+    # shellcheck disable=SC2086
+    measure ceiling "$conns" login "$CEILING_PORT" $ceiling_pids
+    measure login "$conns" login "$SERVER_PORT" "$server"
+    measure check "$conns" check "$SERVER_PORT" "$server"
 done
 if grep -qi "error" "$work/server.log"; then
     echo "server log has errors:" >&2

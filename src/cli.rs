@@ -17,6 +17,10 @@ struct Cli {
     /// Log lines as plain text or as one JSON object per line.
     #[arg(long, global = true, env = "OTVI_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
+    /// Threads that serve requests (default: the CPU cores this process may use). With one,
+    /// the single-threaded scheduler runs them, which costs less than a pool of one.
+    #[arg(long, global = true, env = "OTVI_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    worker_threads: Option<u16>,
     #[command(subcommand)]
     command: Command,
 }
@@ -112,6 +116,9 @@ fn secret() -> Option<String> {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let json_logs = cli.log_format == "json";
+    if let Some(n) = cli.worker_threads {
+        let _ = WORKER_THREADS.set(usize::from(n));
+    }
     match cli.command {
         Command::SessionKey => {
             println!("{}", otvi_runtime::seal::new_key());
@@ -246,8 +253,18 @@ fn init_logs(json: bool) {
     };
 }
 
+/// `--worker-threads`, once parsed.
+static WORKER_THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
 fn block_on(f: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
-    let rt = match tokio::runtime::Runtime::new() {
+    let rt = if std::env::var("OTVI_RT").as_deref() == Ok("current") {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Runtime::new()
+    };
+    let rt = match rt {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: {e}");

@@ -11,7 +11,7 @@ use crate::upstream::Upstream;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderName, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -187,7 +187,7 @@ impl AppState {
 type Shared = Arc<AppState>;
 
 /// The caller, after checks 1 (valid JWT) and 2 (no password change pending).
-pub struct User(pub Claims);
+pub struct User(pub Arc<Claims>);
 
 impl FromRequestParts<Shared> for User {
     type Rejection = ApiError;
@@ -203,7 +203,7 @@ impl FromRequestParts<Shared> for User {
             .ok_or(ApiError::Unauthorized("missing bearer token"))?;
         let claims = state
             .jwt
-            .verify(token.trim())
+            .verify_cached(token.trim())
             .ok_or(ApiError::Unauthorized("invalid or expired token"))?;
         if claims.must_change_password {
             return Err(ApiError::Forbidden("password change required"));
@@ -356,7 +356,8 @@ async fn login(
     credential_action(p, &user)?;
     // Too many failures: refused before the body is read or the provider asked.
     let keys = Keys::new(&user.sub, p.id, address.as_deref());
-    if let Some(secs) = state.limits.blocked(&state.store, &keys).await? {
+    let checked = state.limits.check(&state.store, &keys).await?;
+    if let Some(secs) = checked.retry_after {
         tracing::warn!(provider = p.id, "login refused: too many failed attempts");
         return Err(ApiError::TooManyRequests(secs));
     }
@@ -383,30 +384,49 @@ async fn login(
     if rejected(&answer, step) {
         state.limits.failed(&state.store, &keys).await?;
     } else if matches!(answer, Login::Complete { .. }) {
-        state.limits.succeeded(&state.store, &keys).await?;
+        state
+            .limits
+            .succeeded(&state.store, &keys, &checked)
+            .await?;
     }
     Ok(Json(answer.into()))
+}
+
+/// A fixed JSON answer: nothing to build or serialize.
+fn fixed_json(body: &'static str) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 async fn check(
     State(state): State<Shared>,
     User(user): User,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let p = provider(&state, &id, &user)?;
     let valid = state.store.has_session(owner(p, &user), p.id).await?;
-    Ok(Json(json!({ "valid": valid })))
+    Ok(fixed_json(if valid {
+        r#"{"valid":true}"#
+    } else {
+        r#"{"valid":false}"#
+    }))
 }
 
 async fn logout(
     State(state): State<Shared>,
     User(user): User,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let p = provider(&state, &id, &user)?;
     credential_action(p, &user)?;
     state.engine(p).logout(p, owner(p, &user)).await?;
-    Ok(Json(json!({ "success": true })))
+    Ok(fixed_json(r#"{"success":true}"#))
 }
 
 /// What a frontend needs to draw a provider's flows.

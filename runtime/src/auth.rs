@@ -2,6 +2,8 @@
 
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -45,7 +47,14 @@ pub struct Jwt {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// Tokens whose signature was verified, with their claims: a token is the same bytes on
+    /// every request of a client, and its validity depends only on those bytes, the secret
+    /// and the time, so only its expiry is checked again.
+    verified: Arc<Mutex<HashMap<Box<str>, Arc<Claims>>>>,
 }
+
+/// Verified tokens remembered before the cache starts over.
+const VERIFIED_MAX: usize = 10_000;
 
 impl std::fmt::Debug for Jwt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -62,6 +71,7 @@ impl Jwt {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            verified: Default::default(),
         }
     }
 
@@ -74,6 +84,24 @@ impl Jwt {
         decode::<Claims>(token, &self.decoding, &self.validation)
             .ok()
             .map(|d| d.claims)
+    }
+
+    /// `verify`, remembering the tokens that passed: a token seen before costs a lookup and an
+    /// expiry check instead of a signature check and two JSON decodes.
+    pub fn verify_cached(&self, token: &str) -> Option<Arc<Claims>> {
+        let now = unix_now();
+        // `exp` is checked as `verify` does, without leeway: valid through its second.
+        let unexpired = |c: &Claims| c.exp >= now;
+        if let Some(c) = self.verified.lock().ok()?.get(token) {
+            return unexpired(c).then(|| c.clone());
+        }
+        let claims = Arc::new(self.verify(token)?);
+        let mut cache = self.verified.lock().ok()?;
+        if cache.len() >= VERIFIED_MAX {
+            cache.clear();
+        }
+        cache.insert(token.into(), claims.clone());
+        Some(claims)
     }
 }
 
@@ -110,6 +138,35 @@ mod tests {
     fn an_expired_token_is_refused() {
         let jwt = Jwt::new(b"secret");
         assert!(jwt.verify(&jwt.sign(&claims(unix_now() - 5))).is_none());
+        assert!(jwt
+            .verify_cached(&jwt.sign(&claims(unix_now() - 5)))
+            .is_none());
+    }
+
+    #[test]
+    fn a_remembered_token_expires_and_a_tampered_one_is_not_taken_for_it() {
+        let jwt = Jwt::new(b"secret");
+        let t = jwt.sign(&claims(unix_now() + 60));
+        assert_eq!(jwt.verify_cached(&t).unwrap().sub, "alice");
+        assert_eq!(jwt.verify_cached(&t).unwrap().sub, "alice");
+        // The same signature over other claims is another token, checked on its own.
+        let (_, sig) = t.rsplit_once('.').unwrap();
+        let other = jwt.sign(&Claims {
+            sub: "mallory".into(),
+            ..claims(unix_now() + 60)
+        });
+        let (head, _) = other.rsplit_once('.').unwrap();
+        assert!(jwt.verify_cached(&format!("{head}.{sig}")).is_none());
+        // A remembered token is refused once its expiry has passed.
+        let soon = jwt.sign(&claims(unix_now()));
+        assert!(jwt.verify_cached(&soon).is_some());
+        jwt.verified
+            .lock()
+            .unwrap()
+            .get_mut(soon.as_str())
+            .map(|c| Arc::make_mut(c).exp = unix_now() - 1)
+            .unwrap();
+        assert!(jwt.verify_cached(&soon).is_none());
     }
 
     #[test]

@@ -42,6 +42,15 @@ pub struct Limiter {
     recorded: AtomicU64,
 }
 
+/// What `Limiter::check` found before an attempt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Checked {
+    /// Seconds until the login may be tried again, if a key is at its limit.
+    pub retry_after: Option<u64>,
+    /// The user has failures in an open window.
+    user_failures: bool,
+}
+
 /// How often (in failures) counts in the database are swept of closed windows.
 const SWEEP_EVERY: u64 = 256;
 
@@ -83,9 +92,14 @@ impl Limiter {
 
     /// Seconds until the login may be tried again, if a key is at its limit.
     pub async fn blocked(&self, store: &Store, keys: &Keys) -> Result<Option<u64>, StoreError> {
+        self.check(store, keys).await.map(|c| c.retry_after)
+    }
+
+    /// What `blocked` says, and whether the user has failures to clear on success.
+    pub async fn check(&self, store: &Store, keys: &Keys) -> Result<Checked, StoreError> {
         let limited = keys.with_limits(&self.config);
         if limited.is_empty() {
-            return Ok(None);
+            return Ok(Checked::default());
         }
         let t = now();
         let counts: Vec<Option<(i64, u32)>> = if store.shares_counters() {
@@ -103,6 +117,7 @@ impl Limiter {
             let m = self.memory.lock().unwrap_or_else(|e| e.into_inner());
             limited.iter().map(|(k, _)| m.get(*k).copied()).collect()
         };
+        let user_failures = limited[0].0 == keys.user && counts[0].is_some();
         let retry = limited
             .iter()
             .zip(counts)
@@ -112,7 +127,10 @@ impl Limiter {
                 (n >= *limit && ends > t).then_some(ends - t)
             })
             .max();
-        Ok(retry.map(|s| u64::try_from(s.max(1)).unwrap_or(1)))
+        Ok(Checked {
+            retry_after: retry.map(|s| u64::try_from(s.max(1)).unwrap_or(1)),
+            user_failures,
+        })
     }
 
     /// Counts a rejected attempt under every key.
@@ -142,12 +160,22 @@ impl Limiter {
         Ok(())
     }
 
-    /// A completed login: its user starts again from zero.
-    pub async fn succeeded(&self, store: &Store, keys: &Keys) -> Result<(), StoreError> {
+    /// A completed login: its user starts again from zero. `checked` is what `check` said
+    /// before the attempt: a user it found no failures for has none to clear in the
+    /// database (one a concurrent attempt adds meanwhile stays, counted).
+    pub async fn succeeded(
+        &self,
+        store: &Store,
+        keys: &Keys,
+        checked: &Checked,
+    ) -> Result<(), StoreError> {
         if self.config.per_user == 0 {
             return Ok(());
         }
         if store.shares_counters() {
+            if !checked.user_failures {
+                return Ok(());
+            }
             return store.clear_failures(&keys.user).await;
         }
         self.memory
@@ -189,7 +217,9 @@ mod tests {
         assert_eq!(l.blocked(&s, &other_provider).await.unwrap(), None);
         let bob = Keys::new("bob", "acme", Some("10.0.0.1"));
         assert_eq!(l.blocked(&s, &bob).await.unwrap(), None);
-        l.succeeded(&s, &alice).await.unwrap();
+        l.succeeded(&s, &alice, &l.check(&s, &alice).await.unwrap())
+            .await
+            .unwrap();
         assert_eq!(l.blocked(&s, &alice).await.unwrap(), None);
     }
 

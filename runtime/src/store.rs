@@ -6,8 +6,9 @@
 
 use crate::seal::{Place, Sealer};
 use serde::{de::DeserializeOwned, Serialize};
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Row};
+use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Row};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -87,20 +88,111 @@ impl Faults {
 
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: AnyPool,
+    db: Db,
     faults: Arc<Faults>,
     sqlite: bool,
     sealer: Arc<Sealer>,
-    /// SQLite only: whether (owner, provider) has a session, as last read or written.
+    /// SQLite only: each (owner, provider)'s session row as last read or written.
     sessions: Option<SessionCache>,
     /// SQLite file only: what makes this process the file's one server.
     _claim: Option<Arc<FileClaim>>,
 }
 
-type SessionCache = Arc<Mutex<HashMap<(String, String), bool>>>;
+/// Where the queries go.
+#[derive(Debug, Clone)]
+enum Db {
+    /// PostgreSQL: a pool shared by this instance's requests.
+    Pool(AnyPool),
+    /// SQLite: one connection, used by one request at a time. The process is the file's only
+    /// writer and SQLite runs one write at a time anyway; one connection keeps its page cache
+    /// (another connection's write empties it), never waits for a lock, and skips the pool's
+    /// test of a connection on every acquire and release (a round trip to the connection's
+    /// worker thread each).
+    One(Arc<Held>),
+}
 
-/// Entries in the session-existence cache before it starts over.
-const SESSION_CACHE_MAX: usize = 1_000_000;
+#[derive(Debug)]
+struct Held {
+    opts: AnyConnectOptions,
+    conn: tokio::sync::Mutex<Option<AnyConnection>>,
+    /// `sqlite::memory:`: the database lives in its one connection, which is never replaced.
+    in_memory: bool,
+}
+
+/// A connection lent to one operation: from the pool, or the held one. An operation that
+/// does not finish (its request was dropped midway, or a statement failed) may have left a
+/// transaction open or a statement unread, so a connection not handed back with `done` is
+/// not used again.
+struct Conn<'a> {
+    lent: Lent<'a>,
+    done: bool,
+}
+
+enum Lent<'a> {
+    Pooled(PoolConnection<Any>),
+    Held(tokio::sync::MutexGuard<'a, Option<AnyConnection>>, bool),
+}
+
+impl std::ops::Deref for Conn<'_> {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        match &self.lent {
+            Lent::Pooled(c) => c,
+            Lent::Held(c, _) => c.as_ref().expect("a held connection is open while lent"),
+        }
+    }
+}
+
+impl std::ops::DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        match &mut self.lent {
+            Lent::Pooled(c) => c,
+            Lent::Held(c, _) => c.as_mut().expect("a held connection is open while lent"),
+        }
+    }
+}
+
+impl Conn<'_> {
+    /// The operation finished: the connection may be used again.
+    fn done(mut self) {
+        self.done = true;
+    }
+
+    /// The connection is not used again (closing it rolls back a transaction it left open),
+    /// except an in-memory database's only one.
+    fn broken(&mut self) {
+        match &mut self.lent {
+            Lent::Pooled(c) => c.close_on_drop(),
+            Lent::Held(c, in_memory) => {
+                if !*in_memory {
+                    c.take();
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Conn<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.broken();
+        }
+    }
+}
+
+/// (owner, provider)'s session row as the store last read or wrote it, by provider then
+/// owner: looked up without building a key.
+type SessionCache = Arc<Mutex<HashMap<String, HashMap<String, Known>>>>;
+
+/// A session row as known: its sealed value (`None`: no row), and whether that opens.
+#[derive(Debug, Clone)]
+struct Known {
+    data: Option<Arc<str>>,
+    opens: bool,
+}
+
+/// Entries in the session cache before it starts over (a few hundred bytes each).
+const SESSION_CACHE_MAX: usize = 100_000;
 
 fn window_secs(window: Duration) -> i64 {
     i64::try_from(window.as_secs()).unwrap_or(i64::MAX / 2)
@@ -130,12 +222,16 @@ const EXTRACTED: &str = "pending_runs.extracted";
 struct FileClaim {
     _lock: std::fs::File,
     sessions: SessionCache,
+    held: Arc<Held>,
 }
 
 static CLAIMS: Mutex<Vec<(std::path::PathBuf, std::sync::Weak<FileClaim>)>> =
     Mutex::new(Vec::new());
 
-fn claim_sqlite_file(url: &str) -> Result<Option<Arc<FileClaim>>, StoreError> {
+fn claim_sqlite_file(
+    url: &str,
+    connect: &AnyConnectOptions,
+) -> Result<Option<Arc<FileClaim>>, StoreError> {
     let opts = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
     let file = opts.get_filename();
     if file.as_os_str().is_empty() {
@@ -180,10 +276,21 @@ fn claim_sqlite_file(url: &str) -> Result<Option<Arc<FileClaim>>, StoreError> {
     let claim = Arc::new(FileClaim {
         _lock: lock,
         sessions: SessionCache::default(),
+        held: Arc::new(Held {
+            opts: connect.clone(),
+            conn: Default::default(),
+            in_memory: false,
+        }),
     });
     claims.push((key, Arc::downgrade(&claim)));
     Ok(Some(claim))
 }
+
+/// SQLite's settings for every connection: wait for a lock rather than fail, write-ahead
+/// logging, and commits that survive a crash of the process (not of the machine) without an
+/// fsync each.
+const SQLITE_PRAGMAS: &str =
+    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
 
 impl Store {
     /// Connects and runs the embedded migrations. SQLite files are opened in WAL mode, and
@@ -199,49 +306,43 @@ impl Store {
             url.to_string()
         };
         let in_memory = is_sqlite && url.contains(":memory:");
-        let claim = if is_sqlite && !in_memory {
-            claim_sqlite_file(&url)?
-        } else {
-            None
-        };
         let opts = AnyConnectOptions::from_str(&url)?;
-        // Each connection to `sqlite::memory:` is its own database: keep exactly one, forever.
-        let max = match (is_sqlite, in_memory) {
-            (_, true) => 1,
-            (true, false) => 4,
-            (false, _) => 16,
-        };
         let faults = Arc::new(Faults {
             origin: std::time::Instant::now(),
             last: Default::default(),
         });
-        let seen = faults.clone();
-        let pool = AnyPoolOptions::new()
-            .max_connections(max)
-            .min_connections(u32::from(in_memory))
-            .idle_timeout((!in_memory).then_some(Duration::from_secs(600)))
-            .max_lifetime((!in_memory).then_some(Duration::from_secs(1800)))
-            .acquire_timeout(Duration::from_secs(5))
-            // An in-memory database lives in its one connection: it is never replaced.
-            .before_acquire(move |_, meta| {
-                let fresh = in_memory || seen.fresh(meta.age);
-                Box::pin(async move { Ok(fresh) })
-            })
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if is_sqlite {
-                        use sqlx::Executor;
-                        conn.execute("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
-                            .await?;
-                    }
-                    Ok(())
+        let (db, claim) = if is_sqlite {
+            let claim = if in_memory {
+                None
+            } else {
+                claim_sqlite_file(&url, &opts)?
+            };
+            let held = match &claim {
+                Some(c) => c.held.clone(),
+                None => Arc::new(Held {
+                    opts,
+                    conn: Default::default(),
+                    in_memory,
+                }),
+            };
+            (Db::One(held), claim)
+        } else {
+            let seen = faults.clone();
+            let pool = AnyPoolOptions::new()
+                .max_connections(16)
+                .idle_timeout(Duration::from_secs(600))
+                .max_lifetime(Duration::from_secs(1800))
+                .acquire_timeout(Duration::from_secs(5))
+                .before_acquire(move |_, meta| {
+                    let fresh = seen.fresh(meta.age);
+                    Box::pin(async move { Ok(fresh) })
                 })
-            })
-            .connect_with(opts)
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store {
-            pool,
+                .connect_with(opts)
+                .await?;
+            (Db::Pool(pool), None)
+        };
+        let store = Store {
+            db,
             faults,
             sqlite: is_sqlite,
             sealer: Arc::new(sealer),
@@ -250,6 +351,52 @@ impl Store {
                 None => in_memory.then(Default::default),
             },
             _claim: claim,
+        };
+        let mut c = store.conn().await?;
+        let migrated = sqlx::migrate!("./migrations").run(&mut *c).await;
+        store.check(&mut c, migrated)?;
+        c.done();
+        Ok(store)
+    }
+
+    /// A connection for one operation (see `Db`).
+    async fn conn(&self) -> Result<Conn<'_>, StoreError> {
+        match &self.db {
+            Db::Pool(pool) => pool
+                .acquire()
+                .await
+                .map(|c| Conn {
+                    lent: Lent::Pooled(c),
+                    done: false,
+                })
+                .map_err(|e| self.fault(e)),
+            Db::One(held) => {
+                let mut guard = held.conn.lock().await;
+                if guard.is_none() {
+                    let mut c = AnyConnection::connect_with(&held.opts)
+                        .await
+                        .map_err(|e| self.fault(e))?;
+                    c.execute(SQLITE_PRAGMAS).await.map_err(|e| self.fault(e))?;
+                    *guard = Some(c);
+                }
+                Ok(Conn {
+                    lent: Lent::Held(guard, held.in_memory),
+                    done: false,
+                })
+            }
+        }
+    }
+
+    /// Passes on an operation's result; a failure marks the connection broken (see
+    /// `Conn::broken`) and is noted (see `Faults`).
+    fn check<T, E: Into<StoreError>>(
+        &self,
+        c: &mut Conn<'_>,
+        r: Result<T, E>,
+    ) -> Result<T, StoreError> {
+        r.map_err(|e| {
+            c.broken();
+            self.fault(e)
         })
     }
 
@@ -262,17 +409,39 @@ impl Store {
         e.into()
     }
 
+    /// Runs one statement that returns nothing.
+    async fn run<'q>(
+        &self,
+        q: sqlx::query::Query<'q, Any, AnyArguments<'q>>,
+    ) -> Result<u64, StoreError> {
+        let mut c = self.conn().await?;
+        let r = q.execute(&mut *c).await.map(|r| r.rows_affected());
+        let n = self.check(&mut c, r)?;
+        c.done();
+        Ok(n)
+    }
+
+    /// Runs one query that returns at most one row.
+    async fn row<'q>(
+        &self,
+        q: sqlx::query::Query<'q, Any, AnyArguments<'q>>,
+    ) -> Result<Option<AnyRow>, StoreError> {
+        let mut c = self.conn().await?;
+        let r = q.fetch_optional(&mut *c).await;
+        let row = self.check(&mut c, r)?;
+        c.done();
+        Ok(row)
+    }
+
     /// Can the database be written: one small write, so a store that still answers reads but
     /// refuses writes (a read-only or full disk) is not reported ready.
     pub async fn ping(&self) -> bool {
         // A counter, not the time: an update that changes nothing writes nothing.
-        sqlx::query(
+        self.run(sqlx::query(
             "INSERT INTO store_probe (id, at) VALUES (1, 0) \
              ON CONFLICT (id) DO UPDATE SET at = store_probe.at + 1",
-        )
-        .execute(&self.pool)
+        ))
         .await
-        .map_err(|e| self.fault(e))
         .is_ok()
     }
 
@@ -295,67 +464,70 @@ impl Store {
     }
 
     pub async fn session(&self, owner: &str, provider: &str) -> Result<Option<Values>, StoreError> {
-        Ok(self
-            .session_text(owner, provider)
-            .await
-            .map_err(|e| self.fault(e))?
-            .and_then(|t| self.unseal(session_place(owner, provider), &t)))
-    }
-
-    async fn session_text(
-        &self,
-        owner: &str,
-        provider: &str,
-    ) -> Result<Option<String>, StoreError> {
-        let row =
-            sqlx::query("SELECT data FROM provider_sessions WHERE owner = $1 AND provider = $2")
-                .bind(owner)
-                .bind(provider)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| self.fault(e))?;
-        Ok(row.map(|r| r.get::<String, _>(0)))
+        let mut c = self.conn().await?;
+        let text = session_text(&mut c, owner, provider).await;
+        let text = self.check(&mut c, text)?;
+        c.done();
+        Ok(text.and_then(|t| self.unseal(session_place(owner, provider), &t)))
     }
 
     /// Is there a completed session.
     ///
-    /// On SQLite the answer is cached in memory: the server process is the database's only
-    /// writer (several instances use PostgreSQL), so it sees every change. Writers overwrite
-    /// the cached answer after their write; a reader only fills an absent one, so a read that
-    /// raced with a write can never leave a stale answer behind.
+    /// On SQLite the session row is cached in memory: the server process is the database's
+    /// only writer (several instances use PostgreSQL), so it sees every change. Writers
+    /// overwrite the cached row after their write; a reader only fills an absent one, so a
+    /// read that raced with a write can never leave a stale row behind.
     pub async fn has_session(&self, owner: &str, provider: &str) -> Result<bool, StoreError> {
         if let Some(known) = self.cached(owner, provider) {
-            return Ok(known);
+            return Ok(known.opens);
         }
+        let mut c = self.conn().await?;
+        let text = session_text(&mut c, owner, provider).await;
+        let text = self.check(&mut c, text)?;
+        c.done();
         // A session that does not open (another key, copied from another row) is no session.
-        let exists = self.session(owner, provider).await?.is_some();
-        if let Some(cache) = &self.sessions {
-            if let Ok(mut c) = cache.lock() {
-                if c.len() >= SESSION_CACHE_MAX {
+        let opens = text.as_deref().is_some_and(|t| {
+            self.unseal::<Values>(session_place(owner, provider), t)
+                .is_some()
+        });
+        self.remember(
+            owner,
+            provider,
+            Some(Known {
+                data: text.map(Arc::from),
+                opens,
+            }),
+            false,
+        );
+        Ok(opens)
+    }
+
+    fn cached(&self, owner: &str, provider: &str) -> Option<Known> {
+        let c = self.sessions.as_ref()?.lock().ok()?;
+        c.get(provider)?.get(owner).cloned()
+    }
+
+    /// Records a row as read (`overwrite` false: only if none is known) or written (true);
+    /// `None` forgets it (a write that failed midway).
+    fn remember(&self, owner: &str, provider: &str, known: Option<Known>, overwrite: bool) {
+        let Some(Ok(mut c)) = self.sessions.as_ref().map(|c| c.lock()) else {
+            return;
+        };
+        match known {
+            Some(k) => {
+                if c.values().map(HashMap::len).sum::<usize>() >= SESSION_CACHE_MAX {
                     c.clear();
                 }
-                c.entry((owner.to_string(), provider.to_string()))
-                    .or_insert(exists);
-            }
-        }
-        Ok(exists)
-    }
-
-    fn cached(&self, owner: &str, provider: &str) -> Option<bool> {
-        let c = self.sessions.as_ref()?.lock().ok()?;
-        c.get(&(owner.to_string(), provider.to_string())).copied()
-    }
-
-    /// Records a write's outcome; `None` forgets the answer (a write that failed midway).
-    fn remember(&self, owner: &str, provider: &str, exists: Option<bool>) {
-        if let Some(Ok(mut c)) = self.sessions.as_ref().map(|c| c.lock()) {
-            let key = (owner.to_string(), provider.to_string());
-            match exists {
-                Some(e) => {
-                    c.insert(key, e);
+                let owners = c.entry(provider.to_string()).or_default();
+                if overwrite {
+                    owners.insert(owner.to_string(), k);
+                } else {
+                    owners.entry(owner.to_string()).or_insert(k);
                 }
-                None => {
-                    c.remove(&key);
+            }
+            None => {
+                if let Some(owners) = c.get_mut(provider) {
+                    owners.remove(owner);
                 }
             }
         }
@@ -373,63 +545,69 @@ impl Store {
     ) -> Result<Values, StoreError> {
         let result = self.merge_session(owner, provider, extracted).await;
         // An error may have come after the commit: forget rather than guess.
-        self.remember(owner, provider, result.as_ref().ok().map(|_| true));
-        result
+        let (merged, known) = match result {
+            Ok((merged, data)) => (
+                Ok(merged),
+                Some(Known {
+                    data: Some(data.into()),
+                    opens: true,
+                }),
+            ),
+            Err(e) => (Err(e), None),
+        };
+        self.remember(owner, provider, known, true);
+        merged
     }
 
+    /// The merge and write of `complete`: the merged session and its sealed text.
     async fn merge_session(
         &self,
         owner: &str,
         provider: &str,
         extracted: &Values,
-    ) -> Result<Values, StoreError> {
+    ) -> Result<(Values, String), StoreError> {
         let place = session_place(owner, provider);
+        let mut c = self.conn().await?;
+        // The cached row saves the read; if it is stale, the write fails and the next round
+        // reads.
+        let mut cached = self.cached(owner, provider).map(|k| k.data);
         for _ in 0..16 {
-            let before = self.session_text(owner, provider).await?;
+            let before: Option<Arc<str>> = match cached.take() {
+                Some(known) => known,
+                None => {
+                    let text = session_text(&mut c, owner, provider).await;
+                    self.check(&mut c, text)?.map(Arc::from)
+                }
+            };
             let mut merged: Values = before
                 .as_deref()
                 .and_then(|t| self.unseal(place, t))
                 .unwrap_or_default();
             merged.extend(extracted.iter().map(|(k, v)| (k.clone(), v.clone())));
             let data = self.seal(place, &merged);
-            // The write comes first in the transaction, so SQLite takes its write lock before
-            // reading anything and never has to upgrade a stale read.
-            let mut tx = self.pool.begin().await.map_err(|e| self.fault(e))?;
-            let written = match &before {
-                None => sqlx::query(
-                    "INSERT INTO provider_sessions (owner, provider, data, updated_at) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (owner, provider) DO NOTHING",
-                )
-                .bind(owner)
-                .bind(provider)
-                .bind(&data)
-                .bind(now()),
-                Some(old) => sqlx::query(
-                    "UPDATE provider_sessions SET data = $3, updated_at = $4 \
-                     WHERE owner = $1 AND provider = $2 AND data = $5",
-                )
+            // One round trip: the write names the value it replaces, and the pending run is
+            // deleted only if the write happened.
+            let sql = match (self.sqlite, before.is_some()) {
+                (true, false) => SQLITE_CREATE_SESSION,
+                (true, true) => SQLITE_REPLACE_SESSION,
+                (false, false) => PG_CREATE_SESSION,
+                (false, true) => PG_REPLACE_SESSION,
+            };
+            let q = sqlx::query(sql)
                 .bind(owner)
                 .bind(provider)
                 .bind(&data)
                 .bind(now())
-                .bind(old),
+                .bind(before.as_deref().unwrap_or(""));
+            let written = if self.sqlite {
+                q.execute(&mut *c).await.map(|r| r.rows_affected() > 0)
+            } else {
+                q.fetch_one(&mut *c).await.map(|r| r.get::<i64, _>(0) > 0)
+            };
+            if self.check(&mut c, written)? {
+                c.done();
+                return Ok((merged, data));
             }
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.fault(e))?
-            .rows_affected();
-            if written == 0 {
-                tx.rollback().await.map_err(|e| self.fault(e))?;
-                continue;
-            }
-            sqlx::query("DELETE FROM pending_runs WHERE owner = $1 AND provider = $2")
-                .bind(owner)
-                .bind(provider)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.fault(e))?;
-            tx.commit().await.map_err(|e| self.fault(e))?;
-            return Ok(merged);
         }
         Err(StoreError(
             "the session kept changing while it was being written".into(),
@@ -439,24 +617,27 @@ impl Store {
     /// Deletes the session and any pending run: logout, or a provider that revoked it.
     pub async fn logout(&self, owner: &str, provider: &str) -> Result<(), StoreError> {
         let result = self.delete_session(owner, provider).await;
-        self.remember(owner, provider, result.is_ok().then_some(false));
+        let gone = Known {
+            data: None,
+            opens: false,
+        };
+        self.remember(owner, provider, result.is_ok().then_some(gone), true);
         result
     }
 
     async fn delete_session(&self, owner: &str, provider: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.fault(e))?;
-        for table in ["provider_sessions", "pending_runs"] {
-            sqlx::query(&format!(
-                "DELETE FROM {table} WHERE owner = $1 AND provider = $2"
-            ))
-            .bind(owner)
-            .bind(provider)
-            .execute(&mut *tx)
+        let sql = if self.sqlite {
+            "BEGIN IMMEDIATE; \
+             DELETE FROM provider_sessions WHERE owner = $1 AND provider = $2; \
+             DELETE FROM pending_runs WHERE owner = $1 AND provider = $2; \
+             COMMIT"
+        } else {
+            "WITH s AS (DELETE FROM provider_sessions WHERE owner = $1 AND provider = $2) \
+             DELETE FROM pending_runs WHERE owner = $1 AND provider = $2"
+        };
+        self.run(sqlx::query(sql).bind(owner).bind(provider))
             .await
-            .map_err(|e| self.fault(e))?;
-        }
-        tx.commit().await.map_err(|e| self.fault(e))?;
-        Ok(())
+            .map(drop)
     }
 
     /// The pending run, if one exists and has not expired.
@@ -465,15 +646,17 @@ impl Store {
         owner: &str,
         provider: &str,
     ) -> Result<Option<PendingRun>, StoreError> {
-        let row = sqlx::query(
-            "SELECT flow_id, next_step, inputs, extracted, expires_at, next_step_id, run_id, awaiting \
-             FROM pending_runs WHERE owner = $1 AND provider = $2 AND expires_at > $3",
-        )
-        .bind(owner)
-        .bind(provider)
-        .bind(now())
-        .fetch_optional(&self.pool)
-        .await.map_err(|e| self.fault(e))?;
+        let row = self
+            .row(
+                sqlx::query(
+                    "SELECT flow_id, next_step, inputs, extracted, expires_at, next_step_id, run_id, awaiting \
+                     FROM pending_runs WHERE owner = $1 AND provider = $2 AND expires_at > $3",
+                )
+                .bind(owner)
+                .bind(provider)
+                .bind(now()),
+            )
+            .await?;
         Ok(row.and_then(|r| {
             Some(PendingRun {
                 flow_id: r.get(0),
@@ -500,36 +683,37 @@ impl Store {
         provider: &str,
         run: &PendingRun,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO pending_runs (owner, provider, flow_id, next_step, inputs, extracted, expires_at, \
-             next_step_id, run_id, awaiting) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-             ON CONFLICT (owner, provider) DO UPDATE SET flow_id = excluded.flow_id, next_step = excluded.next_step, \
-             inputs = excluded.inputs, extracted = excluded.extracted, expires_at = excluded.expires_at, \
-             next_step_id = excluded.next_step_id, run_id = excluded.run_id, awaiting = excluded.awaiting",
+        self.run(
+            sqlx::query(
+                "INSERT INTO pending_runs (owner, provider, flow_id, next_step, inputs, extracted, expires_at, \
+                 next_step_id, run_id, awaiting) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (owner, provider) DO UPDATE SET flow_id = excluded.flow_id, next_step = excluded.next_step, \
+                 inputs = excluded.inputs, extracted = excluded.extracted, expires_at = excluded.expires_at, \
+                 next_step_id = excluded.next_step_id, run_id = excluded.run_id, awaiting = excluded.awaiting",
+            )
+            .bind(owner)
+            .bind(provider)
+            .bind(&run.flow_id)
+            .bind(run.next_step as i64)
+            .bind(self.seal(pending_place(INPUTS, owner, provider), &run.inputs))
+            .bind(self.seal(pending_place(EXTRACTED, owner, provider), &run.extracted))
+            .bind(run.expires_at)
+            .bind(&run.next_step_id)
+            .bind(&run.run_id)
+            .bind(to_json(&run.awaiting)),
         )
-        .bind(owner)
-        .bind(provider)
-        .bind(&run.flow_id)
-        .bind(run.next_step as i64)
-        .bind(self.seal(pending_place(INPUTS, owner, provider), &run.inputs))
-        .bind(self.seal(pending_place(EXTRACTED, owner, provider), &run.extracted))
-        .bind(run.expires_at)
-        .bind(&run.next_step_id)
-        .bind(&run.run_id)
-        .bind(to_json(&run.awaiting))
-        .execute(&self.pool)
-        .await.map_err(|e| self.fault(e))?;
-        Ok(())
+        .await
+        .map(drop)
     }
 
     pub async fn discard_pending(&self, owner: &str, provider: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM pending_runs WHERE owner = $1 AND provider = $2")
-            .bind(owner)
-            .bind(provider)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.fault(e))?;
-        Ok(())
+        self.run(
+            sqlx::query("DELETE FROM pending_runs WHERE owner = $1 AND provider = $2")
+                .bind(owner)
+                .bind(provider),
+        )
+        .await
+        .map(drop)
     }
 
     /// Whether this store keeps failed-attempt counters in the database: PostgreSQL, where
@@ -544,56 +728,69 @@ impl Store {
         keys: &[&str],
         window: Duration,
     ) -> Result<Vec<(String, i64, i64)>, StoreError> {
-        let mut out = Vec::new();
-        for key in keys {
-            let row = sqlx::query(
-                "SELECT window_start, failures FROM login_failures WHERE key = $1 AND window_start > $2",
-            )
-            .bind(*key)
-            .bind(now() - window_secs(window))
-            .fetch_optional(&self.pool)
-            .await.map_err(|e| self.fault(e))?;
-            out.extend(row.map(|r| (key.to_string(), r.get::<i64, _>(0), r.get::<i64, _>(1))));
+        if keys.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        let names: Vec<String> = (2..keys.len() + 2).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT key, window_start, failures FROM login_failures \
+             WHERE window_start > $1 AND key IN ({})",
+            names.join(", ")
+        );
+        let mut q = sqlx::query(&sql).bind(now() - window_secs(window));
+        for key in keys {
+            q = q.bind(*key);
+        }
+        let mut c = self.conn().await?;
+        let rows = q.fetch_all(&mut *c).await;
+        let rows = self.check(&mut c, rows)?;
+        c.done();
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<String, _>(0),
+                    r.get::<i64, _>(1),
+                    r.get::<i64, _>(2),
+                )
+            })
+            .collect())
     }
 
     /// Counts a failure for each key: in its open window, or in a new one starting now.
     pub async fn record_failure(&self, keys: &[&str], window: Duration) -> Result<(), StoreError> {
         let t = now();
         for key in keys {
-            sqlx::query(
-                "INSERT INTO login_failures (key, window_start, failures) VALUES ($1, $2, 1) \
-                 ON CONFLICT (key) DO UPDATE SET \
-                 failures = CASE WHEN login_failures.window_start > $3 THEN login_failures.failures + 1 ELSE 1 END, \
-                 window_start = CASE WHEN login_failures.window_start > $3 THEN login_failures.window_start ELSE $2 END",
+            self.run(
+                sqlx::query(
+                    "INSERT INTO login_failures (key, window_start, failures) VALUES ($1, $2, 1) \
+                     ON CONFLICT (key) DO UPDATE SET \
+                     failures = CASE WHEN login_failures.window_start > $3 THEN login_failures.failures + 1 ELSE 1 END, \
+                     window_start = CASE WHEN login_failures.window_start > $3 THEN login_failures.window_start ELSE $2 END",
+                )
+                .bind(*key)
+                .bind(t)
+                .bind(t - window_secs(window)),
             )
-            .bind(*key)
-            .bind(t)
-            .bind(t - window_secs(window))
-            .execute(&self.pool)
-            .await.map_err(|e| self.fault(e))?;
+            .await?;
         }
         Ok(())
     }
 
     /// Deletes counts whose window has closed.
     pub async fn sweep_failures(&self, window: Duration) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM login_failures WHERE window_start <= $1")
-            .bind(now() - window_secs(window))
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.fault(e))?;
-        Ok(())
+        self.run(
+            sqlx::query("DELETE FROM login_failures WHERE window_start <= $1")
+                .bind(now() - window_secs(window)),
+        )
+        .await
+        .map(drop)
     }
 
     pub async fn clear_failures(&self, key: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM login_failures WHERE key = $1")
-            .bind(key)
-            .execute(&self.pool)
+        self.run(sqlx::query("DELETE FROM login_failures WHERE key = $1").bind(key))
             .await
-            .map_err(|e| self.fault(e))?;
-        Ok(())
+            .map(drop)
     }
 
     /// A pending run's expiry for a run saved now with `ttl`.
@@ -601,6 +798,46 @@ impl Store {
         now() + i64::try_from(ttl.as_secs()).unwrap_or(600)
     }
 }
+
+async fn session_text(
+    c: &mut AnyConnection,
+    owner: &str,
+    provider: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let row = sqlx::query("SELECT data FROM provider_sessions WHERE owner = $1 AND provider = $2")
+        .bind(owner)
+        .bind(provider)
+        .fetch_optional(c)
+        .await?;
+    Ok(row.map(|r| r.get::<String, _>(0)))
+}
+
+// Writing a merged session ($3, at $4) for ($1, $2) over the value it replaces ($5, or none)
+// and deleting the pending run, all or nothing, in one round trip; the pending run goes only
+// when the session was written. SQLite runs the statements in one transaction (a connection
+// whose statement fails is closed, which rolls it back); `changes()` is what the write changed.
+// PostgreSQL runs one statement, whose parts see the write through `RETURNING`.
+const SQLITE_CREATE_SESSION: &str = "BEGIN IMMEDIATE; \
+    INSERT INTO provider_sessions (owner, provider, data, updated_at) VALUES ($1, $2, $3, $4) \
+    ON CONFLICT (owner, provider) DO NOTHING; \
+    DELETE FROM pending_runs WHERE owner = $1 AND provider = $2 AND changes() > 0; \
+    COMMIT";
+const SQLITE_REPLACE_SESSION: &str = "BEGIN IMMEDIATE; \
+    UPDATE provider_sessions SET data = $3, updated_at = $4 \
+    WHERE owner = $1 AND provider = $2 AND data = $5; \
+    DELETE FROM pending_runs WHERE owner = $1 AND provider = $2 AND changes() > 0; \
+    COMMIT";
+const PG_CREATE_SESSION: &str = "WITH w AS (\
+    INSERT INTO provider_sessions (owner, provider, data, updated_at) VALUES ($1, $2, $3, $4) \
+    ON CONFLICT (owner, provider) DO NOTHING RETURNING 1), \
+    d AS (DELETE FROM pending_runs WHERE owner = $1 AND provider = $2 \
+    AND EXISTS (SELECT 1 FROM w) AND $5 = '') \
+    SELECT count(*) FROM w";
+const PG_REPLACE_SESSION: &str = "WITH w AS (\
+    UPDATE provider_sessions SET data = $3, updated_at = $4 \
+    WHERE owner = $1 AND provider = $2 AND data = $5 RETURNING 1), \
+    d AS (DELETE FROM pending_runs WHERE owner = $1 AND provider = $2 AND EXISTS (SELECT 1 FROM w)) \
+    SELECT count(*) FROM w";
 
 fn session_place<'a>(owner: &'a str, provider: &'a str) -> Place<'a> {
     pending_place(SESSION, owner, provider)
