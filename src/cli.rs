@@ -257,12 +257,18 @@ fn init_logs(json: bool) {
 static WORKER_THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
 
 fn block_on(f: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
-    let rt = if std::env::var("OTVI_RT").as_deref() == Ok("current") {
+    let threads = WORKER_THREADS.get().copied().unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let rt = if threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
     } else {
-        tokio::runtime::Runtime::new()
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
     };
     let rt = match rt {
         Ok(rt) => rt,

@@ -115,3 +115,28 @@ async fn failed_attempts_are_counted_across_instances() {
     let other = user(&format!("pg-{}", uuid::Uuid::new_v4()));
     assert_eq!(b.login(&other, "acme", EMAIL_LOGIN).await.0, 200);
 }
+
+/// What `check` answers comes from the database on PostgreSQL: an instance that has just
+/// answered `valid: true` (many times, the token remembered) answers `false` as soon as another
+/// instance has logged the user out, and `true` again once another has logged them in.
+#[tokio::test]
+async fn check_follows_logins_and_logouts_made_on_another_instance() {
+    let mock = MockProvider::start().await.unwrap();
+    let a = instance(&mock).await;
+    let b = instance(&mock).await;
+    let t = user(&format!("pg-{}", uuid::Uuid::new_v4()));
+    for round in 0..3 {
+        let (status, body) = b.login(&t, "acme", EMAIL_LOGIN).await;
+        assert_eq!(
+            json(&body)["success"],
+            true,
+            "round {round}: {status} {body}"
+        );
+        for _ in 0..5 {
+            assert_eq!(a.check(&t, "acme").await.1, r#"{"valid":true}"#);
+        }
+        assert_eq!(b.logout(&t, "acme").await.0, 200);
+        assert_eq!(a.check(&t, "acme").await.1, r#"{"valid":false}"#);
+        assert_eq!(b.check(&t, "acme").await.1, r#"{"valid":false}"#);
+    }
+}

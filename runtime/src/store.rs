@@ -117,6 +117,46 @@ struct Held {
     conn: tokio::sync::Mutex<Option<AnyConnection>>,
     /// `sqlite::memory:`: the database lives in its one connection, which is never replaced.
     in_memory: bool,
+    /// Whether the checkpoint task runs (see `checkpoints`).
+    checkpointing: std::sync::atomic::AtomicBool,
+}
+
+/// How often the checkpoint task copies the write-ahead log into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+/// Runs SQLite's checkpoints on a connection of its own, so that the one that serves requests
+/// never waits for one (a checkpoint ends with an fsync, which would hold every request
+/// queued behind it). A passive checkpoint does not block writers. Ends with the `Held`.
+fn checkpoints(held: &Arc<Held>) {
+    use std::sync::atomic::Ordering;
+    if held.in_memory || held.checkpointing.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        held.checkpointing.store(false, Ordering::Relaxed);
+        return;
+    };
+    let weak = Arc::downgrade(held);
+    let opts = held.opts.clone();
+    rt.spawn(async move {
+        let mut conn: Option<AnyConnection> = None;
+        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if weak.strong_count() == 0 {
+                return;
+            }
+            if conn.is_none() {
+                conn = AnyConnection::connect_with(&opts).await.ok();
+            }
+            let Some(c) = conn.as_mut() else { continue };
+            if let Err(e) = c.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
+                tracing::debug!(error = %e, "checkpoint failed; retried on a new connection");
+                conn = None;
+            }
+        }
+    });
 }
 
 /// A connection lent to one operation: from the pool, or the held one. An operation that
@@ -184,11 +224,13 @@ impl Drop for Conn<'_> {
 /// owner: looked up without building a key.
 type SessionCache = Arc<Mutex<HashMap<String, HashMap<String, Known>>>>;
 
-/// A session row as known: its sealed value (`None`: no row), and whether that opens.
+/// A session row as known: its sealed value (`None`: no row), whether that opens, and the
+/// names (not the values) it holds.
 #[derive(Debug, Clone)]
 struct Known {
     data: Option<Arc<str>>,
     opens: bool,
+    keys: Arc<[String]>,
 }
 
 /// Entries in the session cache before it starts over (a few hundred bytes each).
@@ -280,17 +322,19 @@ fn claim_sqlite_file(
             opts: connect.clone(),
             conn: Default::default(),
             in_memory: false,
+            checkpointing: Default::default(),
         }),
     });
     claims.push((key, Arc::downgrade(&claim)));
     Ok(Some(claim))
 }
 
-/// SQLite's settings for every connection: wait for a lock rather than fail, write-ahead
-/// logging, and commits that survive a crash of the process (not of the machine) without an
-/// fsync each.
-const SQLITE_PRAGMAS: &str =
-    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
+/// SQLite's settings for the connection that serves requests: wait for a lock rather than
+/// fail, write-ahead logging, commits that survive a crash of the process (not of the
+/// machine) without an fsync each, and checkpoints left to `checkpoints` (its own only when
+/// the log has grown far: that task is not running).
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+     PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 20000;";
 
 impl Store {
     /// Connects and runs the embedded migrations. SQLite files are opened in WAL mode, and
@@ -323,8 +367,10 @@ impl Store {
                     opts,
                     conn: Default::default(),
                     in_memory,
+                    checkpointing: Default::default(),
                 }),
             };
+            checkpoints(&held);
             (Db::One(held), claim)
         } else {
             let seen = faults.clone();
@@ -486,16 +532,17 @@ impl Store {
         let text = self.check(&mut c, text)?;
         c.done();
         // A session that does not open (another key, copied from another row) is no session.
-        let opens = text.as_deref().is_some_and(|t| {
-            self.unseal::<Values>(session_place(owner, provider), t)
-                .is_some()
-        });
+        let opened = text
+            .as_deref()
+            .and_then(|t| self.unseal::<Values>(session_place(owner, provider), t));
+        let opens = opened.is_some();
         self.remember(
             owner,
             provider,
             Some(Known {
                 data: text.map(Arc::from),
                 opens,
+                keys: opened.map_or_else(Default::default, |v| v.into_keys().collect()),
             }),
             false,
         );
@@ -546,13 +593,17 @@ impl Store {
         let result = self.merge_session(owner, provider, extracted).await;
         // An error may have come after the commit: forget rather than guess.
         let (merged, known) = match result {
-            Ok((merged, data)) => (
-                Ok(merged),
-                Some(Known {
-                    data: Some(data.into()),
-                    opens: true,
-                }),
-            ),
+            Ok((merged, data)) => {
+                let keys = merged.keys().cloned().collect();
+                (
+                    Ok(merged),
+                    Some(Known {
+                        data: Some(data.into()),
+                        opens: true,
+                        keys,
+                    }),
+                )
+            }
             Err(e) => (Err(e), None),
         };
         self.remember(owner, provider, known, true);
@@ -569,20 +620,28 @@ impl Store {
         let place = session_place(owner, provider);
         let mut c = self.conn().await?;
         // The cached row saves the read; if it is stale, the write fails and the next round
-        // reads.
-        let mut cached = self.cached(owner, provider).map(|k| k.data);
+        // reads. When the new values replace every name it holds (or it does not open), the
+        // merge is the new values, and the row need not be opened either.
+        let mut cached = self.cached(owner, provider);
         for _ in 0..16 {
-            let before: Option<Arc<str>> = match cached.take() {
-                Some(known) => known,
+            let (before, replaced) = match cached.take() {
+                Some(k) => {
+                    let replaced = !k.opens || k.keys.iter().all(|key| extracted.contains_key(key));
+                    (k.data, replaced)
+                }
                 None => {
                     let text = session_text(&mut c, owner, provider).await;
-                    self.check(&mut c, text)?.map(Arc::from)
+                    (self.check(&mut c, text)?.map(Arc::from), false)
                 }
             };
-            let mut merged: Values = before
-                .as_deref()
-                .and_then(|t| self.unseal(place, t))
-                .unwrap_or_default();
+            let mut merged: Values = if replaced {
+                Values::new()
+            } else {
+                before
+                    .as_deref()
+                    .and_then(|t| self.unseal(place, t))
+                    .unwrap_or_default()
+            };
             merged.extend(extracted.iter().map(|(k, v)| (k.clone(), v.clone())));
             let data = self.seal(place, &merged);
             // One round trip: the write names the value it replaces, and the pending run is
@@ -620,6 +679,7 @@ impl Store {
         let gone = Known {
             data: None,
             opens: false,
+            keys: Default::default(),
         };
         self.remember(owner, provider, result.is_ok().then_some(gone), true);
         result
@@ -875,5 +935,72 @@ mod tests {
         assert!(!store.has_session("bob", "acme").await.unwrap());
         store.logout("alice", "acme").await.unwrap();
         assert!(!store.has_session("alice", "acme").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_merge_over_a_cached_row_keeps_what_the_new_values_do_not_replace() {
+        let dir = tempfile_dir();
+        let url = format!("sqlite://{}", dir.join("s.db").display());
+        let store = Store::connect(&url, Sealer::ephemeral()).await.unwrap();
+        let values = |pairs: &[(&str, &str)]| -> Values {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        store
+            .complete("alice", "acme", &values(&[("a", "1"), ("b", "1")]))
+            .await
+            .unwrap();
+        // Every name replaced: the row need not be opened.
+        let m = store
+            .complete("alice", "acme", &values(&[("a", "2"), ("b", "2")]))
+            .await
+            .unwrap();
+        assert_eq!(m, values(&[("a", "2"), ("b", "2")]));
+        // Some names kept: they come from the stored row.
+        let m = store
+            .complete("alice", "acme", &values(&[("c", "3")]))
+            .await
+            .unwrap();
+        assert_eq!(m, values(&[("a", "2"), ("b", "2"), ("c", "3")]));
+        assert_eq!(store.session("alice", "acme").await.unwrap(), Some(m));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_row_changed_behind_the_cache_is_read_again_before_the_merge() {
+        let dir = tempfile_dir();
+        let url = format!("sqlite://{}", dir.join("s.db").display());
+        let store = Store::connect(&url, Sealer::Plaintext).await.unwrap();
+        let one = |k: &str, v: &str| Values::from([(k.to_string(), v.to_string())]);
+        store
+            .complete("alice", "acme", &one("a", "1"))
+            .await
+            .unwrap();
+        // Another writer (here: by hand) changes the row the cache holds.
+        let mut other = AnyConnection::connect(&url).await.unwrap();
+        sqlx::query("UPDATE provider_sessions SET data = '{\"a\":\"x\",\"z\":\"9\"}'")
+            .execute(&mut other)
+            .await
+            .unwrap();
+        // The cached row says every name is replaced; the write finds the row changed, reads
+        // it and merges over what it holds now.
+        let m = store
+            .complete("alice", "acme", &one("a", "2"))
+            .await
+            .unwrap();
+        assert_eq!(
+            m,
+            Values::from([("a".into(), "2".into()), ("z".into(), "9".into())])
+        );
+        assert_eq!(store.session("alice", "acme").await.unwrap(), Some(m));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("otvi-store-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
     }
 }
