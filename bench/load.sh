@@ -14,6 +14,7 @@
 #
 #   bench/load.sh                        # 10 s per measurement
 #   DURATION=30s bench/load.sh
+#   CONNS="64" bench/load.sh             # only these connection counts
 #   PERF_DIR=/tmp/prof bench/load.sh     # also `perf record -g` the server, one file per row
 #   OTVI_BIN=path/to/otvi bench/load.sh  # another build of the server (see bench/README.md)
 #   DATABASE_URL=postgres://… bench/load.sh   # the server on PostgreSQL instead of SQLite
@@ -163,6 +164,7 @@ measure() {
     fi
     before=$(cpu_ticks "$@")
     out=$(taskset -c 1 wrk -t"$threads" -c"$conns" -d"$DURATION" --latency -s "$work/$script.lua" "http://127.0.0.1:$port")
+    [ -n "${SHOW_WRK:-}" ] && echo "$out" >&2
     after=$(cpu_ticks "$@")
     if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
     local reqs rps p50 p99 non2xx sock sfalse cpu ratio
@@ -186,7 +188,7 @@ measure() {
 
 # Warm up: every user logs in once so `check` finds sessions; pools fill.
 taskset -c 1 wrk -t1 -c16 -d2s -s "$work/login.lua" "http://127.0.0.1:$SERVER_PORT" >/dev/null
-for conns in 1 16 64; do
+for conns in ${CONNS:-1 16 64}; do
     # shellcheck disable=SC2086
     measure ceiling "$conns" login "$CEILING_PORT" $ceiling_pids
     measure login "$conns" login "$SERVER_PORT" "$server"

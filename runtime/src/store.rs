@@ -121,7 +121,9 @@ struct Held {
     checkpointing: std::sync::atomic::AtomicBool,
 }
 
-/// How often the checkpoint task copies the write-ahead log into the database file.
+/// How often the checkpoint task copies the write-ahead log into the database file. Measured
+/// with bench/load.sh: every second cost a login about 10 % less CPU than every 200 ms, but
+/// its larger checkpoints raised p99 at 16 and 64 connections from 4–15 ms to 35–50 ms.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
 /// Runs SQLite's checkpoints on a connection of its own, so that the one that serves requests
@@ -331,10 +333,12 @@ fn claim_sqlite_file(
 
 /// SQLite's settings for the connection that serves requests: wait for a lock rather than
 /// fail, write-ahead logging, commits that survive a crash of the process (not of the
-/// machine) without an fsync each, and checkpoints left to `checkpoints` (its own only when
-/// the log has grown far: that task is not running).
+/// machine) without an fsync each, checkpoints left to `checkpoints` (its own only when the
+/// log has grown far: that task is not running), and a log file cut back to 64 MiB after a
+/// burst.
 const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
-     PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 20000;";
+     PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 20000; \
+     PRAGMA journal_size_limit = 67108864;";
 
 impl Store {
     /// Connects and runs the embedded migrations. SQLite files are opened in WAL mode, and
