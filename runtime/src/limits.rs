@@ -91,11 +91,13 @@ impl Limiter {
     }
 
     /// Seconds until the login may be tried again, if a key is at its limit.
-    pub async fn blocked(&self, store: &Store, keys: &Keys) -> Result<Option<u64>, StoreError> {
+    #[cfg(test)]
+    async fn blocked(&self, store: &Store, keys: &Keys) -> Result<Option<u64>, StoreError> {
         self.check(store, keys).await.map(|c| c.retry_after)
     }
 
-    /// What `blocked` says, and whether the user has failures to clear on success.
+    /// Seconds until the login may be tried again, if a key is at its limit, and whether the
+    /// user has failures to clear on success.
     pub async fn check(&self, store: &Store, keys: &Keys) -> Result<Checked, StoreError> {
         let limited = keys.with_limits(&self.config);
         if limited.is_empty() {

@@ -514,11 +514,19 @@ impl Store {
     }
 
     pub async fn session(&self, owner: &str, provider: &str) -> Result<Option<Values>, StoreError> {
+        Ok(self
+            .session_row(owner, provider)
+            .await?
+            .and_then(|t| self.unseal(session_place(owner, provider), &t)))
+    }
+
+    /// The session row's sealed value, as stored.
+    async fn session_row(&self, owner: &str, provider: &str) -> Result<Option<String>, StoreError> {
         let mut c = self.conn().await?;
         let text = session_text(&mut c, owner, provider).await;
         let text = self.check(&mut c, text)?;
         c.done();
-        Ok(text.and_then(|t| self.unseal(session_place(owner, provider), &t)))
+        Ok(text)
     }
 
     /// Is there a completed session.
@@ -531,10 +539,7 @@ impl Store {
         if let Some(known) = self.cached(owner, provider) {
             return Ok(known.opens);
         }
-        let mut c = self.conn().await?;
-        let text = session_text(&mut c, owner, provider).await;
-        let text = self.check(&mut c, text)?;
-        c.done();
+        let text = self.session_row(owner, provider).await?;
         // A session that does not open (another key, copied from another row) is no session.
         let opened = text
             .as_deref()
