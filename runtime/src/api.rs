@@ -478,6 +478,32 @@ async fn readyz(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
     }
 }
 
+/// The login console: one static page, compiled in, that loads nothing from elsewhere.
+const CONSOLE: &str = include_str!("console.html");
+
+async fn console() -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+                     connect-src 'self'; img-src 'self' data:; form-action 'none'; \
+                     frame-ancestors 'none'; base-uri 'none'",
+                ),
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+            (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+        ],
+        CONSOLE,
+    )
+        .into_response()
+}
+
 async fn not_found() -> ApiError {
     ApiError::NotFound("no such endpoint".into())
 }
@@ -494,6 +520,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/console", get(console))
         .route("/api/providers", get(list))
         .route("/api/providers/{id}", get(one))
         .route("/api/providers/{id}/auth/login", post(login))
