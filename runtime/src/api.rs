@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use utoipa::{Modify, OpenApi, ToSchema};
 
 /// The largest login body read.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -80,32 +81,104 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Every non-200 answer's body.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({ "error": "provider access denied" }))]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+/// A login request (seed 000). `inputs` may be omitted; `session_id` is accepted and ignored.
+#[derive(Debug, ToSchema)]
+#[schema(example = json!({
+    "flow_id": "email_password", "step": 0,
+    "inputs": { "email": "alice@example.com", "password": "secretpassword" }
+}))]
+#[allow(dead_code)] // Documents the body `parse_login` reads.
+pub struct LoginRequest {
+    /// The flow's id.
+    flow_id: String,
+    /// Zero-based step index: 0 starts the flow, a `next_step.step_index` continues it.
+    #[schema(minimum = 0)]
+    step: u64,
+    /// The values of the step's fields, by key.
+    inputs: Option<HashMap<String, String>>,
+    /// Present for compatibility; unused.
+    session_id: Option<String>,
+}
+
 /// The login answer, exactly the seed's shape.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Serialize, PartialEq, ToSchema)]
+#[schema(examples(
+    json!({ "success": true, "session_id": null, "next_step": null, "user_name": "alice", "error": null }),
+    json!({
+        "success": false, "session_id": null,
+        "next_step": { "step_index": 1, "step_name": "Verify OTP", "fields": [
+            { "key": "otp", "label": "Enter Verification Code", "field_type": "text", "required": true }
+        ]},
+        "user_name": null, "error": null
+    }),
+    json!({ "success": false, "session_id": null, "next_step": null, "user_name": null, "error": "Invalid credentials" }),
+))]
 pub struct LoginResponse {
+    /// True once the flow completed and the provider session is stored.
     pub success: bool,
+    /// Always null (kept for the shape's compatibility).
+    #[schema(required = true, value_type = Option<String>)]
     pub session_id: Option<String>,
+    /// What to ask the user for next, when the flow continues.
+    #[schema(required = true)]
     pub next_step: Option<NextStep>,
+    #[schema(required = true)]
     pub user_name: Option<String>,
+    /// A short, sanitized reason, never a provider's raw body.
+    #[schema(required = true)]
     pub error: Option<String>,
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+/// The step to run next and the fields it needs.
+#[derive(Debug, Serialize, PartialEq, ToSchema)]
 pub struct NextStep {
+    /// The `step` to send with the next request.
     pub step_index: usize,
     pub step_name: String,
     pub fields: Vec<FieldOut>,
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+/// A field of a prompt: an input, or a display field (`link`, `info`) carrying `value`.
+#[derive(Debug, Serialize, PartialEq, ToSchema)]
 pub struct FieldOut {
     pub key: String,
     pub label: String,
+    /// `text`, `email`, `password`, … for inputs; `link` or `info` for display fields.
     pub field_type: String,
     pub required: bool,
     /// Display fields (`link`, `info`) only: what to show.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub value: Option<String>,
+}
+
+/// `GET …/auth/check`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({ "valid": true }))]
+pub struct CheckResponse {
+    /// Whether a provider session is stored for the caller.
+    pub valid: bool,
+}
+
+/// `POST …/auth/logout`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({ "success": true }))]
+pub struct LogoutResponse {
+    pub success: bool,
+}
+
+/// `/healthz`, `/readyz`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({ "status": "ok" }))]
+pub struct Status {
+    pub status: String,
 }
 
 impl From<Login> for LoginResponse {
@@ -345,6 +418,21 @@ pub fn parse_login(body: &[u8]) -> Result<(String, usize, Values), ApiError> {
     ))
 }
 
+/// Starts or continues a provider authentication flow.
+#[utoipa::path(post, path = "/api/providers/{id}/auth/login", tag = "auth",
+    params(("id" = String, Path, description = "Provider id")),
+    request_body(content = LoginRequest, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The step ran: `success: true`, or `success: false` with `next_step` and/or `error`", body = LoginResponse),
+        (status = 400, description = "Malformed body, step out of range or not expected next, a required input missing or too long", body = ErrorBody),
+        (status = 401, description = "Missing, malformed, badly signed or expired JWT", body = ErrorBody),
+        (status = 403, description = "Password change required, provider access denied, or a non-admin acting on a global provider", body = ErrorBody),
+        (status = 404, description = "No such provider or flow", body = ErrorBody),
+        (status = 429, description = "Too many failed attempts", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the next attempt may be made"))),
+        (status = 503, description = "The session store is unreachable; nothing was written", body = ErrorBody),
+    ))]
 async fn login(
     State(state): State<Shared>,
     User(user): User,
@@ -404,6 +492,17 @@ fn fixed_json(body: &'static str) -> Response {
         .into_response()
 }
 
+/// Whether the caller has a stored session for the provider.
+#[utoipa::path(get, path = "/api/providers/{id}/auth/check", tag = "auth",
+    params(("id" = String, Path, description = "Provider id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Whether a session is stored", body = CheckResponse),
+        (status = 401, description = "Missing, malformed, badly signed or expired JWT", body = ErrorBody),
+        (status = 403, description = "Password change required, or provider access denied", body = ErrorBody),
+        (status = 404, description = "No such provider", body = ErrorBody),
+        (status = 503, description = "The session store is unreachable", body = ErrorBody),
+    ))]
 async fn check(
     State(state): State<Shared>,
     User(user): User,
@@ -418,6 +517,17 @@ async fn check(
     }))
 }
 
+/// Clears the stored provider session, after the provider's own logout request if it has one.
+#[utoipa::path(post, path = "/api/providers/{id}/auth/logout", tag = "auth",
+    params(("id" = String, Path, description = "Provider id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The session is gone", body = LogoutResponse),
+        (status = 401, description = "Missing, malformed, badly signed or expired JWT", body = ErrorBody),
+        (status = 403, description = "Password change required, provider access denied, or a non-admin acting on a global provider", body = ErrorBody),
+        (status = 404, description = "No such provider", body = ErrorBody),
+        (status = 503, description = "The session store is unreachable; nothing was deleted", body = ErrorBody),
+    ))]
 async fn logout(
     State(state): State<Shared>,
     User(user): User,
@@ -429,53 +539,190 @@ async fn logout(
     Ok(fixed_json(r#"{"success":true}"#))
 }
 
-/// What a frontend needs to draw a provider's flows.
-pub fn describe(p: &ProviderDef) -> Value {
-    let field = |f: &FieldDef| json!({ "key": f.key, "label": f.label, "field_type": f.field_type, "required": f.required });
-    json!({
-        "id": p.id,
-        "name": p.name,
-        "logo": p.logo,
-        "scope": p.scope.as_str(),
-        "auth_flows": p.flows.iter().map(|f| json!({
-            "id": f.id,
-            "name": f.name,
-            "fields": f.inputs.iter().map(field).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-    })
+/// A provider as a frontend needs it to draw its flows (`GET /api/providers`).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "acme", "name": "Acme TV", "logo": null, "scope": "per_user",
+    "auth_flows": [{ "id": "email_password", "name": "Email & Password", "fields": [
+        { "key": "email", "label": "Email", "field_type": "email", "required": true },
+        { "key": "password", "label": "Password", "field_type": "password", "required": true }
+    ]}]
+}))]
+pub struct ProviderInfo {
+    pub id: &'static str,
+    pub name: &'static str,
+    #[schema(required = true)]
+    pub logo: Option<&'static str>,
+    /// `per_user`: each user has a session; `global`: one shared session, which only admins
+    /// log in to or out of.
+    #[schema(schema_with = scope_schema)]
+    pub scope: &'static str,
+    pub auth_flows: Vec<FlowInfo>,
 }
 
-async fn list(State(state): State<Shared>, User(user): User) -> Json<Value> {
-    Json(Value::Array(
+fn scope_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some([Scope::PerUser.as_str(), Scope::Global.as_str()]))
+        .build()
+}
+
+/// A flow and the fields its first step asks for.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FlowInfo {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub fields: Vec<FieldInfo>,
+}
+
+/// An input of a flow's first step.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FieldInfo {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub field_type: &'static str,
+    pub required: bool,
+}
+
+/// What a frontend needs to draw a provider's flows.
+pub fn describe(p: &ProviderDef) -> ProviderInfo {
+    let field = |f: &FieldDef| FieldInfo {
+        key: f.key,
+        label: f.label,
+        field_type: f.field_type,
+        required: f.required,
+    };
+    ProviderInfo {
+        id: p.id,
+        name: p.name,
+        logo: p.logo,
+        scope: p.scope.as_str(),
+        auth_flows: p
+            .flows
+            .iter()
+            .map(|f| FlowInfo {
+                id: f.id,
+                name: f.name,
+                fields: f.inputs.iter().map(field).collect(),
+            })
+            .collect(),
+    }
+}
+
+/// The providers the token may use, with their flows.
+#[utoipa::path(get, path = "/api/providers", tag = "providers",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The providers the token's allow-list permits", body = Vec<ProviderInfo>),
+        (status = 401, description = "Missing, malformed, badly signed or expired JWT", body = ErrorBody),
+        (status = 403, description = "Password change required", body = ErrorBody),
+    ))]
+async fn list(State(state): State<Shared>, User(user): User) -> Json<Vec<ProviderInfo>> {
+    Json(
         state
             .providers
             .iter()
             .filter(|p| user.allows(p.id))
             .map(|p| describe(p))
             .collect(),
-    ))
+    )
 }
 
+/// One provider, with its flows.
+#[utoipa::path(get, path = "/api/providers/{id}", tag = "providers",
+    params(("id" = String, Path, description = "Provider id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The provider", body = ProviderInfo),
+        (status = 401, description = "Missing, malformed, badly signed or expired JWT", body = ErrorBody),
+        (status = 403, description = "Password change required, or provider access denied", body = ErrorBody),
+        (status = 404, description = "No such provider", body = ErrorBody),
+    ))]
 async fn one(
     State(state): State<Shared>,
     User(user): User,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ProviderInfo>, ApiError> {
     Ok(Json(describe(provider(&state, &id, &user)?)))
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive", body = Status)))]
+async fn healthz() -> Json<Status> {
+    Json(Status {
+        status: "ok".into(),
+    })
 }
 
-async fn readyz(State(state): State<Shared>) -> Result<Json<Value>, ApiError> {
+/// Readiness: the session store is reachable.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Status, example = json!({ "status": "ready" })),
+        (status = 503, description = "The session store is unreachable", body = ErrorBody),
+    ))]
+async fn readyz(State(state): State<Shared>) -> Result<Json<Status>, ApiError> {
     if state.store.ping().await {
-        Ok(Json(json!({ "status": "ready" })))
+        Ok(Json(Status {
+            status: "ready".into(),
+        }))
     } else {
         Err(ApiError::Unavailable(
             "the session store is unreachable".into(),
         ))
     }
+}
+
+/// The OpenAPI 3.1 document of this API, built from the handlers and their types.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "otvi-flows provider authentication API",
+        description = "Log users in to TV providers through flows compiled from provider files (seed 000)."),
+    paths(list, one, login, check, logout, healthz, readyz, openapi_json),
+    components(schemas(ErrorBody, LoginRequest, LoginResponse, NextStep, FieldOut, CheckResponse,
+        LogoutResponse, ProviderInfo, FlowInfo, FieldInfo, Status)),
+    modifiers(&BearerScheme),
+    tags((name = "auth", description = "Log in, check and log out (seed 000)"),
+        (name = "providers", description = "The compiled providers and their flows"),
+        (name = "operations", description = "Health, readiness and this document")),
+)]
+pub struct ApiDoc;
+
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .bearer_format("JWT")
+                        .description(Some("HS256 JWT with `sub` and `exp` (see `otvi token`)"))
+                        .build(),
+                ),
+            );
+    }
+}
+
+/// The document, rendered once.
+pub fn openapi() -> &'static str {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        let mut doc = ApiDoc::openapi();
+        doc.info.version = env!("CARGO_PKG_VERSION").into();
+        doc.to_json().expect("the OpenAPI document serializes")
+    })
+}
+
+/// This document (OpenAPI 3.1).
+#[utoipa::path(get, path = "/api/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object)))]
+async fn openapi_json() -> Response {
+    fixed_json(openapi())
 }
 
 /// The login console: one static page, compiled in, that loads nothing from elsewhere.
@@ -496,8 +743,14 @@ async fn console() -> Response {
                      frame-ancestors 'none'; base-uri 'none'",
                 ),
             ),
-            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
-            (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            ),
         ],
         CONSOLE,
     )
@@ -521,6 +774,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/console", get(console))
+        .route("/api/openapi.json", get(openapi_json))
         .route("/api/providers", get(list))
         .route("/api/providers/{id}", get(one))
         .route("/api/providers/{id}/auth/login", post(login))
