@@ -64,6 +64,15 @@ enum Command {
         /// counts), e.g. X-Forwarded-For; without it the peer address is the client's.
         #[arg(long, env = "OTVI_CLIENT_IP_HEADER", value_name = "NAME")]
         client_ip_header: Option<String>,
+        /// A token `GET /metrics` then asks for (`Authorization: Bearer …`); without one, the
+        /// metrics are open to anyone who can reach the server.
+        #[arg(
+            long,
+            env = "OTVI_METRICS_TOKEN",
+            value_name = "TOKEN",
+            hide_env_values = true
+        )]
+        metrics_token: Option<String>,
     },
     /// Print a new random session key for OTVI_SESSION_KEY.
     SessionKey,
@@ -197,6 +206,7 @@ pub fn main() -> ExitCode {
             max_failures_per_address,
             failure_window,
             client_ip_header,
+            metrics_token,
         } => {
             let Some(secret) = secret() else {
                 eprintln!("{NO_SECRET}");
@@ -221,6 +231,7 @@ pub fn main() -> ExitCode {
                 window: failure_window,
             };
             cfg.client_ip_header = client_ip_header;
+            cfg.metrics_token = metrics_token.filter(|t| !t.is_empty());
             block_on(async move {
                 let app = server::app(&cfg).await?;
                 let listener = tokio::net::TcpListener::bind(&bind)

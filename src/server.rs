@@ -33,6 +33,8 @@ pub struct Config {
     pub limits: LimitConfig,
     /// `--client-ip-header`.
     pub client_ip_header: Option<String>,
+    /// `--metrics-token`: when set, `GET /metrics` wants it as a bearer token.
+    pub metrics_token: Option<String>,
 }
 
 impl Config {
@@ -47,6 +49,7 @@ impl Config {
             sealer: Sealer::ephemeral(),
             limits: LimitConfig::default(),
             client_ip_header: None,
+            metrics_token: None,
         }
     }
 }
@@ -118,8 +121,11 @@ pub async fn app(cfg: &Config) -> Result<axum::Router, String> {
             "provider sessions are stored in plain text (--insecure-plaintext-sessions)"
         );
     }
+    let metrics = otvi_runtime::metrics::Metrics::new(&store);
     Ok(router(AppState {
         providers: providers(),
+        metrics,
+        metrics_token: cfg.metrics_token.clone(),
         store,
         upstream: Upstream::new(cfg.upstream_timeout),
         jwt: Jwt::new(cfg.jwt_secret.as_bytes()),
@@ -138,7 +144,9 @@ pub async fn run(listener: tokio::net::TcpListener, app: axum::Router) -> std::i
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown())
-    .await
+    .await?;
+    tracing::info!("otvi stopped");
+    Ok(())
 }
 
 async fn shutdown() {
@@ -157,4 +165,5 @@ async fn shutdown() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+    tracing::info!("shutting down: no new connections; requests under way finish first");
 }

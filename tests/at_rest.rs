@@ -203,7 +203,8 @@ async fn json_logs_are_one_object_per_line() {
     assert!(
         lines
             .iter()
-            .any(|l| l.contains(r#""message":"provider step""#)),
+            .any(|l| l.contains(r#""target":"otvi::request""#)
+                && l.contains(r#""route":"/api/providers/{id}/auth/login""#)),
         "{log}"
     );
 }

@@ -93,6 +93,8 @@ async fn server_on(base: &str, db: &std::path::Path) -> TestServer {
     static PROVIDERS: &[&otvi_runtime::def::ProviderDef] = &[&fixture::PROVIDER];
     let app = router(AppState {
         providers: PROVIDERS,
+        metrics: otvi_runtime::metrics::Metrics::new(&store),
+        metrics_token: None,
         store,
         upstream: Upstream::new(Duration::from_secs(5)),
         jwt: Jwt::new(SECRET.as_bytes()),

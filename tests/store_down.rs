@@ -68,6 +68,16 @@ async fn an_unreachable_store_is_503_and_not_ready() {
     assert!(json(&body)["error"].is_string());
     assert_eq!(s.send("GET", "/readyz", None, None).await.0, 503);
     assert_eq!(s.send("GET", "/healthz", None, None).await.0, 200);
+    // The failures are counted, and the metrics still answer.
+    let (status, text) = s.send("GET", "/metrics", None, None).await;
+    assert_eq!(status, 200);
+    let errors: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("otvi_store_errors_total "))
+        .unwrap_or_else(|| panic!("no store errors in {text}"))
+        .parse()
+        .unwrap();
+    assert!(errors >= 2.0, "{text}");
 }
 
 #[tokio::test]

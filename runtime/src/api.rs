@@ -5,6 +5,7 @@ use crate::auth::{Claims, Jwt};
 use crate::def::{FieldDef, ProviderDef, Scope};
 use crate::engine::{Engine, EngineError, Login, Shown};
 use crate::limits::{Keys, Limiter};
+use crate::metrics::{Metrics, Outcome};
 use crate::secrets::Secrets;
 use crate::store::{Store, StoreError, Values};
 use crate::upstream::Upstream;
@@ -240,6 +241,9 @@ pub struct AppState {
     /// Where a trusted proxy puts the client's address (its last entry counts); else the
     /// connection's peer address is the client's.
     pub client_ip_header: Option<HeaderName>,
+    pub metrics: Metrics,
+    /// When set, `GET /metrics` wants `Authorization: Bearer <this>`.
+    pub metrics_token: Option<String>,
 }
 
 impl AppState {
@@ -253,6 +257,7 @@ impl AppState {
             base_url: self.base_url(p),
             pending_ttl: self.pending_ttl,
             secrets: self.secrets.get(p.id).unwrap_or(&crate::secrets::NONE),
+            metrics: &self.metrics,
         }
     }
 }
@@ -435,18 +440,46 @@ pub fn parse_login(body: &[u8]) -> Result<(String, usize, Values), ApiError> {
     ))]
 async fn login(
     State(state): State<Shared>,
-    User(user): User,
+    user: Result<User, ApiError>,
     Path(id): Path<String>,
     Client(address): Client,
     body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let mut trace = Trace::default();
+    let answer = match user {
+        Ok(User(user)) => run_login(&state, &user, &id, address, body, &mut trace).await,
+        Err(e) => Err(e),
+    };
+    let mut response = answer.into_response();
+    response.extensions_mut().insert(trace);
+    response
+}
+
+/// What the request log says of a login beyond its route and status: ids, never values.
+#[derive(Debug, Clone, Copy, Default)]
+struct Trace {
+    flow: Option<&'static str>,
+    step: Option<usize>,
+    outcome: Option<Outcome>,
+}
+
+async fn run_login(
+    state: &AppState,
+    user: &Claims,
+    id: &str,
+    address: Option<String>,
+    body: Result<Bytes, BytesRejection>,
+    trace: &mut Trace,
 ) -> Result<Json<LoginResponse>, ApiError> {
-    let p = provider(&state, &id, &user)?;
-    credential_action(p, &user)?;
+    let p = provider(state, id, user)?;
+    credential_action(p, user)?;
     // Too many failures: refused before the body is read or the provider asked.
     let keys = Keys::new(&user.sub, p.id, address.as_deref());
     let checked = state.limits.check(&state.store, &keys).await?;
     if let Some(secs) = checked.retry_after {
         tracing::warn!(provider = p.id, "login refused: too many failed attempts");
+        trace.outcome = Some(Outcome::Limited);
+        state.metrics.login(p.id, Outcome::Limited);
         return Err(ApiError::TooManyRequests(secs));
     }
     // Over the limit is 400 like any other body the server will not take: the documented
@@ -465,13 +498,22 @@ async fn login(
     let flow = p
         .flow(&flow_id)
         .ok_or_else(|| ApiError::NotFound(format!("flow `{flow_id}` not found")))?;
+    trace.flow = Some(flow.id);
+    trace.step = Some(step);
     let answer = state
         .engine(p)
-        .login(p, owner(p, &user), flow, step, inputs)
+        .login(p, owner(p, user), flow, step, inputs)
         .await?;
+    let outcome = match answer {
+        Login::Complete { .. } => Outcome::Success,
+        Login::Prompt { .. } => Outcome::NextStep,
+        Login::Failed { .. } => Outcome::Failed,
+    };
+    trace.outcome = Some(outcome);
+    state.metrics.login(p.id, outcome);
     if rejected(&answer, step) {
         state.limits.failed(&state.store, &keys).await?;
-    } else if matches!(answer, Login::Complete { .. }) {
+    } else if outcome == Outcome::Success {
         state
             .limits
             .succeeded(&state.store, &keys, &checked)
@@ -673,12 +715,123 @@ async fn readyz(State(state): State<Shared>) -> Result<Json<Status>, ApiError> {
     }
 }
 
+/// Prometheus metrics (OpenMetrics text). With a metrics token set (`--metrics-token`), only
+/// for a bearer of it.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    security((), ("metrics_token" = [])),
+    responses(
+        (status = 200, description = "The metrics", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
+        (status = 401, description = "A metrics token is set and the request does not carry it", body = ErrorBody),
+    ))]
+async fn metrics(State(state): State<Shared>, parts: Parts) -> Response {
+    if let Some(want) = &state.metrics_token {
+        let given = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !crate::auth::same(given.as_bytes(), want.as_bytes()) {
+            return ApiError::Unauthorized("the metrics token is missing or wrong").into_response();
+        }
+    }
+    let body = state.metrics.render(&state.store).await;
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// The route a request matched, for the request log (set inside the router).
+#[derive(Clone, Copy)]
+struct Route(&'static str);
+
+/// Every route's template, so that the log and the metrics hold a `&'static str`.
+const ROUTES: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/console",
+    "/api/openapi.json",
+    "/api/providers",
+    "/api/providers/{id}",
+    "/api/providers/{id}/auth/login",
+    "/api/providers/{id}/auth/check",
+    "/api/providers/{id}/auth/logout",
+];
+
+async fn tag_route(
+    matched: Option<axum::extract::MatchedPath>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = matched.and_then(|m| ROUTES.iter().copied().find(|r| *r == m.as_str()));
+    let mut response = next.run(req).await;
+    if let Some(r) = route {
+        response.extensions_mut().insert(Route(r));
+    }
+    response
+}
+
+/// One log line per request: method, route, status, duration, and for the API's routes the
+/// provider, flow and step ids (never a value); and the request counter.
+async fn access_log(
+    State(state): State<Shared>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let method = match *req.method() {
+        axum::http::Method::GET => "GET",
+        axum::http::Method::POST => "POST",
+        axum::http::Method::HEAD => "HEAD",
+        axum::http::Method::PUT => "PUT",
+        axum::http::Method::DELETE => "DELETE",
+        axum::http::Method::PATCH => "PATCH",
+        axum::http::Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    };
+    // A compiled provider's id, when the path names one.
+    let provider = req
+        .uri()
+        .path()
+        .strip_prefix("/api/providers/")
+        .map(|rest| rest.split('/').next().unwrap_or(""))
+        .and_then(|id| state.providers.iter().find(|p| p.id == id))
+        .map(|p| p.id);
+    let response = next.run(req).await;
+    let status = response.status().as_u16();
+    let route = response.extensions().get::<Route>().map_or("-", |r| r.0);
+    let trace = response
+        .extensions()
+        .get::<Trace>()
+        .copied()
+        .unwrap_or_default();
+    state.metrics.request(method, route, status);
+    tracing::info!(
+        target: "otvi::request",
+        method = tracing::field::display(method),
+        route = tracing::field::display(route),
+        status,
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        provider = provider.map(tracing::field::display),
+        flow = trace.flow.map(tracing::field::display),
+        step = trace.step,
+        outcome = trace.outcome.map(|o| tracing::field::display(o.as_str())),
+    );
+    response
+}
+
 /// The OpenAPI 3.1 document of this API, built from the handlers and their types.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "otvi-flows provider authentication API",
         description = "Log users in to TV providers through flows compiled from provider files (seed 000)."),
-    paths(list, one, login, check, logout, healthz, readyz, openapi_json),
+    paths(list, one, login, check, logout, healthz, readyz, openapi_json, metrics, console),
     components(schemas(ErrorBody, LoginRequest, LoginResponse, NextStep, FieldOut, CheckResponse,
         LogoutResponse, ProviderInfo, FlowInfo, FieldInfo, Status)),
     modifiers(&BearerScheme),
@@ -705,6 +858,17 @@ impl Modify for BearerScheme {
                         .build(),
                 ),
             );
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "metrics_token",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some("The token given to `otvi serve --metrics-token`"))
+                        .build(),
+                ),
+            );
     }
 }
 
@@ -728,6 +892,9 @@ async fn openapi_json() -> Response {
 /// The login console: one static page, compiled in, that loads nothing from elsewhere.
 const CONSOLE: &str = include_str!("console.html");
 
+/// The login console: a page to run flows, check and log out by hand.
+#[utoipa::path(get, path = "/console", tag = "operations",
+    responses((status = 200, description = "The console page", content_type = "text/html; charset=utf-8", body = String)))]
 async fn console() -> Response {
     (
         [
@@ -770,11 +937,13 @@ async fn method_not_allowed() -> Response {
 }
 
 pub fn router(state: AppState) -> Router {
+    let state = Arc::new(state);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/console", get(console))
         .route("/api/openapi.json", get(openapi_json))
+        .route("/metrics", get(metrics))
         .route("/api/providers", get(list))
         .route("/api/providers/{id}", get(one))
         .route("/api/providers/{id}/auth/login", post(login))
@@ -782,6 +951,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/providers/{id}/auth/logout", post(logout))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(axum::middleware::from_fn(tag_route))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(Arc::new(state))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access_log,
+        ))
+        .with_state(state)
 }

@@ -5,6 +5,7 @@
 //! seed's JSON and status codes.
 
 use crate::def::{FieldDef, FlowDef, OutcomeDef, ProviderDef, StepDef, Then};
+use crate::metrics::Metrics;
 use crate::request::{StepCx, StepError};
 use crate::response::{clean_message, Reply};
 use crate::secrets::Secrets;
@@ -23,6 +24,7 @@ pub struct Engine<'a> {
     pub base_url: &'a str,
     pub pending_ttl: Duration,
     pub secrets: &'a Secrets,
+    pub metrics: &'a Metrics,
 }
 
 /// What a login request led to.
@@ -291,7 +293,9 @@ impl Engine<'_> {
         out.follow_redirects = def.follow_redirects;
         let started = Instant::now();
         let reply = self.upstream.send(out).await;
-        tracing::info!(
+        self.metrics
+            .provider_request(run.provider.id, started.elapsed());
+        tracing::debug!(
             provider = run.provider.id,
             flow = run.flow.id,
             step = i,
@@ -408,8 +412,11 @@ impl Engine<'_> {
                 let cx = StepCx::new(self.base_url, &none, &session, self.secrets, "");
                 match build(&cx) {
                     Ok(out) => {
+                        let started = Instant::now();
                         let r = self.upstream.send(out).await;
-                        tracing::info!(
+                        self.metrics
+                            .provider_request(provider.id, started.elapsed());
+                        tracing::debug!(
                             provider = provider.id,
                             status = r.as_ref().map(|r| r.status).unwrap_or(0),
                             "provider logout"

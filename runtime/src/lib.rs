@@ -11,6 +11,7 @@ pub mod def;
 pub mod engine;
 pub mod jsonpath;
 pub mod limits;
+pub mod metrics;
 pub mod request;
 pub mod response;
 pub mod seal;

@@ -68,6 +68,8 @@ struct Faults {
     origin: std::time::Instant,
     /// Milliseconds after `origin`, plus one; 0 when the store never failed.
     last: std::sync::atomic::AtomicU64,
+    /// Every failure so far (the `otvi_store_errors` metric).
+    count: prometheus_client::metrics::counter::Counter,
 }
 
 impl Faults {
@@ -358,6 +360,7 @@ impl Store {
         let faults = Arc::new(Faults {
             origin: std::time::Instant::now(),
             last: Default::default(),
+            count: Default::default(),
         });
         let (db, claim) = if is_sqlite {
             let claim = if in_memory {
@@ -456,7 +459,21 @@ impl Store {
         self.faults
             .last
             .store(at, std::sync::atomic::Ordering::Relaxed);
+        self.faults.count.inc();
         e.into()
+    }
+
+    /// Counts the store's failures (shared: it goes up as they happen).
+    pub fn errors(&self) -> prometheus_client::metrics::counter::Counter {
+        self.faults.count.clone()
+    }
+
+    /// Multi-step runs waiting for their next step (not yet expired).
+    pub async fn pending_runs(&self) -> Result<i64, StoreError> {
+        let row = self
+            .row(sqlx::query("SELECT COUNT(*) FROM pending_runs WHERE expires_at > $1").bind(now()))
+            .await?;
+        Ok(row.map_or(0, |r| r.get::<i64, _>(0)))
     }
 
     /// Runs one statement that returns nothing.

@@ -263,6 +263,27 @@ impl RealServer {
         me
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits (at most `limit`) for the server to exit by itself; its exit status (None if it
+    /// had to be killed) and everything it logged.
+    pub fn wait_exit(mut self, limit: Duration) -> (Option<std::process::ExitStatus>, String) {
+        let deadline = std::time::Instant::now() + limit;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break Some(s);
+            }
+            if std::time::Instant::now() > deadline {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (status, self.stop())
+    }
+
     /// Stops the server and returns everything it logged.
     pub fn stop(mut self) -> String {
         let _ = self.child.kill();
