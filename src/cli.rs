@@ -1,4 +1,4 @@
-//! The `otvi` command line: `serve`, `token`, `providers`, `demo`.
+//! The `otvi` command line: `serve`, `doctor`, `token`, `session-key`, `providers`, `demo`.
 
 use crate::server::{self, Config};
 use clap::{Parser, Subcommand};
@@ -73,6 +73,26 @@ enum Command {
             hide_env_values = true
         )]
         metrics_token: Option<String>,
+    },
+    /// Check a deployment: secrets and session key set, the database reachable and migrated,
+    /// each provider's base URL resolvable. Prints what is wrong; exits 1 if anything is.
+    Doctor {
+        /// Session store: sqlite://FILE or postgres://…
+        #[arg(
+            long,
+            env = "DATABASE_URL",
+            default_value = "sqlite://otvi.db?mode=rwc"
+        )]
+        database_url: String,
+        /// Replace a provider's base URL: ID=URL (repeatable), as given to `serve`.
+        #[arg(long = "provider-base-url", value_name = "ID=URL", value_parser = server::parse_base_url)]
+        provider_base_url: Vec<(String, String)>,
+        /// Sessions are meant to be stored unencrypted: a missing OTVI_SESSION_KEY is a warning.
+        #[arg(long)]
+        insecure_plaintext_sessions: bool,
+        /// Apply the database migrations that are missing (as `serve` does when it starts).
+        #[arg(long)]
+        migrate: bool,
     },
     /// Print a new random session key for OTVI_SESSION_KEY.
     SessionKey,
@@ -242,6 +262,17 @@ pub fn main() -> ExitCode {
                 server::run(listener, app).await.map_err(|e| e.to_string())
             })
         }
+        Command::Doctor {
+            database_url,
+            provider_base_url,
+            insecure_plaintext_sessions,
+            migrate,
+        } => block_on(crate::doctor::run(crate::doctor::Options {
+            database_url,
+            base_urls: provider_base_url.into_iter().collect(),
+            insecure_plaintext_sessions,
+            migrate,
+        })),
         Command::Demo { bind } => {
             init_logs(json_logs);
             block_on(crate::demo::run(bind))

@@ -3,4 +3,5 @@
 
 pub mod cli;
 pub mod demo;
+pub mod doctor;
 pub mod server;

@@ -171,3 +171,135 @@ fn session_key_prints_a_new_key_each_time() {
     assert_ne!(a, b);
     assert!(otvi_runtime::seal::parse_key(&a).is_ok(), "{a}");
 }
+
+/// `otvi doctor` with every provider at `base` and the database at `db`.
+fn doctor(db: &str, base: &str, extra: &[&str]) -> (i32, String) {
+    let mut c = otvi();
+    c.args(["doctor", "--database-url", db]).args(extra);
+    for p in otvi::server::providers() {
+        c.args(["--provider-base-url", &format!("{}={base}", p.id)]);
+    }
+    for p in otvi::server::providers() {
+        for s in p.secrets {
+            c.env_remove(s.env);
+        }
+    }
+    let out = c
+        .env("OTVI_JWT_SECRET", "0123456789abcdef0123456789abcdef")
+        .env(
+            "OTVI_SESSION_KEY",
+            "0f1e2d3c4b5a69788796a5b4c3d2e1f000112233445566778899aabbccddeeff",
+        )
+        .env("INDEE_API_KEY", "k")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn doctor_migrates_on_request_then_finds_a_complete_deployment_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("d.db").display());
+    // No file yet: not reachable, and nothing is created.
+    let (code, out) = doctor(&db, "http://127.0.0.1:9", &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("FAIL  database") && out.contains("does not exist"),
+        "{out}"
+    );
+    assert!(!dir.path().join("d.db").exists());
+    let (code, out) = doctor(&db, "http://127.0.0.1:9", &["--migrate"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = doctor(&db, "http://localhost:9", &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("ok    JWT secret"), "{out}");
+    assert!(
+        out.contains("ok    session key: OTVI_SESSION_KEY is valid"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ok    provider indee secrets: set: INDEE_API_KEY"),
+        "{out}"
+    );
+    assert!(out.contains("migrations applied"), "{out}");
+    assert!(
+        out.contains("ok    provider acme base URL http://localhost:9: localhost resolves"),
+        "{out}"
+    );
+    assert!(
+        out.contains("everything otvi serve needs is in place"),
+        "{out}"
+    );
+    assert!(!out.contains("FAIL"), "{out}");
+}
+
+#[test]
+fn doctor_names_every_problem_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    // An empty file is an empty SQLite database: reachable, nothing migrated.
+    let file = dir.path().join("empty.db");
+    std::fs::write(&file, b"").unwrap();
+    let db = format!("sqlite://{}", file.display());
+    let mut c = otvi();
+    c.args(["doctor", "--database-url", &db]);
+    for p in otvi::server::providers() {
+        c.args([
+            "--provider-base-url",
+            &format!("{}=https://nowhere.invalid", p.id),
+        ]);
+        for s in p.secrets {
+            c.env_remove(s.env);
+        }
+    }
+    let out = c.env("OTVI_SESSION_KEY", "too-short").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("FAIL  JWT secret: OTVI_JWT_SECRET is not set"),
+        "{text}"
+    );
+    assert!(
+        text.contains("FAIL  session key: OTVI_SESSION_KEY"),
+        "{text}"
+    );
+    assert!(
+        text.contains("FAIL  provider indee secrets: not set: INDEE_API_KEY"),
+        "{text}"
+    );
+    assert!(text.contains("migration(s) not applied"), "{text}");
+    assert!(text.contains("otvi doctor --migrate"), "{text}");
+    assert!(
+        text.contains("FAIL  provider acme base URL https://nowhere.invalid: nowhere.invalid does not resolve"),
+        "{text}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("problem(s) found"));
+    // Nothing was changed: still empty.
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), 0);
+}
+
+#[test]
+fn doctor_checks_postgresql_reachable_and_migrated() {
+    let (code, out) = doctor(
+        "postgres://postgres@127.0.0.1:5432/test",
+        "http://127.0.0.1:9",
+        &["--migrate"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("ok    database postgres://postgres@127.0.0.1:5432/test: reachable"),
+        "{out}"
+    );
+    let (code, out) = doctor(
+        "postgres://postgres:pw@127.0.0.1:1/test",
+        "http://127.0.0.1:9",
+        &[],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("FAIL  database postgres://postgres:***@127.0.0.1:1/test: not reachable"),
+        "{out}"
+    );
+    assert!(!out.contains(":pw@"), "{out}");
+}
