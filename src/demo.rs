@@ -85,6 +85,8 @@ pub async fn run(bind: String) -> Result<(), String> {
     );
     println!("Press Ctrl-C to stop.\n");
     println!("export TOKEN={token}\n");
+    println!("Login console (in a browser): http://{addr}/console#token={token}");
+    println!("OpenAPI document: http://{addr}/api/openapi.json\n");
 
     println!("## acme (providers/acme.yaml): phone + OTP, check, logout, email + password\n");
     println!("# Phone + OTP, step 0: the server sends the (base64-encoded) phone number and asks for a code");

@@ -1,0 +1,306 @@
+"""Drives the login console (/console) in headless Debian chromium with Playwright.
+
+Run by tests/console.rs, which starts the mocks and the server and passes, in the environment:
+
+  OTVI_CONSOLE_URL       the server, http://127.0.0.1:PORT
+  OTVI_CONSOLE_TOKEN     a JWT the server accepts
+  OTVI_CONSOLE_OTP       the acme mock's one-time code
+  OTVI_CONSOLE_SHOTS     the directory for screenshots (created if missing)
+  OTVI_CONSOLE_OPENTV    "user:password:account,account…" of an OpenTV sign-in with several
+                         accounts (optional: the OpenTV part is skipped without it)
+  OTVI_CONSOLE_INDEE     "email idp-url" of an Indee SSO login (optional, likewise)
+  OTVI_CONSOLE_CHROMIUM  the browser (default /usr/bin/chromium)
+
+Controls are found by role and label, and most of it is driven by the keyboard. Exits 0 when
+every assertion holds; otherwise prints what failed and saves failure.png.
+"""
+
+import os
+import re
+import sys
+import time
+import urllib.request
+from urllib.parse import urlsplit
+
+from playwright.sync_api import expect, sync_playwright
+
+URL = os.environ["OTVI_CONSOLE_URL"].rstrip("/")
+TOKEN = os.environ["OTVI_CONSOLE_TOKEN"]
+OTP = os.environ["OTVI_CONSOLE_OTP"]
+SHOTS = os.environ.get("OTVI_CONSOLE_SHOTS", "target/console")
+OPENTV = os.environ.get("OTVI_CONSOLE_OPENTV")
+INDEE = os.environ.get("OTVI_CONSOLE_INDEE")
+CHROMIUM = os.environ.get("OTVI_CONSOLE_CHROMIUM", "/usr/bin/chromium")
+ORIGIN = "{0.scheme}://{0.netloc}".format(urlsplit(URL))
+PHONE_WIDTH = 375
+
+expect.set_options(timeout=10_000)
+started = time.monotonic()
+
+
+def step(text):
+    print(f"[{time.monotonic() - started:5.1f}s] {text}", flush=True)
+
+
+def shot(page, name):
+    path = os.path.join(SHOTS, name)
+    page.screenshot(path=path, full_page=True)
+    step(f"screenshot {path}")
+
+
+def no_horizontal_scroll(page, where):
+    width, scroll = page.evaluate(
+        "[window.innerWidth, document.documentElement.scrollWidth]"
+    )
+    assert scroll <= width, f"{where}: scrolls sideways ({scroll} > {width} px)"
+
+
+def status(page, section):
+    """The live status message of a section (named by its heading)."""
+    msg = page.get_by_role("region", name=section, exact=True).locator(".msg")
+    expect(msg).to_have_attribute("aria-live", "polite")
+    return msg
+
+
+class Watch:
+    """Every request, console error and page error of a browser context's pages."""
+
+    def __init__(self, context):
+        self.requests = []
+        self.errors = []
+        context.on("request", lambda r: self.requests.append(r.url))
+        context.on("page", self.page)
+
+    def page(self, page):
+        page.on(
+            "console",
+            lambda m: m.type == "error" and self.errors.append(m.text),
+        )
+        page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
+
+    def check(self):
+        away = [
+            u
+            for u in self.requests
+            if not (u.startswith(ORIGIN + "/") or u.startswith("data:"))
+        ]
+        assert not away, f"requests away from {ORIGIN}: {away}"
+        assert not self.errors, f"console errors: {self.errors}"
+
+
+def desktop(browser):
+    """acme phone + OTP at desktop width: a bad token, the token, a reload, a wrong code,
+    the right code, check, logout, check."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    watch = Watch(context)
+    page = context.new_page()
+    response = page.goto(URL + "/console")
+    assert response.status == 200, response.status
+    csp = response.headers.get("content-security-policy", "")
+    assert "default-src 'none'" in csp, csp
+    expect(page.get_by_role("heading", level=1)).to_have_text("otvi login console")
+    expect(page.get_by_label("Provider", exact=True)).to_be_hidden()
+
+    step("a token the server refuses: 401 shown")
+    jwt = page.get_by_label("Access token (JWT)", exact=True)
+    jwt.fill("not-a-token")
+    jwt.press("Enter")
+    token_msg = status(page, "Access token")
+    expect(token_msg).to_contain_text("The token was refused (HTTP 401)")
+    expect(token_msg).to_have_class(re.compile(r"\berror\b"))
+    expect(page.get_by_label("Provider", exact=True)).to_be_hidden()
+    # Chromium logs the 401 answer to the console; that one error is expected.
+    refused = [e for e in watch.errors if "401" in e]
+    assert watch.errors == refused and len(refused) <= 1, watch.errors
+    watch.errors.clear()
+
+    step("the token: providers listed; kept over a reload")
+    jwt.fill(TOKEN)
+    jwt.press("Enter")
+    expect(token_msg).to_contain_text("available to this token")
+    expect(page.get_by_label("Provider", exact=True)).to_be_visible()
+    page.reload()
+    expect(page.get_by_label("Access token (JWT)", exact=True)).to_have_value(TOKEN)
+    expect(page.get_by_label("Provider", exact=True)).to_be_visible()
+
+    step("acme, phone + OTP: step 0 drawn from the flow's fields")
+    page.get_by_label("Provider", exact=True).select_option("acme")
+    page.get_by_label("Sign-in method", exact=True).select_option(label="Phone Number")
+    phone = page.get_by_label("Phone Number", exact=True)
+    expect(phone).to_have_attribute("type", "tel")
+    expect(phone).to_have_attribute("required", "")
+    phone.focus()
+    page.keyboard.type("+15551234567")
+    page.keyboard.press("Enter")
+
+    step("the code step: focus on its field")
+    expect(page.get_by_role("group", name="Step 2: Verify Code")).to_be_visible()
+    code = page.get_by_label("Enter Verification Code", exact=True)
+    expect(code).to_be_focused()
+    expect(phone).to_have_count(0)
+
+    step("a wrong code: the error, and the code asked for again")
+    page.keyboard.type("000000")
+    page.keyboard.press("Enter")
+    login_msg = status(page, "Sign in")
+    expect(login_msg).to_have_text("the provider answered HTTP 401")
+    expect(login_msg).to_have_class(re.compile(r"\berror\b"))
+    expect(code).to_be_visible()
+    expect(code).to_be_focused()
+    shot(page, "desktop-wrong-code.png")
+
+    step("the right code: signed in")
+    code.fill(OTP)
+    code.press("Enter")
+    expect(login_msg).to_have_text("Signed in to Acme TV.")
+    expect(code).to_be_hidden()
+    shot(page, "desktop-signed-in.png")
+
+    step("check, logout, check")
+    session_msg = status(page, "Session")
+    page.get_by_role("button", name="Check session").click()
+    expect(session_msg).to_contain_text("valid: true")
+    logout = page.get_by_role("button", name="Log out")
+    logout.focus()
+    page.keyboard.press("Enter")
+    expect(session_msg).to_have_text("Logged out of Acme TV.")
+    expect(login_msg).to_be_empty()
+    expect(page.get_by_label("Phone Number", exact=True)).to_be_visible()
+    page.get_by_role("button", name="Check session").press("Enter")
+    expect(session_msg).to_contain_text("valid: false")
+    shot(page, "desktop-logged-out.png")
+
+    watch.check()
+    context.close()
+
+
+def phone(browser):
+    """At 375 px, opened with #token=…: OpenTV's info field (and a re-prompt), Indee's link
+    field, forgetting the token."""
+    context = browser.new_context(
+        viewport={"width": PHONE_WIDTH, "height": 740},
+        is_mobile=True,
+        has_touch=True,
+        device_scale_factor=2,
+    )
+    watch = Watch(context)
+    page = context.new_page()
+    page.goto(URL + "/console#token=" + TOKEN)
+    step("phone width, token from the fragment")
+    expect(page.get_by_label("Provider", exact=True)).to_be_visible()
+    assert "#" not in page.url, f"the token stayed in the address: {page.url}"
+    expect(page.get_by_label("Access token (JWT)", exact=True)).to_have_value(TOKEN)
+    no_horizontal_scroll(page, "providers listed")
+    login_msg = status(page, "Sign in")
+
+    if OPENTV:
+        user, password, accounts = OPENTV.split(":", 2)
+        accounts = accounts.split(",")
+        step("OpenTV: several accounts, an info field")
+        page.get_by_label("Provider", exact=True).select_option("opentv")
+        page.get_by_label("Sign-in method", exact=True).select_option(label="Username & Password")
+        page.get_by_label("Username", exact=True).fill(user)
+        expect(page.get_by_label("Password", exact=True)).to_have_attribute("type", "password")
+        page.get_by_label("Password", exact=True).fill(password)
+        page.get_by_label("Password", exact=True).press("Enter")
+        account = page.get_by_label("Account to use", exact=True)
+        expect(account).to_be_focused()
+        info = page.locator(".display").filter(has_text="Accounts linked to this sign-in")
+        expect(info).to_be_visible()
+        expect(info.get_by_role("listitem")).to_have_text(accounts)
+        # Display only: not a form control.
+        expect(page.get_by_label("Accounts linked to this sign-in", exact=True)).to_have_count(0)
+        no_horizontal_scroll(page, "info field")
+        shot(page, "phone-info.png")
+
+        step("OpenTV: an account not linked, asked again with the message")
+        page.keyboard.type("nobody")
+        page.keyboard.press("Enter")
+        expect(login_msg).to_contain_text("not linked to this sign-in")
+        expect(info.get_by_role("listitem")).to_have_text(accounts)
+        expect(account).to_be_focused()
+        expect(account).to_have_value("")
+        page.keyboard.type(accounts[-1])
+        page.keyboard.press("Enter")
+        expect(login_msg).to_have_text("Signed in to OpenTV.")
+        page.get_by_role("button", name="Check session").click()
+        expect(status(page, "Session")).to_contain_text("valid: true")
+
+    if INDEE:
+        email, idp = INDEE.split(" ", 1)
+        step("Indee: single sign-on, a link field")
+        page.get_by_label("Provider", exact=True).select_option("indee")
+        page.get_by_label("Sign-in method", exact=True).select_option(label="Single Sign-On")
+        work_email = page.get_by_label("Work email", exact=True)
+        expect(work_email).to_have_attribute("type", "email")
+        work_email.fill(email)
+        work_email.press("Enter")
+        link = page.get_by_role(
+            "link", name="Open this page, sign in, and copy the code it shows"
+        )
+        expect(link).to_have_attribute(
+            "href", re.compile("^" + re.escape(idp) + r"/authorize\?.*state=")
+        )
+        expect(link).to_have_attribute("target", "_blank")
+        expect(link).to_have_attribute("rel", "noopener noreferrer")
+        expect(page.get_by_label("Code from the sign-in page", exact=True)).to_be_focused()
+        no_horizontal_scroll(page, "link field")
+        shot(page, "phone-link.png")
+
+        # The identity provider's page, read here rather than in the browser (whose requests
+        # must all go to the server).
+        with urllib.request.urlopen(link.get_attribute("href"), timeout=10) as r:
+            code = re.search(r'<code id="sso-code">([^<]+)</code>', r.read().decode())
+        assert code, "no code on the identity provider's page"
+        page.keyboard.type(code.group(1))
+        page.keyboard.press("Enter")
+        expect(login_msg).to_have_text("Signed in to Indee.")
+        page.get_by_role("button", name="Sign in again").focus()
+        no_horizontal_scroll(page, "signed in")
+        shot(page, "phone-signed-in.png")
+
+    step("forget the token")
+    page.get_by_role("button", name="Forget token").click()
+    expect(page.get_by_label("Access token (JWT)", exact=True)).to_have_value("")
+    expect(page.get_by_label("Access token (JWT)", exact=True)).to_be_focused()
+    expect(page.get_by_label("Provider", exact=True)).to_be_hidden()
+    assert page.evaluate("sessionStorage.length") == 0
+    page.reload()
+    expect(page.get_by_label("Access token (JWT)", exact=True)).to_have_value("")
+    expect(status(page, "Access token")).to_have_text("Paste a token to start.")
+
+    watch.check()
+    context.close()
+
+
+def main():
+    os.makedirs(SHOTS, exist_ok=True)
+    if os.path.exists(os.path.join(SHOTS, "failure.png")):
+        os.remove(os.path.join(SHOTS, "failure.png"))  # from an earlier run
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
+        )
+        try:
+            desktop(browser)
+            phone(browser)
+        except BaseException:
+            for context in browser.contexts:
+                for page in context.pages:
+                    try:
+                        page.screenshot(path=os.path.join(SHOTS, "failure.png"), full_page=True)
+                        print("page text at the failure:\n" + page.inner_text("body"))
+                    except Exception as e:  # the page may be gone
+                        print(f"(no failure screenshot: {e})")
+            raise
+        finally:
+            browser.close()
+    step("all console checks passed")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except AssertionError as e:
+        print(f"FAILED: {e}", file=sys.stderr)
+        raise
