@@ -217,6 +217,15 @@ async fn every_answer_of_every_endpoint_matches_the_document() {
     let (st, body) = s.check(&alice, "acme").await;
     assert_eq!(json(&body), json!({"valid": true}));
     check(st, &body);
+    // 1.0 is the integer 1 in JSON and in the schema; a session id is a string or null.
+    let (st, body) = s
+        .login(&user("erin"), "acme", r#"{"flow_id":"email_password","step":0.0,"session_id":"x","inputs":{"email":"e@example.com","password":"pw"}}"#)
+        .await;
+    assert_eq!(
+        (st, json(&body)["success"].clone()),
+        (200, json!(true)),
+        "{body}"
+    );
     let dave = user("dave");
     let wrong = r#"{"flow_id":"email_password","step":0,"inputs":{"email":"d@example.com","password":"wrong"}}"#;
     let (st, body) = s.login(&dave, "acme", wrong).await;
@@ -231,6 +240,8 @@ async fn every_answer_of_every_endpoint_matches_the_document() {
         r#"{"flow_id":"email_password","step":-1}"#,
         r#"{"flow_id":"email_password","step":7,"inputs":{}}"#,
         r#"{"flow_id":"email_password","step":0,"inputs":{"email":"a@example.com"}}"#,
+        r#"{"flow_id":"email_password","step":0.5,"inputs":{}}"#,
+        r#"{"flow_id":"email_password","step":0,"session_id":5}"#,
     ] {
         let (st, body) = s.login(&alice, "acme", bad).await;
         assert_eq!(st, 400, "{bad}: {body}");

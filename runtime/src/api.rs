@@ -102,10 +102,30 @@ pub struct LoginRequest {
     /// Zero-based step index: 0 starts the flow, a `next_step.step_index` continues it.
     #[schema(minimum = 0)]
     step: u64,
-    /// The values of the step's fields, by key.
+    /// The values of the step's fields, by key. A number or boolean is taken as its text;
+    /// null as absent.
+    #[schema(schema_with = inputs_schema)]
     inputs: Option<HashMap<String, String>>,
     /// Present for compatibility; unused.
     session_id: Option<String>,
+}
+
+fn inputs_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+    let value = ObjectBuilder::new().schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+        Type::String,
+        Type::Number,
+        Type::Boolean,
+        Type::Null,
+    ]));
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::Object,
+            Type::Null,
+        ]))
+        .additional_properties(Some(AdditionalProperties::RefOr(value.build().into())))
+        .max_properties(Some(MAX_INPUTS))
+        .build()
 }
 
 /// The login answer, exactly the seed's shape.
@@ -378,9 +398,27 @@ pub fn parse_login(body: &[u8]) -> Result<(String, usize, Values), ApiError> {
         .get("flow_id")
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::BadRequest("`flow_id` is required and must be a string".into()))?;
-    let step = obj.get("step").and_then(Value::as_u64).ok_or_else(|| {
-        ApiError::BadRequest("`step` is required and must be a non-negative integer".into())
-    })?;
+    // An integer, however written: JSON (and its schema) count 1.0 as the integer 1.
+    let step = obj
+        .get("step")
+        .and_then(|v| {
+            v.as_u64().or_else(|| {
+                v.as_f64()
+                    .filter(|f| *f >= 0.0 && f.fract() == 0.0)
+                    .map(|f| f as u64)
+            })
+        })
+        .ok_or_else(|| {
+            ApiError::BadRequest("`step` is required and must be a non-negative integer".into())
+        })?;
+    if !matches!(
+        obj.get("session_id"),
+        None | Some(Value::Null | Value::String(_))
+    ) {
+        return Err(ApiError::BadRequest(
+            "`session_id` must be a string or null".into(),
+        ));
+    }
     let mut inputs = Values::new();
     match obj.get("inputs") {
         None | Some(Value::Null) => {}
