@@ -41,6 +41,10 @@ fn main() {
             if changed {
                 keep_fresh(&out);
             }
+            // Sample files (`file:` samples) are checked too, wherever they are.
+            for read in outcome.files.iter().flat_map(|f| &f.reads) {
+                println!("cargo::rerun-if-changed={}", read.display());
+            }
             for f in &outcome.files {
                 eprint!("{}", f.report.render(Format::Human));
                 for d in f.report.diagnostics.iter().filter(|d| !d.is_error()) {

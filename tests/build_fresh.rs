@@ -46,7 +46,8 @@ fn a_restored_generated_dir_is_regenerated_from_the_providers_the_build_names() 
     for entry in std::fs::read_dir(root.join("providers")).unwrap() {
         let path = entry.unwrap().path();
         if path.file_stem().and_then(|s| s.to_str()) != Some(REMOVED) {
-            std::fs::copy(&path, custom.join(path.file_name().unwrap())).unwrap();
+            // Directories too: `samples/` holds the response samples the files name.
+            copy_all(&path, &custom.join(path.file_name().unwrap()));
         }
     }
     let shipped: BTreeSet<String> = otvi_generated::PROVIDERS
@@ -117,6 +118,19 @@ fn build_dir() -> Option<PathBuf> {
 }
 
 /// Copies the workspace's files (tracked, and new ones not ignored; `target/` is not copied).
+/// Copies the file or directory `from` to `to`.
+fn copy_all(from: &Path, to: &Path) {
+    if from.is_dir() {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let path = entry.unwrap().path();
+            copy_all(&path, &to.join(path.file_name().unwrap()));
+        }
+    } else {
+        std::fs::copy(from, to).unwrap();
+    }
+}
+
 fn copy_workspace(from: &Path, to: &Path) {
     let out = Command::new("git")
         .args([

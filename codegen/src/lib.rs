@@ -10,6 +10,7 @@ pub mod emit;
 pub mod graph;
 pub mod lower;
 pub mod model;
+pub mod sample;
 pub mod schema;
 pub mod template;
 pub mod yaml;
@@ -24,6 +25,16 @@ use std::path::{Path, PathBuf};
 pub struct Checked {
     pub report: FileReport,
     pub provider: Option<Provider>,
+    /// Other files it reads (`file:` samples), found or not: a build reruns when one changes.
+    pub reads: Vec<PathBuf>,
+}
+
+/// How files are checked beyond the language's rules.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// `--require-samples`: every outcome of every step (the success of an `on_success` step)
+    /// has a sample that selects it.
+    pub require_samples: bool,
 }
 
 /// The result of checking a set of provider files.
@@ -79,25 +90,35 @@ pub fn collect_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
 
 /// Reads and checks `files`. I/O errors are reported as diagnostics of the file concerned.
 pub fn check_paths(files: &[PathBuf]) -> Outcome {
-    check_paths_from(files, Path::new(""))
+    check_paths_with(files, Options::default())
+}
+
+/// Like `check_paths`, with `options` (`--require-samples`).
+pub fn check_paths_with(files: &[PathBuf], options: Options) -> Outcome {
+    check_paths_from_with(files, Path::new(""), options)
 }
 
 /// Like `check_paths`, naming each file relative to `base` in diagnostics and generated code.
 pub fn check_paths_from(files: &[PathBuf], base: &Path) -> Outcome {
+    check_paths_from_with(files, base, Options::default())
+}
+
+/// `check_paths_from` with `options`.
+pub fn check_paths_from_with(files: &[PathBuf], base: &Path, options: Options) -> Outcome {
     let sources = files
         .iter()
         .map(|f| {
             let name = display_path(f, base);
             match std::fs::read(f) {
-                Ok(bytes) => (name, Ok(bytes)),
-                Err(e) => (name, Err(e)),
+                Ok(bytes) => (name, f, Ok(bytes)),
+                Err(e) => (name, f, Err(e)),
             }
         })
         .collect::<Vec<_>>();
     let mut outcome = Outcome::default();
-    for (name, bytes) in sources {
+    for (name, file, bytes) in sources {
         outcome.files.push(match bytes {
-            Ok(b) => check_one(&name, &b),
+            Ok(b) => check_file(&name, &b, file.parent(), options),
             Err(e) => Checked {
                 report: FileReport {
                     path: name,
@@ -109,6 +130,7 @@ pub fn check_paths_from(files: &[PathBuf], base: &Path) -> Outcome {
                     )],
                 },
                 provider: None,
+                reads: Vec::new(),
             },
         });
     }
@@ -125,8 +147,19 @@ pub fn check_sources<'a>(sources: impl IntoIterator<Item = (&'a str, &'a [u8])>)
     outcome
 }
 
-/// Checks a single file's bytes.
+/// Checks a single file's bytes. `file:` samples are read relative to `path`'s directory.
 pub fn check_one(path: &str, bytes: &[u8]) -> Checked {
+    check_one_with(path, bytes, Options::default())
+}
+
+/// `check_one` with `options`.
+pub fn check_one_with(path: &str, bytes: &[u8], options: Options) -> Checked {
+    check_file(path, bytes, Path::new(path).parent(), options)
+}
+
+/// Checks the bytes of the file named `path` in diagnostics, reading `file:` samples from
+/// `dir` (`None`: the current directory).
+fn check_file(path: &str, bytes: &[u8], dir: Option<&Path>, options: Options) -> Checked {
     let (source, mut diagnostics) = match std::str::from_utf8(bytes) {
         Ok(s) => (
             s.strip_prefix('\u{feff}').unwrap_or(s).to_string(),
@@ -153,18 +186,25 @@ pub fn check_one(path: &str, bytes: &[u8]) -> Checked {
                     diagnostics: vec![d],
                 },
                 provider: None,
+                reads: Vec::new(),
             };
         }
     };
     let (root, yaml_diags) = yaml::parse(&source);
     diagnostics.extend(yaml_diags);
     let mut provider = None;
+    let mut reads = Vec::new();
     if let Some(root) = root {
         let mut lower = lower::Lower::default();
+        lower.sample_dir = dir
+            .filter(|d| !d.as_os_str().is_empty())
+            .map(Path::to_path_buf);
         provider = lower.provider(&root);
         diagnostics.append(&mut lower.diags);
+        reads = lower.sample_files;
         if let Some(p) = &provider {
             check::provider(p, &mut diagnostics);
+            check::samples::check(p, options.require_samples, &mut diagnostics);
         }
     }
     diagnostics.sort_by_key(|d| (d.span.start, d.severity == diag::Severity::Warning));
@@ -179,6 +219,7 @@ pub fn check_one(path: &str, bytes: &[u8]) -> Checked {
             diagnostics,
         },
         provider,
+        reads,
     }
 }
 

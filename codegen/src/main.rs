@@ -27,6 +27,9 @@ enum Command {
         /// Treat warnings as errors.
         #[arg(long)]
         deny_warnings: bool,
+        /// Every outcome of every step needs a response sample that selects it.
+        #[arg(long)]
+        require_samples: bool,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Command::Check {
             paths,
             deny_warnings,
+            require_samples,
             format,
         } => {
             let files = match otvi_codegen::collect_files(&paths) {
@@ -63,7 +67,10 @@ fn main() -> ExitCode {
                 eprintln!("error: no provider files (*.yaml, *.yml) found");
                 return ExitCode::from(2);
             }
-            let mut outcome = otvi_codegen::check_paths(&files);
+            let mut outcome = otvi_codegen::check_paths_with(
+                &files,
+                otvi_codegen::Options { require_samples },
+            );
             if deny_warnings {
                 for f in &mut outcome.files {
                     for d in &mut f.report.diagnostics {

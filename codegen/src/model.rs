@@ -136,6 +136,11 @@ pub struct Step {
     /// What the response leads to, tried in order. `on_success` (with `success_status` and
     /// `success_when`) is lowered to a single outcome, so both forms are one mechanism.
     pub outcomes: Vec<Outcome>,
+    /// `samples:` on the step: recorded responses, whichever outcome they select (none: the
+    /// step fails). Build-time only, never emitted.
+    pub samples: Vec<Sample>,
+    /// Written in the `on_success` form rather than with `outcomes:`.
+    pub success_form: bool,
     pub span: Span,
 }
 
@@ -151,6 +156,16 @@ impl Step {
             .filter_map(|o| o.prompt.as_ref())
             .flat_map(|p| p.fields.iter())
     }
+    /// Every sample of the step: its own, then each outcome's, with the index of the outcome
+    /// it is listed under (`None`: the step's own).
+    pub fn all_samples(&self) -> impl Iterator<Item = (Option<usize>, &Sample)> {
+        self.samples.iter().map(|s| (None, s)).chain(
+            self.outcomes
+                .iter()
+                .enumerate()
+                .flat_map(|(j, o)| o.samples.iter().map(move |s| (Some(j), s))),
+        )
+    }
 }
 
 /// One entry of `outcomes` (or the success outcome of `on_success`).
@@ -163,6 +178,9 @@ pub struct Outcome {
     pub then: Then,
     /// `message`: shown in `error` alongside `next_step`.
     pub message: Option<S<String>>,
+    /// `samples:` listed under this outcome (under `on_success` in that form): recorded
+    /// responses that must select it. Build-time only, never emitted.
+    pub samples: Vec<Sample>,
     pub span: Span,
 }
 
@@ -181,6 +199,35 @@ impl Outcome {
             Then::Complete(s) => *s,
             Then::Fail(f) => f.span,
             Then::Continue(None) => self.span,
+        }
+    }
+}
+
+/// A recorded provider response (`samples:`), checked against the step at build time: which
+/// outcome it selects, and that what that outcome extracts is there.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// `name:`, for messages.
+    pub name: Option<S<String>>,
+    pub status: S<u16>,
+    /// `headers:`, in file order; a name may repeat (several `Set-Cookie`).
+    pub headers: Vec<(S<String>, S<String>)>,
+    /// The body's bytes, as the provider would send them: a YAML mapping or list as JSON, a
+    /// scalar as its text, `file:` as the file holds it; empty without either.
+    pub body: Vec<u8>,
+    /// `file:`, as written, when the body comes from a file.
+    pub file: Option<S<String>>,
+    pub span: Span,
+}
+
+impl Sample {
+    /// How messages name the sample: by `name`, else by `file`, with its line.
+    pub fn label(&self) -> String {
+        let line = self.span.start.line;
+        match (&self.name, &self.file) {
+            (Some(n), _) => format!("sample `{}` (line {line})", n.v),
+            (None, Some(f)) => format!("sample `{}` (line {line})", f.v),
+            (None, None) => format!("the sample at line {line}"),
         }
     }
 }

@@ -84,6 +84,32 @@ fn extract() -> Value {
     })
 }
 
+/// `samples:`: recorded responses, checked at build time.
+fn samples() -> Value {
+    let mut sample = object(keys::SAMPLE, &["status"], |k| match k {
+        "name" => json!({ "type": "string", "description": "names the sample in messages" }),
+        "status" => status(),
+        "headers" => json!({
+            "type": "object",
+            "description": "header name -> value, or a list of values (several Set-Cookie)",
+            "additionalProperties": { "oneOf": [
+                { "type": "string" },
+                { "type": "array", "items": { "type": "string" } }
+            ] }
+        }),
+        "body" => {
+            json!({ "description": "the body: a mapping or list is JSON, a string the body's text" })
+        }
+        _ => {
+            json!({ "type": "string", "description": "a JSON file holding the body, relative to the provider file" })
+        }
+    });
+    if let Value::Object(m) = &mut sample {
+        m.insert("not".into(), json!({ "required": ["body", "file"] }));
+    }
+    json!({ "type": "array", "items": sample })
+}
+
 fn prompt() -> Value {
     json!({ "type": "array", "items": field() })
 }
@@ -97,6 +123,7 @@ fn outcome() -> Value {
             json!({ "type": ["string", "integer"], "description": "a step id, or a step index" })
         }
         "complete" => json!({ "type": "boolean" }),
+        "samples" => samples(),
         "fail" => json!({ "oneOf": [
             { "type": "string" },
             object(keys::FAIL, &[], |k| match k {
@@ -136,8 +163,10 @@ pub fn schema() -> Value {
             json!({ "type": "string", "description": "a JSONPath to the provider's error text" })
         }
         "outcomes" => json!({ "type": "array", "items": outcome(), "minItems": 1 }),
+        "samples" => samples(),
         "on_success" => object(keys::ON_SUCCESS, &[], |k| match k {
             "extract" => extract(),
+            "samples" => samples(),
             _ => prompt(),
         }),
         _ => json!({ "type": "string" }),

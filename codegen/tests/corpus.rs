@@ -5,8 +5,11 @@
 //! # expect: error 15:11 unknown-key: unknown key `on_sucess` in a step
 //! # expect-help: did you mean `on_success`?
 //! ```
+//!
+//! A line `# check: --require-samples` checks the file with that option. `file:` samples are
+//! read relative to the file, from `tests/invalid/samples/`.
 
-use otvi_codegen::check_one;
+use otvi_codegen::{check_one_with, Options};
 use std::path::Path;
 
 #[test]
@@ -36,7 +39,10 @@ fn every_invalid_file_reports_exactly_its_expected_diagnostics() {
             failures.push(format!("{name}: no `# expect:` line"));
             continue;
         }
-        let checked = check_one(&name, text.as_bytes());
+        let options = Options {
+            require_samples: text.lines().any(|l| l == "# check: --require-samples"),
+        };
+        let checked = check_one_with(file.to_str().unwrap(), text.as_bytes(), options);
         let diags = &checked.report.diagnostics;
         let found: Vec<String> = diags
             .iter()

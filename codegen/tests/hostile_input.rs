@@ -108,3 +108,18 @@ fn a_billion_laughs_alias_bomb_is_an_error() {
     }
     assert_eq!(codes(src.as_bytes()), vec!["yaml-alias-budget"]);
 }
+
+#[test]
+fn thousands_of_extracts_times_dozens_of_samples_stop_at_the_work_limit() {
+    let mut src = String::from(
+        "provider: { id: t, name: T }\ndefaults: { base_url: 'https://a.example' }\nauth:\n  flows:\n    - id: f\n      name: F\n      steps:\n        - name: S\n          request: { method: GET, path: /x }\n          on_success:\n            extract:\n",
+    );
+    for i in 0..5_000 {
+        src.push_str(&format!("              k{i}: \"$..items[*].v{i}\"\n"));
+    }
+    src.push_str("            samples:\n");
+    for _ in 0..64 {
+        src.push_str("              - { status: 200, body: { data: { items: [ { v0: 1, v1: 2 }, { v3: 4 } ] } } }\n");
+    }
+    assert_eq!(codes(src.as_bytes()), vec!["sample-work"]);
+}

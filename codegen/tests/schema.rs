@@ -25,6 +25,37 @@ fn every_shipped_provider_file_validates_against_the_schema() {
 }
 
 #[test]
+fn samples_validate_in_every_place_they_may_stand() {
+    let v = validator();
+    let doc = as_json(
+        r#"
+provider: { id: s, name: S }
+auth:
+  flows:
+    - id: f
+      name: F
+      steps:
+        - name: S
+          request: { method: GET, path: "https://a.example/x" }
+          on_success:
+            samples: [ { name: ok, status: 200, headers: { Set-Cookie: [ "a=1", "b=2" ] }, body: [ 1, "two" ] } ]
+          samples: [ { status: 502, body: "<html>" }, { status: 401, file: samples/denied.json } ]
+        - name: T
+          request: { method: GET, path: "https://a.example/y" }
+          outcomes:
+            - when: { status: 200 }
+              samples: [ { status: 200 } ]
+"#,
+    );
+    let errors: Vec<String> = v.iter_errors(&doc).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let both = as_json(
+        "provider: { id: s, name: S }\nauth:\n  flows:\n    - id: f\n      name: F\n      steps:\n        - name: S\n          request: { method: GET, path: \"https://a.example/x\" }\n          samples: [ { status: 200, body: {}, file: x.json } ]\n",
+    );
+    assert!(!v.is_valid(&both), "`body` and `file` together");
+}
+
+#[test]
 fn a_file_with_an_unknown_key_fails_the_schema() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/invalid");
     let v = validator();
@@ -35,6 +66,7 @@ fn a_file_with_an_unknown_key_fails_the_schema() {
         "when-unknown-key.yaml",
         "extract-source-problems.yaml",
         "value-on-collected-field.yaml",
+        "sample-shape.yaml",
     ] {
         let doc = as_json(&std::fs::read_to_string(dir.join(name)).unwrap());
         assert!(!v.is_valid(&doc), "{name} should fail the schema");

@@ -145,15 +145,15 @@ pub mod email_password {
         uses_session: false,
     };
 }
-/// Flow `phone_otp`, "Phone Number" (providers/acme.yaml:44).
+/// Flow `phone_otp`, "Phone Number" (providers/acme.yaml:54).
 pub mod phone_otp {
     use super::*;
     /// Inputs of flow `phone_otp`, and fields its steps prompt for; absent until sent.
     #[derive(Debug, Clone, Default)]
     pub struct Inputs {
-        /// `phone` (providers/acme.yaml:47).
+        /// `phone` (providers/acme.yaml:57).
         pub phone: Option<String>,
-        /// `otp` (providers/acme.yaml:66).
+        /// `otp` (providers/acme.yaml:78).
         pub otp: Option<String>,
     }
     impl Inputs {
@@ -165,7 +165,7 @@ pub mod phone_otp {
             }
         }
     }
-    /// Step 0 `Send Verification Code` (providers/acme.yaml:53): POST /v2/auth/otp/send.
+    /// Step 0 `Send Verification Code` (providers/acme.yaml:63): POST /v2/auth/otp/send.
     pub fn send_verification_code(cx: &StepCx<'_>) -> Result<Outbound, StepError> {
         let input = Inputs::read(cx);
         let url = cx.url("/v2/auth/otp/send");
@@ -179,11 +179,11 @@ pub mod phone_otp {
         req.body(body);
         Ok(req)
     }
-    /// `$.data.request_id`, read by step 0 (providers/acme.yaml:64).
+    /// `$.data.request_id`, read by step 0 (providers/acme.yaml:74).
     static SEND_VERIFICATION_CODE_REQUEST_ID: JsonPath = JsonPath::new(
         "$.data.request_id",
     );
-    /// Step 0 outcome 0 (providers/acme.yaml:63): when the status is 2xx; keeps `request_id`; asks for `otp`; then step 1 `Verify Code`.
+    /// Step 0 outcome 0 (providers/acme.yaml:73): when the status is 2xx; keeps `request_id`; asks for `otp`; then step 1 `Verify Code`.
     static SEND_VERIFICATION_CODE_0: OutcomeDef = OutcomeDef {
         extract: &[
             ExtractDef {
@@ -203,7 +203,7 @@ pub mod phone_otp {
         ],
         then: Then::Step(1),
         message: None,
-        at: "providers/acme.yaml:63",
+        at: "providers/acme.yaml:73",
     };
     /// The outcome of step 0 `Send Verification Code` that a response selects: the first, in file order, whose conditions hold; `None` fails the step.
     pub fn send_verification_code_outcome(r: &Reply) -> Option<&'static OutcomeDef> {
@@ -212,7 +212,7 @@ pub mod phone_otp {
         }
         None
     }
-    /// Step 1 `Verify Code` (providers/acme.yaml:71): POST /v2/auth/otp/verify.
+    /// Step 1 `Verify Code` (providers/acme.yaml:83): POST /v2/auth/otp/verify.
     pub fn verify_code(cx: &StepCx<'_>) -> Result<Outbound, StepError> {
         let input = Inputs::read(cx);
         let url = cx.url("/v2/auth/otp/verify");
@@ -230,11 +230,11 @@ pub mod phone_otp {
         req.body(body);
         Ok(req)
     }
-    /// `$.data.access_token`, read by step 1 (providers/acme.yaml:83).
+    /// `$.data.access_token`, read by step 1 (providers/acme.yaml:95).
     static VERIFY_CODE_ACCESS_TOKEN: JsonPath = JsonPath::new("$.data.access_token");
-    /// `$.data.refresh_token`, read by step 1 (providers/acme.yaml:84).
+    /// `$.data.refresh_token`, read by step 1 (providers/acme.yaml:96).
     static VERIFY_CODE_REFRESH_TOKEN: JsonPath = JsonPath::new("$.data.refresh_token");
-    /// Step 1 outcome 0 (providers/acme.yaml:82): when the status is 2xx; keeps `access_token`, `refresh_token`; completes the run.
+    /// Step 1 outcome 0 (providers/acme.yaml:94): when the status is 2xx; keeps `access_token`, `refresh_token`; completes the run.
     static VERIFY_CODE_0: OutcomeDef = OutcomeDef {
         extract: &[
             ExtractDef {
@@ -251,7 +251,7 @@ pub mod phone_otp {
         prompt: &[],
         then: Then::Complete,
         message: None,
-        at: "providers/acme.yaml:82",
+        at: "providers/acme.yaml:94",
     };
     /// The outcome of step 1 `Verify Code` that a response selects: the first, in file order, whose conditions hold; `None` fails the step.
     pub fn verify_code_outcome(r: &Reply) -> Option<&'static OutcomeDef> {
@@ -260,7 +260,7 @@ pub mod phone_otp {
         }
         None
     }
-    /// Flow `phone_otp` (providers/acme.yaml:44).
+    /// Flow `phone_otp` (providers/acme.yaml:54).
     pub static FLOW: FlowDef = FlowDef {
         id: "phone_otp",
         name: "Phone Number",
@@ -297,7 +297,7 @@ pub mod phone_otp {
         uses_session: false,
     };
 }
-/// The logout request (providers/acme.yaml:88): POST /v2/auth/logout.
+/// The logout request (providers/acme.yaml:108): POST /v2/auth/logout.
 pub fn logout(cx: &StepCx<'_>) -> Result<Outbound, StepError> {
     let url = cx.url("/v2/auth/logout");
     let mut req = Outbound::new(Method::POST, url);

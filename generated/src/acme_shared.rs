@@ -130,7 +130,7 @@ pub mod email_password {
         uses_session: false,
     };
 }
-/// The logout request (providers/acme-shared.yaml:29): POST /v2/auth/logout.
+/// The logout request (providers/acme-shared.yaml:37): POST /v2/auth/logout.
 pub fn logout(cx: &StepCx<'_>) -> Result<Outbound, StepError> {
     let url = cx.url("/v2/auth/logout");
     let mut req = Outbound::new(Method::POST, url);

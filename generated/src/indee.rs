@@ -13,7 +13,7 @@ use otvi_runtime::request::{
 use otvi_runtime::response::{Expect, Reply};
 #[allow(unused_imports)]
 use otvi_runtime::JsonPath;
-/// Provider `indee`, "Indee" (providers/indee.yaml:8).
+/// Provider `indee`, "Indee" (providers/indee.yaml:13).
 pub static PROVIDER: ProviderDef = ProviderDef {
     id: "indee",
     name: "Indee",
@@ -30,15 +30,15 @@ pub static PROVIDER: ProviderDef = ProviderDef {
     ],
     source: "providers/indee.yaml",
 };
-/// Flow `password`, "Username & Password" (providers/indee.yaml:18).
+/// Flow `password`, "Username & Password" (providers/indee.yaml:23).
 pub mod password {
     use super::*;
     /// Inputs of flow `password`, and fields its steps prompt for; absent until sent.
     #[derive(Debug, Clone, Default)]
     pub struct Inputs {
-        /// `username` (providers/indee.yaml:21).
+        /// `username` (providers/indee.yaml:26).
         pub username: Option<String>,
-        /// `password` (providers/indee.yaml:22).
+        /// `password` (providers/indee.yaml:27).
         pub password: Option<Secret>,
     }
     impl Inputs {
@@ -50,7 +50,7 @@ pub mod password {
             }
         }
     }
-    /// Step 0 `Sign In` (providers/indee.yaml:24): POST /v1/admin/auth/login.
+    /// Step 0 `Sign In` (providers/indee.yaml:29): POST /v1/admin/auth/login.
     pub fn sign_in(cx: &StepCx<'_>) -> Result<Outbound, StepError> {
         let input = Inputs::read(cx);
         let url = cx.url("/v1/admin/auth/login");
@@ -74,15 +74,15 @@ pub mod password {
         req.body(body);
         Ok(req)
     }
-    /// `$.status_code`, read by step 0 (providers/indee.yaml:34).
+    /// `$.status_code`, read by step 0 (providers/indee.yaml:39).
     static SIGN_IN_STATUS_CODE: JsonPath = JsonPath::new("$.status_code");
-    /// `$.token`, read by step 0 (providers/indee.yaml:38).
+    /// `$.token`, read by step 0 (providers/indee.yaml:43).
     static SIGN_IN_TOKEN: JsonPath = JsonPath::new("$.token");
-    /// `$.refresh_token`, read by step 0 (providers/indee.yaml:39).
+    /// `$.refresh_token`, read by step 0 (providers/indee.yaml:44).
     static SIGN_IN_REFRESH_TOKEN: JsonPath = JsonPath::new("$.refresh_token");
-    /// `$.status_message`, read by step 0 (providers/indee.yaml:35).
+    /// `$.status_message`, read by step 0 (providers/indee.yaml:40).
     static SIGN_IN_STATUS_MESSAGE: JsonPath = JsonPath::new("$.status_message");
-    /// Step 0 outcome 0 (providers/indee.yaml:37): when the status is 2xx and `$.status_code` is "A0000"; keeps `token`, `refresh_token`; completes the run.
+    /// Step 0 outcome 0 (providers/indee.yaml:42): when the status is 2xx and `$.status_code` is "A0000"; keeps `token`, `refresh_token`; completes the run.
     static SIGN_IN_0: OutcomeDef = OutcomeDef {
         extract: &[
             ExtractDef {
@@ -99,7 +99,7 @@ pub mod password {
         prompt: &[],
         then: Then::Complete,
         message: None,
-        at: "providers/indee.yaml:37",
+        at: "providers/indee.yaml:42",
     };
     /// The outcome of step 0 `Sign In` that a response selects: the first, in file order, whose conditions hold; `None` fails the step.
     pub fn sign_in_outcome(r: &Reply) -> Option<&'static OutcomeDef> {
@@ -110,7 +110,7 @@ pub mod password {
         }
         None
     }
-    /// Flow `password` (providers/indee.yaml:18).
+    /// Flow `password` (providers/indee.yaml:23).
     pub static FLOW: FlowDef = FlowDef {
         id: "password",
         name: "Username & Password",
@@ -145,15 +145,15 @@ pub mod password {
         uses_session: false,
     };
 }
-/// Flow `sso`, "Single Sign-On" (providers/indee.yaml:41).
+/// Flow `sso`, "Single Sign-On" (providers/indee.yaml:63).
 pub mod sso {
     use super::*;
     /// Inputs of flow `sso`, and fields its steps prompt for; absent until sent.
     #[derive(Debug, Clone, Default)]
     pub struct Inputs {
-        /// `email` (providers/indee.yaml:44).
+        /// `email` (providers/indee.yaml:66).
         pub email: Option<String>,
-        /// `code` (providers/indee.yaml:63).
+        /// `code` (providers/indee.yaml:95).
         pub code: Option<String>,
     }
     impl Inputs {
@@ -165,7 +165,7 @@ pub mod sso {
             }
         }
     }
-    /// Step 0 `Start Single Sign-On` (providers/indee.yaml:46): POST /v1/admin/auth/sso/initiate.
+    /// Step 0 `Start Single Sign-On` (providers/indee.yaml:68): POST /v1/admin/auth/sso/initiate.
     pub fn start_single_sign_on(cx: &StepCx<'_>) -> Result<Outbound, StepError> {
         let input = Inputs::read(cx);
         let url = cx.url("/v1/admin/auth/sso/initiate");
@@ -184,24 +184,24 @@ pub mod sso {
         req.body(body);
         Ok(req)
     }
-    /// `$.status_code`, read by step 0 (providers/indee.yaml:51).
+    /// `$.status_code`, read by step 0 (providers/indee.yaml:73).
     static START_SINGLE_SIGN_ON_STATUS_CODE: JsonPath = JsonPath::new("$.status_code");
-    /// `$.state`, read by step 0 (providers/indee.yaml:55).
+    /// `$.state`, read by step 0 (providers/indee.yaml:77).
     static START_SINGLE_SIGN_ON_STATE: JsonPath = JsonPath::new("$.state");
-    /// `$.nonce`, read by step 0 (providers/indee.yaml:56).
+    /// `$.nonce`, read by step 0 (providers/indee.yaml:78).
     static START_SINGLE_SIGN_ON_NONCE: JsonPath = JsonPath::new("$.nonce");
-    /// `$.redirect`, read by step 0 (providers/indee.yaml:57).
+    /// `$.redirect`, read by step 0 (providers/indee.yaml:79).
     static START_SINGLE_SIGN_ON_REDIRECT: JsonPath = JsonPath::new("$.redirect");
-    /// `$.status_message`, read by step 0 (providers/indee.yaml:52).
+    /// `$.status_message`, read by step 0 (providers/indee.yaml:74).
     static START_SINGLE_SIGN_ON_STATUS_MESSAGE: JsonPath = JsonPath::new(
         "$.status_message",
     );
-    /// The value of display field `sso_page` (providers/indee.yaml:59), rendered after the step's extraction.
+    /// The value of display field `sso_page` (providers/indee.yaml:91), rendered after the step's extraction.
     fn start_single_sign_on_sso_page(cx: &StepCx<'_>) -> Result<String, StepError> {
         let value = String::from(cx.stored("redirect")?);
         Ok(value)
     }
-    /// Step 0 outcome 0 (providers/indee.yaml:54): when the status is 2xx and `$.status_code` is "A0000"; keeps `state`, `nonce`, `redirect`; asks for `sso_page`, `code`; then step 1 `Finish Single Sign-On`.
+    /// Step 0 outcome 0 (providers/indee.yaml:76): when the status is 2xx and `$.status_code` is "A0000"; keeps `state`, `nonce`, `redirect`; asks for `sso_page`, `code`; then step 1 `Finish Single Sign-On`.
     static START_SINGLE_SIGN_ON_0: OutcomeDef = OutcomeDef {
         extract: &[
             ExtractDef {
@@ -238,7 +238,7 @@ pub mod sso {
         ],
         then: Then::Step(1),
         message: None,
-        at: "providers/indee.yaml:54",
+        at: "providers/indee.yaml:76",
     };
     /// The outcome of step 0 `Start Single Sign-On` that a response selects: the first, in file order, whose conditions hold; `None` fails the step.
     pub fn start_single_sign_on_outcome(r: &Reply) -> Option<&'static OutcomeDef> {
@@ -249,7 +249,7 @@ pub mod sso {
         }
         None
     }
-    /// Step 1 `Finish Single Sign-On` (providers/indee.yaml:64): POST /v1/admin/auth/sso/login.
+    /// Step 1 `Finish Single Sign-On` (providers/indee.yaml:96): POST /v1/admin/auth/sso/login.
     pub fn finish_single_sign_on(cx: &StepCx<'_>) -> Result<Outbound, StepError> {
         let input = Inputs::read(cx);
         let url = cx.url("/v1/admin/auth/sso/login");
@@ -274,19 +274,19 @@ pub mod sso {
         req.body(body);
         Ok(req)
     }
-    /// `$.status_code`, read by step 1 (providers/indee.yaml:77).
+    /// `$.status_code`, read by step 1 (providers/indee.yaml:109).
     static FINISH_SINGLE_SIGN_ON_STATUS_CODE: JsonPath = JsonPath::new("$.status_code");
-    /// `$.token`, read by step 1 (providers/indee.yaml:81).
+    /// `$.token`, read by step 1 (providers/indee.yaml:113).
     static FINISH_SINGLE_SIGN_ON_TOKEN: JsonPath = JsonPath::new("$.token");
-    /// `$.refresh_token`, read by step 1 (providers/indee.yaml:82).
+    /// `$.refresh_token`, read by step 1 (providers/indee.yaml:114).
     static FINISH_SINGLE_SIGN_ON_REFRESH_TOKEN: JsonPath = JsonPath::new(
         "$.refresh_token",
     );
-    /// `$.status_message`, read by step 1 (providers/indee.yaml:78).
+    /// `$.status_message`, read by step 1 (providers/indee.yaml:110).
     static FINISH_SINGLE_SIGN_ON_STATUS_MESSAGE: JsonPath = JsonPath::new(
         "$.status_message",
     );
-    /// Step 1 outcome 0 (providers/indee.yaml:80): when the status is 2xx and `$.status_code` is "A0000"; keeps `token`, `refresh_token`; completes the run.
+    /// Step 1 outcome 0 (providers/indee.yaml:112): when the status is 2xx and `$.status_code` is "A0000"; keeps `token`, `refresh_token`; completes the run.
     static FINISH_SINGLE_SIGN_ON_0: OutcomeDef = OutcomeDef {
         extract: &[
             ExtractDef {
@@ -303,7 +303,7 @@ pub mod sso {
         prompt: &[],
         then: Then::Complete,
         message: None,
-        at: "providers/indee.yaml:80",
+        at: "providers/indee.yaml:112",
     };
     /// The outcome of step 1 `Finish Single Sign-On` that a response selects: the first, in file order, whose conditions hold; `None` fails the step.
     pub fn finish_single_sign_on_outcome(r: &Reply) -> Option<&'static OutcomeDef> {
@@ -314,7 +314,7 @@ pub mod sso {
         }
         None
     }
-    /// Flow `sso` (providers/indee.yaml:41).
+    /// Flow `sso` (providers/indee.yaml:63).
     pub static FLOW: FlowDef = FlowDef {
         id: "sso",
         name: "Single Sign-On",
@@ -351,10 +351,10 @@ pub mod sso {
         uses_session: false,
     };
 }
-/// Flow `refresh`, "Refresh Access Token" (providers/indee.yaml:86).
+/// Flow `refresh`, "Refresh Access Token" (providers/indee.yaml:123).
 pub mod refresh {
     use super::*;
-    /// Step 0 `Refresh` (providers/indee.yaml:89): POST /v1/admin/auth/refresh.
+    /// Step 0 `Refresh` (providers/indee.yaml:126): POST /v1/admin/auth/refresh.
     pub fn refresh(cx: &StepCx<'_>) -> Result<Outbound, StepError> {
         let url = cx.url("/v1/admin/auth/refresh");
         let mut req = Outbound::new(Method::POST, url);
@@ -372,13 +372,13 @@ pub mod refresh {
         req.body(body);
         Ok(req)
     }
-    /// `$.status_code`, read by step 0 (providers/indee.yaml:96).
+    /// `$.status_code`, read by step 0 (providers/indee.yaml:133).
     static REFRESH_STATUS_CODE: JsonPath = JsonPath::new("$.status_code");
-    /// `$.token`, read by step 0 (providers/indee.yaml:97).
+    /// `$.token`, read by step 0 (providers/indee.yaml:134).
     static REFRESH_TOKEN: JsonPath = JsonPath::new("$.token");
-    /// `$.status_message`, read by step 0 (providers/indee.yaml:102).
+    /// `$.status_message`, read by step 0 (providers/indee.yaml:146).
     static REFRESH_STATUS_MESSAGE: JsonPath = JsonPath::new("$.status_message");
-    /// Step 0 outcome 0 (providers/indee.yaml:96): when the status is 200 and `$.status_code` is "A0000"; keeps `token`; completes the run.
+    /// Step 0 outcome 0 (providers/indee.yaml:133): when the status is 200 and `$.status_code` is "A0000"; keeps `token`; completes the run.
     static REFRESH_0: OutcomeDef = OutcomeDef {
         extract: &[
             ExtractDef {
@@ -390,9 +390,9 @@ pub mod refresh {
         prompt: &[],
         then: Then::Complete,
         message: None,
-        at: "providers/indee.yaml:96",
+        at: "providers/indee.yaml:133",
     };
-    /// Step 0 outcome 1 (providers/indee.yaml:100): when the status is 401 and `$.status_code` is "A2003"; fails with the provider's message at `$.status_message` and deletes the session.
+    /// Step 0 outcome 1 (providers/indee.yaml:144): when the status is 401 and `$.status_code` is "A2003"; fails with the provider's message at `$.status_message` and deletes the session.
     static REFRESH_1: OutcomeDef = OutcomeDef {
         extract: &[],
         prompt: &[],
@@ -402,7 +402,7 @@ pub mod refresh {
             clear_session: true,
         }),
         message: None,
-        at: "providers/indee.yaml:100",
+        at: "providers/indee.yaml:144",
     };
     /// The outcome of step 0 `Refresh` that a response selects: the first, in file order, whose conditions hold; `None` fails the step.
     pub fn refresh_outcome(r: &Reply) -> Option<&'static OutcomeDef> {
@@ -414,7 +414,7 @@ pub mod refresh {
         }
         None
     }
-    /// Flow `refresh` (providers/indee.yaml:86).
+    /// Flow `refresh` (providers/indee.yaml:123).
     pub static FLOW: FlowDef = FlowDef {
         id: "refresh",
         name: "Refresh Access Token",
@@ -434,7 +434,7 @@ pub mod refresh {
         uses_session: true,
     };
 }
-/// The logout request (providers/indee.yaml:108): POST /v1/admin/auth/logout.
+/// The logout request (providers/indee.yaml:155): POST /v1/admin/auth/logout.
 pub fn logout(cx: &StepCx<'_>) -> Result<Outbound, StepError> {
     let url = cx.url("/v1/admin/auth/logout");
     let mut req = Outbound::new(Method::POST, url);

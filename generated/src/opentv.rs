@@ -35,7 +35,7 @@ pub mod sign_on {
         pub username: Option<String>,
         /// `password` (providers/opentv.yaml:21).
         pub password: Option<Secret>,
-        /// `account` (providers/opentv.yaml:55).
+        /// `account` (providers/opentv.yaml:70).
         pub account: Option<String>,
     }
     impl Inputs {
@@ -70,19 +70,19 @@ pub mod sign_on {
         req.body(body);
         Ok(req)
     }
-    /// `$.access_token`, read by step 0 (providers/opentv.yaml:41).
+    /// `$.access_token`, read by step 0 (providers/opentv.yaml:44).
     static SIGN_ON_ACCESS_TOKEN: JsonPath = JsonPath::new("$.access_token");
-    /// `$.refresh_token`, read by step 0 (providers/opentv.yaml:42).
+    /// `$.refresh_token`, read by step 0 (providers/opentv.yaml:45).
     static SIGN_ON_REFRESH_TOKEN: JsonPath = JsonPath::new("$.refresh_token");
-    /// `$.accountId`, read by step 0 (providers/opentv.yaml:43).
+    /// `$.accountId`, read by step 0 (providers/opentv.yaml:46).
     static SIGN_ON_ACCOUNTID: JsonPath = JsonPath::new("$.accountId");
-    /// `$.userAccountToken`, read by step 0 (providers/opentv.yaml:48).
+    /// `$.userAccountToken`, read by step 0 (providers/opentv.yaml:53).
     static SIGN_ON_USERACCOUNTTOKEN: JsonPath = JsonPath::new("$.userAccountToken");
-    /// `$.accounts[*].username`, read by step 0 (providers/opentv.yaml:49).
+    /// `$.accounts[*].username`, read by step 0 (providers/opentv.yaml:54).
     static SIGN_ON_USERNAME: JsonPath = JsonPath::new("$.accounts[*].username");
     /// `$.message`, read by step 0 (providers/opentv.yaml:37).
     static SIGN_ON_MESSAGE: JsonPath = JsonPath::new("$.message");
-    /// Step 0 outcome 0 (providers/opentv.yaml:39): when the status is 201; keeps `access_token`, `refresh_token`, `account_id`; completes the run.
+    /// Step 0 outcome 0 (providers/opentv.yaml:42): when the status is 201; keeps `access_token`, `refresh_token`, `account_id`; completes the run.
     static SIGN_ON_0: OutcomeDef = OutcomeDef {
         extract: &[
             ExtractDef {
@@ -104,14 +104,14 @@ pub mod sign_on {
         prompt: &[],
         then: Then::Complete,
         message: None,
-        at: "providers/opentv.yaml:39",
+        at: "providers/opentv.yaml:42",
     };
-    /// The value of display field `linked_accounts` (providers/opentv.yaml:51), rendered after the step's extraction.
+    /// The value of display field `linked_accounts` (providers/opentv.yaml:66), rendered after the step's extraction.
     fn sign_on_linked_accounts(cx: &StepCx<'_>) -> Result<String, StepError> {
         let value = String::from(cx.stored("accounts")?);
         Ok(value)
     }
-    /// Step 0 outcome 1 (providers/opentv.yaml:46): when the status is 300; keeps `user_account_token`, `accounts`; asks for `linked_accounts`, `account`; then step 1 `Choose Account`.
+    /// Step 0 outcome 1 (providers/opentv.yaml:51): when the status is 300; keeps `user_account_token`, `accounts`; asks for `linked_accounts`, `account`; then step 1 `Choose Account`.
     static SIGN_ON_1: OutcomeDef = OutcomeDef {
         extract: &[
             ExtractDef {
@@ -143,9 +143,9 @@ pub mod sign_on {
         ],
         then: Then::Step(1),
         message: None,
-        at: "providers/opentv.yaml:46",
+        at: "providers/opentv.yaml:51",
     };
-    /// Step 0 outcome 2 (providers/opentv.yaml:57): when the status is 401; fails: "Invalid username or password".
+    /// Step 0 outcome 2 (providers/opentv.yaml:72): when the status is 401; fails: "Invalid username or password".
     static SIGN_ON_2: OutcomeDef = OutcomeDef {
         extract: &[],
         prompt: &[],
@@ -155,7 +155,7 @@ pub mod sign_on {
             clear_session: false,
         }),
         message: None,
-        at: "providers/opentv.yaml:57",
+        at: "providers/opentv.yaml:72",
     };
     /// The outcome of step 0 `Sign On` that a response selects: the first, in file order, whose conditions hold; `None` fails the step.
     pub fn sign_on_outcome(r: &Reply) -> Option<&'static OutcomeDef> {
@@ -170,7 +170,7 @@ pub mod sign_on {
         }
         None
     }
-    /// Step 1 `Choose Account` (providers/opentv.yaml:59): POST /ags/subsequentSignOn.
+    /// Step 1 `Choose Account` (providers/opentv.yaml:75): POST /ags/subsequentSignOn.
     pub fn choose_account(cx: &StepCx<'_>) -> Result<Outbound, StepError> {
         let input = Inputs::read(cx);
         let url = cx.url("/ags/subsequentSignOn");
@@ -186,15 +186,15 @@ pub mod sign_on {
         req.body(body);
         Ok(req)
     }
-    /// `$.access_token`, read by step 1 (providers/opentv.yaml:41).
+    /// `$.access_token`, read by step 1 (providers/opentv.yaml:44).
     static CHOOSE_ACCOUNT_ACCESS_TOKEN: JsonPath = JsonPath::new("$.access_token");
-    /// `$.refresh_token`, read by step 1 (providers/opentv.yaml:42).
+    /// `$.refresh_token`, read by step 1 (providers/opentv.yaml:45).
     static CHOOSE_ACCOUNT_REFRESH_TOKEN: JsonPath = JsonPath::new("$.refresh_token");
-    /// `$.accountId`, read by step 1 (providers/opentv.yaml:43).
+    /// `$.accountId`, read by step 1 (providers/opentv.yaml:46).
     static CHOOSE_ACCOUNT_ACCOUNTID: JsonPath = JsonPath::new("$.accountId");
-    /// `$.message`, read by step 1 (providers/opentv.yaml:69).
+    /// `$.message`, read by step 1 (providers/opentv.yaml:85).
     static CHOOSE_ACCOUNT_MESSAGE: JsonPath = JsonPath::new("$.message");
-    /// Step 1 outcome 0 (providers/opentv.yaml:71): when the status is 201; keeps `access_token`, `refresh_token`, `account_id`; completes the run.
+    /// Step 1 outcome 0 (providers/opentv.yaml:87): when the status is 201; keeps `access_token`, `refresh_token`, `account_id`; completes the run.
     static CHOOSE_ACCOUNT_0: OutcomeDef = OutcomeDef {
         extract: &[
             ExtractDef {
@@ -216,14 +216,14 @@ pub mod sign_on {
         prompt: &[],
         then: Then::Complete,
         message: None,
-        at: "providers/opentv.yaml:71",
+        at: "providers/opentv.yaml:87",
     };
-    /// The value of display field `linked_accounts` (providers/opentv.yaml:51), rendered after the step's extraction.
+    /// The value of display field `linked_accounts` (providers/opentv.yaml:66), rendered after the step's extraction.
     fn choose_account_linked_accounts(cx: &StepCx<'_>) -> Result<String, StepError> {
         let value = String::from(cx.stored("accounts")?);
         Ok(value)
     }
-    /// Step 1 outcome 1 (providers/opentv.yaml:75): when the status is 403; asks for `linked_accounts`, `account`; then step 1 `Choose Account`.
+    /// Step 1 outcome 1 (providers/opentv.yaml:93): when the status is 403; asks for `linked_accounts`, `account`; then step 1 `Choose Account`.
     static CHOOSE_ACCOUNT_1: OutcomeDef = OutcomeDef {
         extract: &[],
         prompt: &[
@@ -246,7 +246,7 @@ pub mod sign_on {
         message: Some(
             "That account is not linked to this sign-in; choose one of the accounts listed",
         ),
-        at: "providers/opentv.yaml:75",
+        at: "providers/opentv.yaml:93",
     };
     /// The outcome of step 1 `Choose Account` that a response selects: the first, in file order, whose conditions hold; `None` fails the step.
     pub fn choose_account_outcome(r: &Reply) -> Option<&'static OutcomeDef> {

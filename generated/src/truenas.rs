@@ -13,7 +13,7 @@ use otvi_runtime::request::{
 use otvi_runtime::response::{Expect, Reply};
 #[allow(unused_imports)]
 use otvi_runtime::JsonPath;
-/// Provider `truenas`, "TrueNAS" (providers/truenas.yaml:7).
+/// Provider `truenas`, "TrueNAS" (providers/truenas.yaml:12).
 pub static PROVIDER: ProviderDef = ProviderDef {
     id: "truenas",
     name: "TrueNAS",
@@ -25,17 +25,17 @@ pub static PROVIDER: ProviderDef = ProviderDef {
     secrets: &[],
     source: "providers/truenas.yaml",
 };
-/// Flow `password`, "Username & Password" (providers/truenas.yaml:13).
+/// Flow `password`, "Username & Password" (providers/truenas.yaml:18).
 pub mod password {
     use super::*;
     /// Inputs of flow `password`, and fields its steps prompt for; absent until sent.
     #[derive(Debug, Clone, Default)]
     pub struct Inputs {
-        /// `username` (providers/truenas.yaml:16).
+        /// `username` (providers/truenas.yaml:21).
         pub username: Option<String>,
-        /// `password` (providers/truenas.yaml:17).
+        /// `password` (providers/truenas.yaml:22).
         pub password: Option<Secret>,
-        /// `otp` (providers/truenas.yaml:42).
+        /// `otp` (providers/truenas.yaml:60).
         pub otp: Option<String>,
     }
     impl Inputs {
@@ -48,7 +48,7 @@ pub mod password {
             }
         }
     }
-    /// Step 0 `Sign In` (providers/truenas.yaml:19): POST /api/v2.0/auth/login_ex.
+    /// Step 0 `Sign In` (providers/truenas.yaml:24): POST /api/v2.0/auth/login_ex.
     pub fn login(cx: &StepCx<'_>) -> Result<Outbound, StepError> {
         let input = Inputs::read(cx);
         let url = cx.url("/api/v2.0/auth/login_ex");
@@ -68,11 +68,11 @@ pub mod password {
         req.body(body);
         Ok(req)
     }
-    /// `$.response_type`, read by step 0 (providers/truenas.yaml:33).
+    /// `$.response_type`, read by step 0 (providers/truenas.yaml:38).
     static LOGIN_RESPONSE_TYPE: JsonPath = JsonPath::new("$.response_type");
-    /// `$.user_info.pw_name`, read by step 0 (providers/truenas.yaml:36).
+    /// `$.user_info.pw_name`, read by step 0 (providers/truenas.yaml:41).
     static LOGIN_PW_NAME: JsonPath = JsonPath::new("$.user_info.pw_name");
-    /// Step 0 outcome 0 (providers/truenas.yaml:33): when `$.response_type` is "SUCCESS"; keeps `session`, `user_name`; completes the run.
+    /// Step 0 outcome 0 (providers/truenas.yaml:38): when `$.response_type` is "SUCCESS"; keeps `session`, `user_name`; completes the run.
     static LOGIN_0: OutcomeDef = OutcomeDef {
         extract: &[
             ExtractDef {
@@ -89,9 +89,9 @@ pub mod password {
         prompt: &[],
         then: Then::Complete,
         message: None,
-        at: "providers/truenas.yaml:33",
+        at: "providers/truenas.yaml:38",
     };
-    /// Step 0 outcome 1 (providers/truenas.yaml:38): when `$.response_type` is "OTP_REQUIRED"; keeps `session`; asks for `otp`; then step 1 `One-Time Password`.
+    /// Step 0 outcome 1 (providers/truenas.yaml:56): when `$.response_type` is "OTP_REQUIRED"; keeps `session`; asks for `otp`; then step 1 `One-Time Password`.
     static LOGIN_1: OutcomeDef = OutcomeDef {
         extract: &[
             ExtractDef {
@@ -111,9 +111,9 @@ pub mod password {
         ],
         then: Then::Step(1),
         message: None,
-        at: "providers/truenas.yaml:38",
+        at: "providers/truenas.yaml:56",
     };
-    /// Step 0 outcome 2 (providers/truenas.yaml:44): when `$.response_type` is "AUTH_ERR"; fails: "Invalid username or password".
+    /// Step 0 outcome 2 (providers/truenas.yaml:67): when `$.response_type` is "AUTH_ERR"; fails: "Invalid username or password".
     static LOGIN_2: OutcomeDef = OutcomeDef {
         extract: &[],
         prompt: &[],
@@ -123,9 +123,9 @@ pub mod password {
             clear_session: false,
         }),
         message: None,
-        at: "providers/truenas.yaml:44",
+        at: "providers/truenas.yaml:67",
     };
-    /// Step 0 outcome 3 (providers/truenas.yaml:46): when `$.response_type` is "EXPIRED"; fails: "The account's credentials have expired; renew them on the server".
+    /// Step 0 outcome 3 (providers/truenas.yaml:70): when `$.response_type` is "EXPIRED"; fails: "The account's credentials have expired; renew them on the server".
     static LOGIN_3: OutcomeDef = OutcomeDef {
         extract: &[],
         prompt: &[],
@@ -137,9 +137,9 @@ pub mod password {
             clear_session: false,
         }),
         message: None,
-        at: "providers/truenas.yaml:46",
+        at: "providers/truenas.yaml:70",
     };
-    /// Step 0 outcome 4 (providers/truenas.yaml:50): when `$.response_type` is "REDIRECT"; fails: "This TrueNAS node is not the active one; sign in on the active node".
+    /// Step 0 outcome 4 (providers/truenas.yaml:75): when `$.response_type` is "REDIRECT"; fails: "This TrueNAS node is not the active one; sign in on the active node".
     static LOGIN_4: OutcomeDef = OutcomeDef {
         extract: &[],
         prompt: &[],
@@ -151,7 +151,7 @@ pub mod password {
             clear_session: false,
         }),
         message: None,
-        at: "providers/truenas.yaml:50",
+        at: "providers/truenas.yaml:75",
     };
     /// The outcome of step 0 `Sign In` that a response selects: the first, in file order, whose conditions hold; `None` fails the step.
     pub fn login_outcome(r: &Reply) -> Option<&'static OutcomeDef> {
@@ -172,7 +172,7 @@ pub mod password {
         }
         None
     }
-    /// Step 1 `One-Time Password` (providers/truenas.yaml:52): POST /api/v2.0/auth/login_ex_continue.
+    /// Step 1 `One-Time Password` (providers/truenas.yaml:83): POST /api/v2.0/auth/login_ex_continue.
     pub fn otp(cx: &StepCx<'_>) -> Result<Outbound, StepError> {
         let input = Inputs::read(cx);
         let url = cx.url("/api/v2.0/auth/login_ex_continue");
@@ -191,11 +191,11 @@ pub mod password {
         req.body(body);
         Ok(req)
     }
-    /// `$.response_type`, read by step 1 (providers/truenas.yaml:61).
+    /// `$.response_type`, read by step 1 (providers/truenas.yaml:92).
     static OTP_RESPONSE_TYPE: JsonPath = JsonPath::new("$.response_type");
-    /// `$.user_info.pw_name`, read by step 1 (providers/truenas.yaml:63).
+    /// `$.user_info.pw_name`, read by step 1 (providers/truenas.yaml:94).
     static OTP_PW_NAME: JsonPath = JsonPath::new("$.user_info.pw_name");
-    /// Step 1 outcome 0 (providers/truenas.yaml:61): when `$.response_type` is "SUCCESS"; keeps `user_name`; completes the run.
+    /// Step 1 outcome 0 (providers/truenas.yaml:92): when `$.response_type` is "SUCCESS"; keeps `user_name`; completes the run.
     static OTP_0: OutcomeDef = OutcomeDef {
         extract: &[
             ExtractDef {
@@ -207,9 +207,9 @@ pub mod password {
         prompt: &[],
         then: Then::Complete,
         message: None,
-        at: "providers/truenas.yaml:61",
+        at: "providers/truenas.yaml:92",
     };
-    /// Step 1 outcome 1 (providers/truenas.yaml:66): when `$.response_type` is "OTP_REQUIRED"; asks for `otp`; then step 1 `One-Time Password`.
+    /// Step 1 outcome 1 (providers/truenas.yaml:104): when `$.response_type` is "OTP_REQUIRED"; asks for `otp`; then step 1 `One-Time Password`.
     static OTP_1: OutcomeDef = OutcomeDef {
         extract: &[],
         prompt: &[
@@ -223,9 +223,9 @@ pub mod password {
         ],
         then: Then::Step(1),
         message: Some("That code was not accepted; enter the current one"),
-        at: "providers/truenas.yaml:66",
+        at: "providers/truenas.yaml:104",
     };
-    /// Step 1 outcome 2 (providers/truenas.yaml:71): when `$.response_type` is "AUTH_ERR"; fails: "Too many wrong codes; start again".
+    /// Step 1 outcome 2 (providers/truenas.yaml:111): when `$.response_type` is "AUTH_ERR"; fails: "Too many wrong codes; start again".
     static OTP_2: OutcomeDef = OutcomeDef {
         extract: &[],
         prompt: &[],
@@ -235,9 +235,9 @@ pub mod password {
             clear_session: false,
         }),
         message: None,
-        at: "providers/truenas.yaml:71",
+        at: "providers/truenas.yaml:111",
     };
-    /// Step 1 outcome 3 (providers/truenas.yaml:73): when `$.response_type` is "EXPIRED"; fails: "The sign-in attempt expired; start again".
+    /// Step 1 outcome 3 (providers/truenas.yaml:114): when `$.response_type` is "EXPIRED"; fails: "The sign-in attempt expired; start again".
     static OTP_3: OutcomeDef = OutcomeDef {
         extract: &[],
         prompt: &[],
@@ -247,7 +247,7 @@ pub mod password {
             clear_session: false,
         }),
         message: None,
-        at: "providers/truenas.yaml:73",
+        at: "providers/truenas.yaml:114",
     };
     /// The outcome of step 1 `One-Time Password` that a response selects: the first, in file order, whose conditions hold; `None` fails the step.
     pub fn otp_outcome(r: &Reply) -> Option<&'static OutcomeDef> {
@@ -265,7 +265,7 @@ pub mod password {
         }
         None
     }
-    /// Flow `password` (providers/truenas.yaml:13).
+    /// Flow `password` (providers/truenas.yaml:18).
     pub static FLOW: FlowDef = FlowDef {
         id: "password",
         name: "Username & Password",

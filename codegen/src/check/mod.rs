@@ -7,6 +7,7 @@
 mod flow;
 pub mod json_body;
 mod outcomes;
+pub mod samples;
 
 use crate::diag::{did_you_mean, Diagnostic, Span};
 use crate::model::*;

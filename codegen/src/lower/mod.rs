@@ -4,6 +4,7 @@
 //! same lists, so the two cannot disagree. Steps, outcomes, conditions and extract sources are
 //! lowered in `step`.
 
+mod sample;
 mod step;
 
 use crate::diag::{did_you_mean, Diagnostic, Span};
@@ -31,13 +32,16 @@ pub mod keys {
         "error_message",
         "on_success",
         "outcomes",
+        "samples",
     ];
     /// The keys of the `on_success` form, which `outcomes` replaces.
     pub const SUCCESS_FORM: &[&str] = &["on_success", "success_status", "success_when"];
-    pub const ON_SUCCESS: &[&str] = &["extract", "prompt"];
+    pub const ON_SUCCESS: &[&str] = &["extract", "prompt", "samples"];
     pub const OUTCOME: &[&str] = &[
-        "when", "extract", "prompt", "next", "complete", "fail", "message",
+        "when", "extract", "prompt", "next", "complete", "fail", "message", "samples",
     ];
+    /// A recorded response: `body` (any YAML value) or `file` (JSON), not both.
+    pub const SAMPLE: &[&str] = &["name", "status", "headers", "body", "file"];
     pub const FAIL: &[&str] = &["from", "message", "clear_session"];
     /// An extract written as a mapping; exactly one of `SOURCES` is its source.
     pub const EXTRACT: &[&str] = &["path", "optional", "all", "header", "cookie", "status"];
@@ -67,6 +71,11 @@ pub struct Lower {
     pub diags: Vec<Diagnostic>,
     /// Steps lowered so far, against `MAX_STEPS`.
     steps: usize,
+    /// The directory `file:` samples are read from (the provider file's); `None`: the current
+    /// directory.
+    pub sample_dir: Option<std::path::PathBuf>,
+    /// The sample files read, so that a build can rerun when one changes.
+    pub sample_files: Vec<std::path::PathBuf>,
 }
 
 /// A mapping whose keys have been checked against the level's known keys.

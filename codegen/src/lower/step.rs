@@ -21,6 +21,7 @@ impl Lower {
             .required(&m, "request", "a step")
             .and_then(|r| self.request(r));
         let error_message = self.opt_string(&m, "error_message");
+        let success_form = m.get("outcomes").is_none();
         let outcomes = match m.get("outcomes") {
             Some(list) => {
                 for k in keys::SUCCESS_FORM {
@@ -40,12 +41,17 @@ impl Lower {
             }
             None => vec![self.on_success(&m, node)],
         };
+        let mut samples = self.samples(&m);
+        let mut outcomes = outcomes;
+        self.cap_samples(&mut samples, &mut outcomes);
         Some(Step {
             id,
             name,
             request: request?,
             error_message,
             outcomes,
+            samples,
+            success_form,
             span: node.span,
         })
     }
@@ -65,7 +71,7 @@ impl Lower {
         if let Some(sw) = m.get("success_when") {
             when.extend(self.conditions(sw, "`success_when`", false));
         }
-        let (mut extract, mut prompt) = (Vec::new(), None);
+        let (mut extract, mut prompt, mut samples) = (Vec::new(), None, Vec::new());
         let mut span = head(step);
         if let Some(os) = m.get("on_success") {
             span = head(os);
@@ -74,6 +80,7 @@ impl Lower {
                     extract = self.extract(e);
                 }
                 prompt = self.prompt(&om);
+                samples = self.samples(&om);
             }
         }
         Outcome {
@@ -82,6 +89,7 @@ impl Lower {
             prompt,
             then: Then::Continue(None),
             message: None,
+            samples,
             span,
         }
     }
@@ -185,12 +193,14 @@ impl Lower {
             }
             Then::Continue(next)
         };
+        let samples = self.samples(&m);
         Some(Outcome {
             when,
             extract,
             prompt,
             then,
             message,
+            samples,
             span: head(node),
         })
     }
@@ -362,7 +372,7 @@ impl Lower {
         })
     }
 
-    fn status(&mut self, node: &Node) -> Option<S<u16>> {
+    pub(super) fn status(&mut self, node: &Node) -> Option<S<u16>> {
         let n = node.as_str().and_then(|s| s.parse::<u32>().ok());
         match n {
             Some(code @ 100..=599) => Some(S {
@@ -512,7 +522,7 @@ impl Lower {
 }
 
 /// YAML 1.2 core schema for a plain scalar: null, booleans, integers, floats, else text.
-fn plain_scalar(s: &str) -> Scalar {
+pub(super) fn plain_scalar(s: &str) -> Scalar {
     match s {
         "" | "~" | "null" | "Null" | "NULL" => return Scalar::Null,
         "true" | "True" | "TRUE" => return Scalar::Bool(true),
