@@ -1,4 +1,4 @@
-//! Diagnostics: positions, spans, and the three output formats (human, JSON, GitHub annotations).
+//! Diagnostics: positions, spans, and the output formats (human, JSON, GitHub annotations, SARIF).
 
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -90,6 +90,8 @@ pub enum Format {
     Human,
     Json,
     Github,
+    /// One SARIF 2.1.0 log for all files (see `crate::sarif`), for code-scanning dashboards.
+    Sarif,
 }
 
 #[derive(Serialize)]
@@ -105,8 +107,13 @@ struct JsonDiagnostic<'a> {
 }
 
 impl FileReport {
-    /// Renders every diagnostic of this file in `format`, each ending with a newline.
+    /// Renders every diagnostic of this file in `format`, each ending with a newline. SARIF is
+    /// one log, not one entry per diagnostic: here, the log of this file alone (`check` prints
+    /// one log for all its files with `crate::sarif::render`).
     pub fn render(&self, format: Format) -> String {
+        if format == Format::Sarif {
+            return crate::sarif::render([self]);
+        }
         let mut out = String::new();
         // Split once: looking each diagnostic's line up by scanning the source would make
         // rendering many diagnostics of a large file quadratic.
@@ -131,6 +138,8 @@ impl FileReport {
                     out.push_str(&serde_json::to_string(&j).unwrap_or_default());
                     out.push('\n');
                 }
+                // Rendered above, as one log.
+                Format::Sarif => {}
                 Format::Github => {
                     let level = match d.severity {
                         Severity::Error => "error",

@@ -11,6 +11,7 @@ pub mod graph;
 pub mod lower;
 pub mod model;
 pub mod sample;
+pub mod sarif;
 pub mod schema;
 pub mod template;
 pub mod yaml;

@@ -1,4 +1,5 @@
-//! `otvi-codegen`: check provider files, emit Rust, print the language's JSON Schema.
+//! `otvi-codegen`: check provider files (human, JSON, GitHub or SARIF output), emit Rust, print
+//! the language's JSON Schema.
 
 use clap::{Parser, Subcommand};
 use otvi_codegen::diag::{Format, Severity};
@@ -30,7 +31,7 @@ enum Command {
         /// Every outcome of every step needs a response sample that selects it.
         #[arg(long)]
         require_samples: bool,
-        /// Output format.
+        /// Output format: `sarif` prints one SARIF 2.1.0 log for all files.
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
@@ -80,8 +81,14 @@ fn main() -> ExitCode {
             }
             // A closed pipe (`| head`) ends the output quietly, never in a panic.
             let mut out = std::io::stdout().lock();
-            for f in &outcome.files {
-                let _ = out.write_all(f.report.render(format).as_bytes());
+            if format == Format::Sarif {
+                // One log for every file, empty results included: dashboards want one upload.
+                let log = otvi_codegen::sarif::render(outcome.files.iter().map(|f| &f.report));
+                let _ = out.write_all(log.as_bytes());
+            } else {
+                for f in &outcome.files {
+                    let _ = out.write_all(f.report.render(format).as_bytes());
+                }
             }
             let (errors, warnings) = (outcome.errors(), outcome.warnings());
             if format == Format::Human {

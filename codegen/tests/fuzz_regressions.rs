@@ -17,7 +17,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 /// What the fuzz target `provider_file` does with one input (fuzz/src/lib.rs).
 fn provider_file(bytes: &[u8]) {
     let checked = otvi_codegen::check_one("fuzz.yaml", bytes);
-    for format in [Format::Human, Format::Json, Format::Github] {
+    for format in [Format::Human, Format::Json, Format::Github, Format::Sarif] {
         let _ = checked.report.render(format);
     }
     if let Some(p) = &checked.provider {

@@ -9,7 +9,7 @@ use otvi_codegen::diag::Format;
 /// which checked input must never reach.
 pub fn provider_file(bytes: &[u8]) {
     let checked = otvi_codegen::check_one("fuzz.yaml", bytes);
-    for format in [Format::Human, Format::Json, Format::Github] {
+    for format in [Format::Human, Format::Json, Format::Github, Format::Sarif] {
         let _ = checked.report.render(format);
     }
     if let Some(p) = &checked.provider {
