@@ -10,6 +10,7 @@ pub mod emit;
 pub mod graph;
 pub mod lower;
 pub mod model;
+pub mod reference;
 pub mod sample;
 pub mod sarif;
 pub mod schema;
