@@ -7,6 +7,7 @@
 pub mod check;
 pub mod diag;
 pub mod emit;
+pub mod explain;
 pub mod graph;
 pub mod lower;
 pub mod model;

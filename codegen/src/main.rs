@@ -46,6 +46,23 @@ enum Command {
     },
     /// Print the JSON Schema of the provider language, for YAML editor plugins.
     Schema,
+    /// An audit report of one provider file: every request each flow can send, where each
+    /// input, secret and stored value goes, what is kept from each answer, and per sensitive
+    /// value every place it is sent.
+    Explain {
+        /// The provider file.
+        file: PathBuf,
+        /// `human` for a reviewer, `json` for tools, `mermaid` for a picture of the step graph.
+        #[arg(long, value_enum, default_value_t = ExplainFormat::Human)]
+        format: ExplainFormat,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ExplainFormat {
+    Human,
+    Json,
+    Mermaid,
 }
 
 fn main() -> ExitCode {
@@ -68,10 +85,8 @@ fn main() -> ExitCode {
                 eprintln!("error: no provider files (*.yaml, *.yml) found");
                 return ExitCode::from(2);
             }
-            let mut outcome = otvi_codegen::check_paths_with(
-                &files,
-                otvi_codegen::Options { require_samples },
-            );
+            let mut outcome =
+                otvi_codegen::check_paths_with(&files, otvi_codegen::Options { require_samples });
             if deny_warnings {
                 for f in &mut outcome.files {
                     for d in &mut f.report.diagnostics {
@@ -150,6 +165,40 @@ fn main() -> ExitCode {
                     ExitCode::from(2)
                 }
             }
+        }
+        Command::Explain { file, format } => {
+            let bytes = match std::fs::read(&file) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("error: cannot read {}: {e}", file.display());
+                    return ExitCode::from(2);
+                }
+            };
+            let checked = otvi_codegen::check_one(&file.display().to_string(), &bytes);
+            let provider = match &checked.provider {
+                Some(p) if !checked.report.diagnostics.iter().any(|d| d.is_error()) => p,
+                _ => {
+                    eprint!("{}", checked.report.render(Format::Human));
+                    eprintln!(
+                        "error: {} does not check; nothing to explain",
+                        file.display()
+                    );
+                    return ExitCode::from(1);
+                }
+            };
+            let report = otvi_codegen::explain::explain(provider);
+            let text = match format {
+                ExplainFormat::Human => report.human(),
+                ExplainFormat::Json => {
+                    serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"
+                }
+                ExplainFormat::Mermaid => report.mermaid(),
+            };
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            for w in &report.warnings {
+                eprintln!("warning: {w}");
+            }
+            ExitCode::SUCCESS
         }
         Command::Schema => {
             println!(

@@ -1,0 +1,569 @@
+//! `otvi-codegen explain`: an audit report of a provider file, read from the checked model.
+//!
+//! For every request a flow (or the logout) can send: its method and destination, and for each
+//! user input, secret and stored value exactly where it goes (a JSON body field, a form field, a
+//! query parameter, a path segment, a header); for each outcome what is kept from the answer.
+//! Then, per sensitive value (passwords, codes, secrets), every place it is sent, and a warning
+//! when one goes to a host other than the provider's base URL host.
+
+use crate::model::{
+    Body, BodyEncoding, Cond, FieldType, Flow, Piece, Provider, Request, Source, StatusSet,
+    StepRef, Template, Then, Var,
+};
+use serde::Serialize;
+use std::fmt::Write as _;
+
+/// The report of one provider file.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub provider: String,
+    pub base_url: Option<String>,
+    pub flows: Vec<FlowReport>,
+    pub logout: Option<RequestReport>,
+    /// Per sensitive value: every place it is sent.
+    pub sensitive: Vec<Sensitive>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FlowReport {
+    pub id: String,
+    pub name: String,
+    pub steps: Vec<StepReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StepReport {
+    pub index: usize,
+    pub name: String,
+    pub request: RequestReport,
+    pub outcomes: Vec<OutcomeReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RequestReport {
+    pub method: String,
+    /// The URL with its placeholders, as written (base URL joined).
+    pub url: String,
+    pub scheme: String,
+    pub host: String,
+    pub path: String,
+    /// Every value the request carries, and where.
+    pub sends: Vec<Use>,
+}
+
+/// One value in one place of a request.
+#[derive(Debug, Serialize, Clone)]
+pub struct Use {
+    /// `input.password`, `secret.api_key`, `stored.access_token`, `uuid`, …
+    pub value: String,
+    /// `json`, `form`, `body`, `query`, `path`, `header`.
+    pub place: String,
+    /// The JSON path, form field, parameter or header name (`None` for the path and raw bodies).
+    pub name: Option<String>,
+    pub sensitive: bool,
+}
+
+impl Use {
+    fn describe(&self) -> String {
+        match (self.place.as_str(), &self.name) {
+            ("json", Some(n)) => format!("JSON body field `{n}`"),
+            ("form", Some(n)) => format!("form field `{n}`"),
+            ("query", Some(n)) => format!("query parameter `{n}`"),
+            ("header", Some(n)) => format!("header `{n}`"),
+            ("path", _) => "URL path".into(),
+            (_, _) => "body".into(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct OutcomeReport {
+    /// When it is chosen: `status 2xx and $.x == "y"`, or `otherwise`.
+    pub when: String,
+    /// What it leads to: `step N (name)`, `complete`, `fail`.
+    pub then: String,
+    /// Response values kept: (name, where from).
+    pub keeps: Vec<(String, String)>,
+    /// Fields asked of the user next.
+    pub prompts: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Sensitive {
+    pub value: String,
+    /// `METHOD URL, place` for each place it is sent.
+    pub sent_to: Vec<String>,
+}
+
+/// The report of a checked provider.
+pub fn explain(p: &Provider) -> Report {
+    let base = p.base_url.as_ref().map(|b| b.v.clone());
+    let sensitive_inputs: Vec<String> = p
+        .flows
+        .iter()
+        .flat_map(Flow::fields)
+        .filter(|f| f.field_type == FieldType::Password || f.key.v.contains("otp"))
+        .map(|f| f.key.v.clone())
+        .collect();
+    let is_sensitive = |v: &Var| match v {
+        Var::Secret(_) => true,
+        Var::Input(k) => {
+            sensitive_inputs.contains(k) || k.contains("password") || k.contains("code")
+        }
+        Var::Stored(k) => {
+            let k = k.to_ascii_lowercase();
+            k.contains("token") || k.contains("cookie") || k.contains("secret")
+        }
+        _ => false,
+    };
+    let request = |r: &Request| describe_request(p, base.as_deref(), r, &is_sensitive);
+    let flows: Vec<FlowReport> = p
+        .flows
+        .iter()
+        .map(|f| FlowReport {
+            id: f.id.v.clone(),
+            name: f.name.v.clone(),
+            steps: f
+                .steps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| StepReport {
+                    index: i,
+                    name: s.name.v.clone(),
+                    request: request(&s.request),
+                    outcomes: s
+                        .outcomes
+                        .iter()
+                        .map(|o| OutcomeReport {
+                            when: when(&o.when),
+                            then: then(f, i, &o.then),
+                            keeps: o
+                                .extract
+                                .iter()
+                                .map(|e| (e.key.v.clone(), source(&e.source, e.optional)))
+                                .collect(),
+                            prompts: o
+                                .prompt
+                                .iter()
+                                .flat_map(|p| p.fields.iter())
+                                .map(|f| format!("{} ({})", f.key.v, f.field_type.as_str()))
+                                .collect(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
+        .collect();
+    let logout = p.logout.as_ref().map(request);
+
+    // Every place each sensitive value goes.
+    let mut sensitive: Vec<Sensitive> = Vec::new();
+    let mut warnings = Vec::new();
+    let home = base.as_deref().and_then(host_of);
+    let all = flows
+        .iter()
+        .flat_map(|f| f.steps.iter().map(|s| &s.request))
+        .chain(logout.iter());
+    for r in all {
+        for u in r.sends.iter().filter(|u| u.sensitive) {
+            let at = format!("{} {}, {}", r.method, r.url, u.describe());
+            match sensitive.iter_mut().find(|s| s.value == u.value) {
+                Some(s) => {
+                    if !s.sent_to.contains(&at) {
+                        s.sent_to.push(at);
+                    }
+                }
+                None => sensitive.push(Sensitive {
+                    value: u.value.clone(),
+                    sent_to: vec![at],
+                }),
+            }
+            let secretive = u.value.starts_with("secret.") || u.value.starts_with("input.");
+            if secretive && home.as_deref().is_some_and(|h| h != r.host) {
+                let w = format!(
+                    "`{}` goes to {} ({}), not the provider's host {}",
+                    u.value,
+                    r.host,
+                    u.describe(),
+                    home.as_deref().unwrap_or("?")
+                );
+                if !warnings.contains(&w) {
+                    warnings.push(w);
+                }
+            }
+        }
+    }
+    Report {
+        provider: p.id.v.clone(),
+        base_url: base,
+        flows,
+        logout,
+        sensitive,
+        warnings,
+    }
+}
+
+fn host_of(url: &str) -> Option<String> {
+    url::Url::parse(url).ok()?.host_str().map(str::to_owned)
+}
+
+/// The template's text with `{{…}}` placeholders as written.
+fn text(t: &Template) -> String {
+    t.pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Lit(l) => l.clone(),
+            Piece::Var(v, _) => v.display(),
+        })
+        .collect()
+}
+
+fn var_name(v: &Var) -> String {
+    let d = v.display();
+    d.trim_start_matches("{{")
+        .trim_end_matches("}}")
+        .to_string()
+}
+
+fn describe_request(
+    p: &Provider,
+    base: Option<&str>,
+    r: &Request,
+    sensitive: &dyn Fn(&Var) -> bool,
+) -> RequestReport {
+    let path = text(&r.path);
+    let url = if path.starts_with('/') {
+        format!("{}{path}", base.unwrap_or("").trim_end_matches('/'))
+    } else {
+        path.clone()
+    };
+    // Placeholders in the host part would not parse: split by hand.
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url.as_str()));
+    let (host_port, url_path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = host_port.rsplit('@').next().unwrap_or(host_port);
+    let host = host.split(':').next().unwrap_or(host).to_string();
+    let mut sends = Vec::new();
+    let mut add = |v: &Var, place: &str, name: Option<String>| {
+        if matches!(v, Var::Input(_) | Var::Secret(_) | Var::Stored(_)) {
+            let u = Use {
+                value: var_name(v),
+                place: place.into(),
+                name,
+                sensitive: sensitive(v),
+            };
+            if !sends
+                .iter()
+                .any(|s: &Use| s.value == u.value && s.place == u.place && s.name == u.name)
+            {
+                sends.push(u);
+            }
+        }
+    };
+    for (v, _) in r.path.vars() {
+        add(v, "path", None);
+    }
+    for q in &r.params {
+        for (v, _) in q.value.vars() {
+            add(v, "query", Some(q.name.v.clone()));
+        }
+    }
+    for h in p.headers.iter().chain(&r.headers) {
+        for (v, _) in h.value.vars() {
+            add(v, "header", Some(h.name.v.clone()));
+        }
+    }
+    if let Some(b) = &r.body {
+        for (v, place, name) in body_uses(b) {
+            add(&v, place, name);
+        }
+    }
+    RequestReport {
+        method: r.method.v.as_str().into(),
+        url: url.clone(),
+        scheme: scheme.into(),
+        host,
+        path: url_path.into(),
+        sends,
+    }
+}
+
+/// Where each placeholder of a body lands: a JSON field (as a JSONPath) or a form field.
+fn body_uses(b: &Body) -> Vec<(Var, &'static str, Option<String>)> {
+    let vars: Vec<&Var> = b.template.vars().map(|(v, _)| v).collect();
+    // Each placeholder becomes a marker no body contains; parse; find the markers.
+    let marker = |i: usize| format!("\u{E000}{i}\u{E001}");
+    let mut marked = String::new();
+    let mut i = 0;
+    for piece in &b.template.pieces {
+        match piece {
+            Piece::Lit(l) => marked.push_str(l),
+            Piece::Var(..) => {
+                marked.push_str(&marker(i));
+                i += 1;
+            }
+        }
+    }
+    let mut found: Vec<(usize, String)> = Vec::new();
+    match b.encoding {
+        BodyEncoding::Json => {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&marked) {
+                walk(&v, "$".into(), &mut |path, s| {
+                    for (j, _) in vars.iter().enumerate() {
+                        if s.contains(&marker(j)) {
+                            found.push((j, path.to_string()));
+                        }
+                    }
+                });
+            }
+        }
+        BodyEncoding::Form => {
+            for pair in marked.split('&') {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                for (j, _) in vars.iter().enumerate() {
+                    if v.contains(&marker(j)) || k.contains(&marker(j)) {
+                        found.push((j, k.to_string()));
+                    }
+                }
+            }
+        }
+    }
+    let place = match b.encoding {
+        BodyEncoding::Json => "json",
+        BodyEncoding::Form => "form",
+    };
+    vars.iter()
+        .enumerate()
+        .flat_map(|(j, v)| {
+            let names: Vec<Option<String>> = found
+                .iter()
+                .filter(|(k, _)| *k == j)
+                .map(|(_, n)| Some(n.clone()))
+                .collect();
+            if names.is_empty() {
+                vec![((*v).clone(), "body", None)]
+            } else {
+                names
+                    .into_iter()
+                    .map(|n| ((*v).clone(), place, n))
+                    .collect()
+            }
+        })
+        .collect()
+}
+
+fn walk(v: &serde_json::Value, path: String, f: &mut dyn FnMut(&str, &str)) {
+    match v {
+        serde_json::Value::String(s) => f(&path, s),
+        serde_json::Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                walk(x, format!("{path}[{i}]"), f);
+            }
+        }
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                let simple = !k.is_empty()
+                    && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && !k.starts_with(|c: char| c.is_ascii_digit());
+                let child = if simple {
+                    format!("{path}.{k}")
+                } else {
+                    format!("{path}[{k:?}]")
+                };
+                walk(x, child, f);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn when(conds: &[Cond]) -> String {
+    if conds.is_empty() {
+        return "otherwise".into();
+    }
+    conds
+        .iter()
+        .map(|c| match c {
+            Cond::Status(s) => match &s.v {
+                StatusSet::Success => "status 2xx".to_string(),
+                StatusSet::AnyOf(v) => format!(
+                    "status {}",
+                    v.iter().map(u16::to_string).collect::<Vec<_>>().join("|")
+                ),
+            },
+            Cond::Json { path, expected } => {
+                format!("{} == {}", path.v, expected.v.display())
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+fn then(f: &Flow, i: usize, t: &Then) -> String {
+    let step = |n: usize| {
+        f.steps
+            .get(n)
+            .map_or(format!("step {n}"), |s| format!("step {n} ({})", s.name.v))
+    };
+    match t {
+        Then::Continue(None) if i + 1 >= f.steps.len() => "complete (the session is stored)".into(),
+        Then::Continue(None) => step(i + 1),
+        Then::Continue(Some(r)) => match &r.v {
+            StepRef::Index(n) => step(*n),
+            StepRef::Id(id) => f
+                .steps
+                .iter()
+                .position(|s| s.id.as_ref().is_some_and(|x| &x.v == id))
+                .map_or(format!("step `{id}`"), step),
+        },
+        Then::Complete(_) => "complete (the session is stored)".into(),
+        Then::Fail(fl) => {
+            if fl.clear_session {
+                "fail (the stored session is cleared)".into()
+            } else {
+                "fail".into()
+            }
+        }
+    }
+}
+
+fn source(s: &Source, optional: bool) -> String {
+    let from = match s {
+        Source::Path { path, all } => {
+            if *all {
+                format!("body {} (every match)", path.v)
+            } else {
+                format!("body {}", path.v)
+            }
+        }
+        Source::Header(h) => format!("header `{}`", h.v),
+        Source::Cookie(c) => format!("cookie `{}`", c.v),
+        Source::Status => "the status code".into(),
+    };
+    if optional {
+        format!("{from} (optional)")
+    } else {
+        from
+    }
+}
+
+impl Report {
+    /// Plain text for a reviewer.
+    pub fn human(&self) -> String {
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "provider `{}` (base URL {})",
+            self.provider,
+            self.base_url.as_deref().unwrap_or("none")
+        );
+        let req = |o: &mut String, r: &RequestReport| {
+            let _ = writeln!(o, "    {} {}", r.method, r.url);
+            for u in &r.sends {
+                let _ = writeln!(
+                    o,
+                    "      sends {}{} in the {}",
+                    u.value,
+                    if u.sensitive { " (sensitive)" } else { "" },
+                    u.describe()
+                );
+            }
+        };
+        for f in &self.flows {
+            let _ = writeln!(o, "\nflow `{}` ({})", f.id, f.name);
+            for s in &f.steps {
+                let _ = writeln!(o, "  step {} `{}`", s.index, s.name);
+                req(&mut o, &s.request);
+                for out in &s.outcomes {
+                    let _ = writeln!(o, "    when {} -> {}", out.when, out.then);
+                    for (k, from) in &out.keeps {
+                        let _ = writeln!(o, "      keeps {k} from {from}");
+                    }
+                    if !out.prompts.is_empty() {
+                        let _ = writeln!(o, "      asks for {}", out.prompts.join(", "));
+                    }
+                }
+            }
+        }
+        if let Some(l) = &self.logout {
+            let _ = writeln!(o, "\nlogout");
+            req(&mut o, l);
+        }
+        let _ = writeln!(o, "\nsensitive values");
+        if self.sensitive.is_empty() {
+            let _ = writeln!(o, "  none is sent");
+        }
+        for s in &self.sensitive {
+            let _ = writeln!(
+                o,
+                "  `{}` -> {}; nowhere else",
+                s.value,
+                s.sent_to.join("; ")
+            );
+        }
+        for w in &self.warnings {
+            let _ = writeln!(o, "\nwarning: {w}");
+        }
+        o
+    }
+
+    /// A Mermaid flowchart of each flow's steps and outcomes.
+    pub fn mermaid(&self) -> String {
+        let mut o = String::from("flowchart TD\n");
+        let id = |f: &str, i: usize| {
+            format!(
+                "{}_{}",
+                f.chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                    .collect::<String>(),
+                i
+            )
+        };
+        let quote = |s: &str| s.replace('"', "#quot;");
+        for f in &self.flows {
+            let _ = writeln!(
+                o,
+                "  subgraph {}[\"flow {}\"]",
+                id(&f.id, 999),
+                quote(&f.name)
+            );
+            for s in &f.steps {
+                let _ = writeln!(
+                    o,
+                    "    {}[\"{}<br/>{} {}\"]",
+                    id(&f.id, s.index),
+                    quote(&s.name),
+                    s.request.method,
+                    quote(&s.request.path)
+                );
+            }
+            let done = format!("{}_done", id(&f.id, 0));
+            let fail = format!("{}_fail", id(&f.id, 0));
+            let _ = writeln!(o, "    {done}([complete])");
+            let _ = writeln!(o, "    {fail}([fail])");
+            for s in &f.steps {
+                for out in &s.outcomes {
+                    let target = if out.then.starts_with("complete") {
+                        done.clone()
+                    } else if out.then.starts_with("fail") {
+                        fail.clone()
+                    } else {
+                        out.then
+                            .strip_prefix("step ")
+                            .and_then(|r| r.split(' ').next())
+                            .and_then(|n| n.parse::<usize>().ok())
+                            .map_or(fail.clone(), |n| id(&f.id, n))
+                    };
+                    let _ = writeln!(
+                        o,
+                        "    {} -->|\"{}\"| {target}",
+                        id(&f.id, s.index),
+                        quote(&out.when)
+                    );
+                }
+            }
+            let _ = writeln!(o, "  end");
+        }
+        o
+    }
+}

