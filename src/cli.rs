@@ -25,6 +25,21 @@ struct Cli {
     command: Command,
 }
 
+/// Where `serve` keeps its state and sends its requests; `doctor` checks the same.
+#[derive(clap::Args)]
+struct Deployment {
+    /// Session store: sqlite://FILE or postgres://…
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://otvi.db?mode=rwc"
+    )]
+    database_url: String,
+    /// Replace a provider's base URL: ID=URL (repeatable).
+    #[arg(long = "provider-base-url", value_name = "ID=URL", value_parser = server::parse_base_url)]
+    provider_base_url: Vec<(String, String)>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve the provider authentication API.
@@ -32,16 +47,8 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "OTVI_BIND", default_value = "127.0.0.1:3000")]
         bind: String,
-        /// Session store: sqlite://FILE or postgres://…
-        #[arg(
-            long,
-            env = "DATABASE_URL",
-            default_value = "sqlite://otvi.db?mode=rwc"
-        )]
-        database_url: String,
-        /// Replace a provider's base URL: ID=URL (repeatable).
-        #[arg(long = "provider-base-url", value_name = "ID=URL", value_parser = server::parse_base_url)]
-        provider_base_url: Vec<(String, String)>,
+        #[command(flatten)]
+        deployment: Deployment,
         /// Timeout of each request to a provider (e.g. 10s, 500ms).
         #[arg(long, default_value = "10s", value_parser = parse_duration)]
         upstream_timeout: Duration,
@@ -77,16 +84,8 @@ enum Command {
     /// Check a deployment: secrets and session key set, the database reachable and migrated,
     /// each provider's base URL resolvable. Prints what is wrong; exits 1 if anything is.
     Doctor {
-        /// Session store: sqlite://FILE or postgres://…
-        #[arg(
-            long,
-            env = "DATABASE_URL",
-            default_value = "sqlite://otvi.db?mode=rwc"
-        )]
-        database_url: String,
-        /// Replace a provider's base URL: ID=URL (repeatable), as given to `serve`.
-        #[arg(long = "provider-base-url", value_name = "ID=URL", value_parser = server::parse_base_url)]
-        provider_base_url: Vec<(String, String)>,
+        #[command(flatten)]
+        deployment: Deployment,
         /// Sessions are meant to be stored unencrypted: a missing OTVI_SESSION_KEY is a warning.
         #[arg(long)]
         insecure_plaintext_sessions: bool,
@@ -217,8 +216,7 @@ pub fn main() -> ExitCode {
         }
         Command::Serve {
             bind,
-            database_url,
-            provider_base_url,
+            deployment,
             upstream_timeout,
             pending_ttl,
             insecure_plaintext_sessions,
@@ -240,8 +238,8 @@ pub fn main() -> ExitCode {
                 }
             };
             init_logs(json_logs);
-            let mut cfg = Config::new(secret, database_url);
-            cfg.base_urls = provider_base_url.into_iter().collect();
+            let mut cfg = Config::new(secret, deployment.database_url);
+            cfg.base_urls = deployment.provider_base_url.into_iter().collect();
             cfg.upstream_timeout = upstream_timeout;
             cfg.pending_ttl = pending_ttl;
             cfg.sealer = sealer;
@@ -263,13 +261,12 @@ pub fn main() -> ExitCode {
             })
         }
         Command::Doctor {
-            database_url,
-            provider_base_url,
+            deployment,
             insecure_plaintext_sessions,
             migrate,
         } => block_on(crate::doctor::run(crate::doctor::Options {
-            database_url,
-            base_urls: provider_base_url.into_iter().collect(),
+            database_url: deployment.database_url,
+            base_urls: deployment.provider_base_url.into_iter().collect(),
             insecure_plaintext_sessions,
             migrate,
         })),
