@@ -119,6 +119,24 @@ impl Lower {
         self.diags.last_mut().expect("just pushed")
     }
 
+    /// The entries of an optional mapping (`null`: none); anything else is a `wrong-type`
+    /// error: "{what} must be a mapping{shape}".
+    fn entries<'n>(&mut self, node: &'n Node, what: &str, shape: &str) -> &'n [(Node, Node)] {
+        match &node.kind {
+            Kind::Map(entries) => entries,
+            _ => {
+                if !node.is_null() {
+                    self.err(
+                        "wrong-type",
+                        node.span,
+                        format!("{what} must be a mapping{shape}, found {}", node.describe()),
+                    );
+                }
+                &[]
+            }
+        }
+    }
+
     fn map<'n>(&mut self, node: &'n Node, what: &str, known: &[&str]) -> Option<Map<'n>> {
         let Kind::Map(entries) = &node.kind else {
             self.err(
@@ -405,21 +423,8 @@ impl Lower {
         shape: &str,
         item: &str,
     ) -> Vec<(S<String>, &'n Node)> {
-        let Kind::Map(entries) = &node.kind else {
-            if !node.is_null() {
-                self.err(
-                    "wrong-type",
-                    node.span,
-                    format!(
-                        "{what} must be a mapping of {shape}, found {}",
-                        node.describe()
-                    ),
-                );
-            }
-            return Vec::new();
-        };
         let mut out = Vec::new();
-        for (k, v) in entries {
+        for (k, v) in self.entries(node, what, &format!(" of {shape}")) {
             let key = k.as_str().unwrap_or_default();
             if template::is_key(key) {
                 out.push((
@@ -597,18 +602,8 @@ impl Lower {
     }
 
     fn pairs(&mut self, node: &Node, what: &str) -> Vec<(S<String>, Template)> {
-        let Kind::Map(entries) = &node.kind else {
-            if !node.is_null() {
-                self.err(
-                    "wrong-type",
-                    node.span,
-                    format!("{what} must be a mapping, found {}", node.describe()),
-                );
-            }
-            return Vec::new();
-        };
         let mut out = Vec::new();
-        for (k, v) in entries {
+        for (k, v) in self.entries(node, what, "") {
             let name = S {
                 v: k.as_str().unwrap_or_default().to_string(),
                 span: k.span,

@@ -90,21 +90,8 @@ impl Lower {
     /// `headers: { Name: value }`, a value being text or a list of texts (a header sent
     /// several times, such as `Set-Cookie`).
     fn sample_headers(&mut self, node: &Node) -> Vec<(S<String>, S<String>)> {
-        let Kind::Map(entries) = &node.kind else {
-            if !node.is_null() {
-                self.err(
-                    "wrong-type",
-                    node.span,
-                    format!(
-                        "a sample's `headers` must be a mapping of header name to text, found {}",
-                        node.describe()
-                    ),
-                );
-            }
-            return Vec::new();
-        };
         let mut out = Vec::new();
-        for (k, v) in entries {
+        for (k, v) in self.entries(node, "a sample's `headers`", " of header name to text") {
             let name = S {
                 v: k.as_str().unwrap_or_default().to_string(),
                 span: k.span,
