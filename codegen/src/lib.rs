@@ -10,6 +10,7 @@ pub mod emit;
 pub mod explain;
 pub mod graph;
 pub mod lower;
+pub mod lsp;
 pub mod model;
 pub mod reference;
 pub mod sample;
@@ -160,9 +161,43 @@ pub fn check_one_with(path: &str, bytes: &[u8], options: Options) -> Checked {
     check_file(path, bytes, Path::new(path).parent(), options)
 }
 
+/// A file open in an editor, checked as it is being written (the language server's view).
+#[derive(Debug)]
+pub struct Draft {
+    pub report: FileReport,
+    /// The model as far as it could be built, errors or not: what hovers and completions are
+    /// answered from while the file is broken. `None` when the YAML could not be read.
+    pub model: Option<Provider>,
+}
+
+/// Checks `text`, the content of the file named `path` in diagnostics, reading `file:`
+/// samples from `dir` (`None`: the current directory). The same checks as `check_one`; only
+/// the model is kept when the file has errors.
+pub fn check_draft(path: &str, text: &str, dir: Option<&Path>, options: Options) -> Draft {
+    let (report, model, _) = check_bytes(path, text.as_bytes(), dir, options);
+    Draft { report, model }
+}
+
 /// Checks the bytes of the file named `path` in diagnostics, reading `file:` samples from
 /// `dir` (`None`: the current directory).
 fn check_file(path: &str, bytes: &[u8], dir: Option<&Path>, options: Options) -> Checked {
+    let (report, model, reads) = check_bytes(path, bytes, dir, options);
+    let clean = !report.diagnostics.iter().any(Diagnostic::is_error);
+    Checked {
+        report,
+        provider: model.filter(|_| clean),
+        reads,
+    }
+}
+
+/// The report of a file, its model as far as it was built (errors or not), and the other
+/// files it reads.
+fn check_bytes(
+    path: &str,
+    bytes: &[u8],
+    dir: Option<&Path>,
+    options: Options,
+) -> (FileReport, Option<Provider>, Vec<PathBuf>) {
     let (source, mut diagnostics) = match std::str::from_utf8(bytes) {
         Ok(s) => (
             s.strip_prefix('\u{feff}').unwrap_or(s).to_string(),
@@ -182,15 +217,12 @@ fn check_file(path: &str, bytes: &[u8], dir: Option<&Path>, options: Options) ->
             )
             .with_help("save the provider file as UTF-8");
             let shown = String::from_utf8_lossy(bytes).into_owned();
-            return Checked {
-                report: FileReport {
-                    path: path.into(),
-                    source: shown,
-                    diagnostics: vec![d],
-                },
-                provider: None,
-                reads: Vec::new(),
+            let report = FileReport {
+                path: path.into(),
+                source: shown,
+                diagnostics: vec![d],
             };
+            return (report, None, Vec::new());
         }
     };
     let (root, yaml_diags) = yaml::parse(&source);
@@ -212,18 +244,12 @@ fn check_file(path: &str, bytes: &[u8], dir: Option<&Path>, options: Options) ->
     }
     diagnostics.sort_by_key(|d| (d.span.start, d.severity == diag::Severity::Warning));
     diagnostics.dedup();
-    if diagnostics.iter().any(Diagnostic::is_error) {
-        provider = None;
-    }
-    Checked {
-        report: FileReport {
-            path: path.into(),
-            source,
-            diagnostics,
-        },
-        provider,
-        reads,
-    }
+    let report = FileReport {
+        path: path.into(),
+        source,
+        diagnostics,
+    };
+    (report, provider, reads)
 }
 
 /// Rules across files: a provider id names one file.

@@ -56,6 +56,10 @@ enum Command {
         #[arg(long, value_enum, default_value_t = ExplainFormat::Human)]
         format: ExplainFormat,
     },
+    /// A language server for provider files, speaking LSP on stdin and stdout: the compiler's
+    /// diagnostics as a file is edited, hovers, completion of placeholder names, and
+    /// go-to-definition from a placeholder to what it names.
+    Lsp,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -200,6 +204,7 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Lsp => otvi_codegen::lsp::run_stdio(),
         Command::Schema => {
             println!(
                 "{}",

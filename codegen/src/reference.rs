@@ -1394,14 +1394,26 @@ fn section(out: &mut String, w: &Walk<'_>, s: &Section) {
     }
 }
 
+/// What the reference states first about a key: its type, whether it is required, its
+/// default, and its allowed values if it has a list of them (the language server's hovers say
+/// the same).
+pub fn facts(k: &Key<'_>) -> Vec<(&'static str, String)> {
+    let mut out = vec![
+        ("Type", type_name(k.schema)),
+        ("Required", required_text(&k.required)),
+        ("Default", default_text(k.schema)),
+    ];
+    if let Some(a) = allowed_text(k.schema) {
+        out.push(("Allowed values", a));
+    }
+    out
+}
+
 fn entry(out: &mut String, k: &Key<'_>) {
     let _ = writeln!(out, "<a id=\"{}\"></a>\n", anchor(&k.path));
     let _ = writeln!(out, "### `{}`\n", k.path);
-    let _ = writeln!(out, "- **Type:** {}", type_name(k.schema));
-    let _ = writeln!(out, "- **Required:** {}", required_text(&k.required));
-    let _ = writeln!(out, "- **Default:** {}", default_text(k.schema));
-    if let Some(a) = allowed_text(k.schema) {
-        let _ = writeln!(out, "- **Allowed values:** {a}");
+    for (label, text) in facts(k) {
+        let _ = writeln!(out, "- **{label}:** {text}");
     }
     let mut cs = Vec::new();
     match &k.name {

@@ -3,9 +3,49 @@
 
 use super::{extracted, Checker, Env, Place};
 use crate::diag::Diagnostic;
-use crate::graph::{self, Target};
+use crate::graph::{self, Defined, Target};
 use crate::model::*;
 use std::collections::{BTreeSet, HashMap};
+
+/// What the templates of one step may name.
+pub(super) struct StepNames {
+    /// In its request.
+    pub request: Defined,
+    /// In the display fields of each of its outcomes' prompts.
+    pub display: Vec<Defined>,
+}
+
+/// What each step of `f` may name: what every path into it defines, plus session values (what
+/// other flows of the provider extract); `None` for a step no path reaches.
+pub(super) fn step_names(p: &Provider, f: &Flow, edges: &[graph::Edge]) -> Vec<Option<StepNames>> {
+    let session = extracted(
+        p.flows
+            .iter()
+            .filter(|o| o.id.v != f.id.v)
+            .flat_map(|o| o.steps.iter()),
+    );
+    let with_session = |mut d: Defined| {
+        d.stored.extend(session.iter().cloned());
+        d
+    };
+    graph::defined(f, edges)
+        .into_iter()
+        .zip(&f.steps)
+        .map(|(d, s)| {
+            let d = d?;
+            Some(StepNames {
+                // A display value is rendered after the outcome's own extraction, before the
+                // user has filled in the prompt it stands in.
+                display: s
+                    .outcomes
+                    .iter()
+                    .map(|o| with_session(d.shown(o)))
+                    .collect(),
+                request: with_session(d),
+            })
+        })
+        .collect()
+}
 
 /// Where a field is declared.
 #[derive(Clone, Copy, PartialEq)]
@@ -77,35 +117,25 @@ impl<'a> Checker<'a> {
             );
         }
 
-        // What each step may use: what every path into it defines, plus session values (what
-        // other flows of this provider extract).
-        let session = extracted(
-            self.p
-                .flows
-                .iter()
-                .filter(|o| o.id.v != f.id.v)
-                .flat_map(|o| o.steps.iter()),
-        );
-        let defined = graph::defined(f, &edges);
-        for (i, s) in f.steps.iter().enumerate() {
-            let Some(d) = &defined[i] else { continue };
-            let stored: BTreeSet<String> = d.stored.union(&session).cloned().collect();
+        for (i, (s, names)) in f
+            .steps
+            .iter()
+            .zip(step_names(self.p, f, &edges))
+            .enumerate()
+        {
+            let Some(names) = names else { continue };
             let env = Env {
-                inputs: Some(&d.inputs),
-                stored: Some(&stored),
+                inputs: Some(&names.request.inputs),
+                stored: Some(&names.request.stored),
                 place: Place::Step,
                 flow: Some((f, i)),
             };
             self.request(&s.request, &env);
-            // A display value is rendered after the outcome's own extraction, before the user
-            // has filled in the prompt it stands in.
-            for o in &s.outcomes {
+            for (o, shown) in s.outcomes.iter().zip(&names.display) {
                 let Some(p) = &o.prompt else { continue };
-                let shown = d.shown(o);
-                let stored: BTreeSet<String> = shown.stored.union(&session).cloned().collect();
                 let env = Env {
                     inputs: Some(&shown.inputs),
-                    stored: Some(&stored),
+                    stored: Some(&shown.stored),
                     place: Place::Display,
                     flow: Some((f, i)),
                 };

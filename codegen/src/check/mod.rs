@@ -30,6 +30,87 @@ pub fn is_provider_id(id: &str) -> bool {
         && c.all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_' || ch == '-')
 }
 
+/// Where a template stands in a provider, for a tool that asks what it may name there (the
+/// language server). Indices are into `Provider::flows` and `Flow::steps`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum At {
+    /// `defaults.headers`.
+    Defaults,
+    /// The logout request.
+    Logout,
+    /// The request of a flow's step.
+    Request { flow: usize, step: usize },
+    /// A display field's `value` in the prompt of outcome `outcome` of a flow's step.
+    Display {
+        flow: usize,
+        step: usize,
+        outcome: usize,
+    },
+}
+
+/// What a template may name where it stands, as the checks decide it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Names {
+    /// `{{input.K}}`: the inputs defined there; `None`: not allowed there.
+    pub inputs: Option<BTreeSet<String>>,
+    /// `{{stored.K}}`: the stored values defined there (earlier extracts and session values);
+    /// `None`: not allowed there.
+    pub stored: Option<BTreeSet<String>>,
+    /// `{{secret.K}}` may name the declared secrets (everywhere but a display field's value).
+    pub secrets: bool,
+    /// `{{run_id}}` is allowed (within a flow).
+    pub run_id: bool,
+}
+
+/// What a template at `at` may name; `None` when `p` has no such place, or for a step no path
+/// reaches (reported as unreachable, its templates not checked).
+pub fn names_at(p: &Provider, at: At) -> Option<Names> {
+    let in_step = |flow: usize, step: usize| {
+        let f = p.flows.get(flow)?;
+        flow::step_names(p, f, &crate::graph::edges(f))
+            .into_iter()
+            .nth(step)?
+    };
+    Some(match at {
+        At::Defaults => Names {
+            secrets: true,
+            ..Names::default()
+        },
+        At::Logout => Names {
+            stored: Some(logout_stored(p)),
+            secrets: true,
+            ..Names::default()
+        },
+        At::Request { flow, step } => {
+            let d = in_step(flow, step)?.request;
+            Names {
+                inputs: Some(d.inputs),
+                stored: Some(d.stored),
+                secrets: true,
+                run_id: true,
+            }
+        }
+        At::Display {
+            flow,
+            step,
+            outcome,
+        } => {
+            let d = in_step(flow, step)?.display.into_iter().nth(outcome)?;
+            Names {
+                inputs: Some(d.inputs),
+                stored: Some(d.stored),
+                secrets: false,
+                run_id: true,
+            }
+        }
+    })
+}
+
+/// What logout may use: every key some flow extracts (kept in the session).
+fn logout_stored(p: &Provider) -> BTreeSet<String> {
+    extracted(p.flows.iter().flat_map(|f| f.steps.iter()))
+}
+
 /// Where a template stands, which decides what it may name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Place {
@@ -132,7 +213,7 @@ impl<'a> Checker<'a> {
         }
 
         if let Some(l) = &p.logout {
-            let all: BTreeSet<String> = extracted(p.flows.iter().flat_map(|f| f.steps.iter()));
+            let all = logout_stored(p);
             let env = Env {
                 inputs: None,
                 stored: Some(&all),
