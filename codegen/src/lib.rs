@@ -16,6 +16,7 @@ pub mod reference;
 pub mod sample;
 pub mod sarif;
 pub mod schema;
+pub mod simulate;
 pub mod template;
 pub mod yaml;
 

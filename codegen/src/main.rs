@@ -60,6 +60,46 @@ enum Command {
     /// diagnostics as a file is edited, hovers, completion of placeholder names, and
     /// go-to-definition from a placeholder to what it names.
     Lsp,
+    /// Run a provider file's flows through the Rust compiled from it, against the file's
+    /// response samples, with no network: each request a step would send (user values and
+    /// secrets shown as markers) and what each sample leads to. Needs `cargo`; the first run
+    /// builds the runtime.
+    Simulate {
+        /// The provider file.
+        file: PathBuf,
+        /// A flow to run (repeatable); every flow when absent.
+        #[arg(long = "flow", value_name = "ID")]
+        flows: Vec<String>,
+        /// The `otvi-runtime` crate to build against [default: the one beside this compiler's
+        /// sources].
+        #[arg(long, value_name = "DIR", env = "OTVI_RUNTIME_DIR")]
+        runtime: Option<PathBuf>,
+        /// Cargo's target directory for the simulation [default: `target/simulate` in the
+        /// runtime's workspace].
+        #[arg(long, value_name = "DIR", env = "OTVI_SIMULATE_TARGET_DIR")]
+        target_dir: Option<PathBuf>,
+    },
+}
+
+/// The checked model of one provider file, or the exit code after printing why there is none
+/// (`doing`: what could not be done).
+fn checked(file: &std::path::Path, doing: &str) -> Result<otvi_codegen::model::Provider, ExitCode> {
+    let bytes = std::fs::read(file).map_err(|e| {
+        eprintln!("error: cannot read {}: {e}", file.display());
+        ExitCode::from(2)
+    })?;
+    let checked = otvi_codegen::check_one(&file.display().to_string(), &bytes);
+    match checked.provider {
+        Some(p) if !checked.report.diagnostics.iter().any(|d| d.is_error()) => Ok(p),
+        _ => {
+            eprint!("{}", checked.report.render(Format::Human));
+            eprintln!(
+                "error: {} does not check; nothing to {doing}",
+                file.display()
+            );
+            Err(ExitCode::from(1))
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -171,26 +211,11 @@ fn main() -> ExitCode {
             }
         }
         Command::Explain { file, format } => {
-            let bytes = match std::fs::read(&file) {
-                Ok(b) => b,
-                Err(e) => {
-                    eprintln!("error: cannot read {}: {e}", file.display());
-                    return ExitCode::from(2);
-                }
+            let provider = match checked(&file, "explain") {
+                Ok(p) => p,
+                Err(code) => return code,
             };
-            let checked = otvi_codegen::check_one(&file.display().to_string(), &bytes);
-            let provider = match &checked.provider {
-                Some(p) if !checked.report.diagnostics.iter().any(|d| d.is_error()) => p,
-                _ => {
-                    eprint!("{}", checked.report.render(Format::Human));
-                    eprintln!(
-                        "error: {} does not check; nothing to explain",
-                        file.display()
-                    );
-                    return ExitCode::from(1);
-                }
-            };
-            let report = otvi_codegen::explain::explain(provider);
+            let report = otvi_codegen::explain::explain(&provider);
             let text = match format {
                 ExplainFormat::Human => report.human(),
                 ExplainFormat::Json => {
@@ -203,6 +228,42 @@ fn main() -> ExitCode {
                 eprintln!("warning: {w}");
             }
             ExitCode::SUCCESS
+        }
+        Command::Simulate {
+            file,
+            flows,
+            runtime,
+            target_dir,
+        } => {
+            let provider = match checked(&file, "simulate") {
+                Ok(p) => p,
+                Err(code) => return code,
+            };
+            let flows = match otvi_codegen::simulate::select(&provider, &flows) {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let mut build = otvi_codegen::simulate::Build::beside_compiler();
+            if let Some(r) = runtime {
+                build.runtime = r;
+            }
+            if let Some(t) = target_dir {
+                build.target_dir = t;
+            }
+            let name = file.display().to_string();
+            match otvi_codegen::simulate::run(&name, &provider, &flows, &build) {
+                Ok(text) => {
+                    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
         }
         Command::Lsp => otvi_codegen::lsp::run_stdio(),
         Command::Schema => {

@@ -81,7 +81,12 @@ fn remembered(flow: &FlowDef, inputs: &Values, forget: &[&str]) -> Values {
 /// The message of a step that failed with the provider's answer `reply`: where the outcome
 /// or the step says the provider puts it, else what the status says. Provider text has any
 /// secret replaced before it is cut to length, so no part of one survives.
-fn failure(reply: &Reply, step: &StepDef, o: Option<&OutcomeDef>, secrets: &Secrets) -> String {
+pub(crate) fn failure(
+    reply: &Reply,
+    step: &StepDef,
+    o: Option<&OutcomeDef>,
+    secrets: &Secrets,
+) -> String {
     let fail = match o.map(|o| &o.then) {
         Some(Then::Fail(f)) => Some(f),
         _ => None,
@@ -96,7 +101,7 @@ fn failure(reply: &Reply, step: &StepDef, o: Option<&OutcomeDef>, secrets: &Secr
 }
 
 /// Is `v` an absolute http(s) URL: what a `link` field may show.
-fn is_web_link(v: &str) -> bool {
+pub(crate) fn is_web_link(v: &str) -> bool {
     reqwest::Url::parse(v).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
 }
 

@@ -16,6 +16,7 @@ pub mod request;
 pub mod response;
 pub mod seal;
 pub mod secrets;
+pub mod simulate;
 pub mod store;
 pub mod upstream;
 

@@ -115,6 +115,13 @@ impl<'a> StepCx<'a> {
             now: time::OffsetDateTime::now_utc(),
         }
     }
+    /// The same context with `{{uuid}}` and the clock fixed: a simulation prints the same
+    /// requests on every run.
+    pub fn fixed(mut self, uuid: &str, now: time::OffsetDateTime) -> Self {
+        self.uuid = uuid.to_string();
+        self.now = now;
+        self
+    }
     /// A provider secret (`{{secret.K}}`).
     pub fn secret(&self, key: &'static str) -> Result<&str, StepError> {
         self.secrets.get(key).ok_or(StepError::MissingSecret(key))
@@ -230,6 +237,16 @@ impl Outbound {
         let v = HeaderValue::from_str(&value).map_err(|_| StepError::BadHeaderValue(name))?;
         self.headers.push((name, v));
         Ok(())
+    }
+    /// The URL with the query parameters appended, form-encoded.
+    pub fn full_url(&self) -> Result<reqwest::Url, StepError> {
+        let mut url = reqwest::Url::parse(&self.url)
+            .map_err(|_| StepError::Provider("the provider URL is not valid".into()))?;
+        if !self.query.is_empty() {
+            url.query_pairs_mut()
+                .extend_pairs(self.query.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        Ok(url)
     }
     pub fn query(&mut self, name: &'static str, value: String) {
         self.query.push((name, value));

@@ -73,12 +73,7 @@ impl Upstream {
     }
 
     pub async fn send(&self, o: Outbound) -> Result<Reply, StepError> {
-        let mut url = reqwest::Url::parse(&o.url)
-            .map_err(|_| StepError::Provider("the provider URL is not valid".into()))?;
-        if !o.query.is_empty() {
-            url.query_pairs_mut()
-                .extend_pairs(o.query.iter().map(|(k, v)| (*k, v.as_str())));
-        }
+        let url = o.full_url()?;
         let client = if o.follow_redirects {
             &self.client
         } else {

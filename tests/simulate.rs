@@ -1,0 +1,64 @@
+//! Every shipped flow run through the generated step functions against its provider file's
+//! samples, with no network. The transcripts are kept in `tests/simulations/<provider>.txt`:
+//! a change to a provider file that changes what is sent, or what an answer leads to, changes
+//! a transcript and shows up in review. `UPDATE_SIMULATIONS=1 cargo test --test simulate`
+//! rewrites them.
+
+use otvi_codegen::simulate::{answers, session_keys};
+use otvi_runtime::simulate::{transcript, Answer};
+use std::path::Path;
+
+#[test]
+fn every_shipped_flow_simulates_as_its_transcript_says() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let files = otvi_codegen::collect_files(&[root.join("providers")]).unwrap();
+    let outcome = otvi_codegen::check_paths_from(&files, root);
+    let update = std::env::var_os("UPDATE_SIMULATIONS").is_some();
+    let mut stale = Vec::new();
+    for f in &outcome.files {
+        let p = f
+            .provider
+            .as_ref()
+            .expect("the shipped providers check clean");
+        let def = otvi_generated::PROVIDERS
+            .iter()
+            .copied()
+            .find(|d| d.id == p.id.v)
+            .expect("every shipped provider is compiled in");
+        let flows: Vec<_> = p
+            .flows
+            .iter()
+            .map(|flow| {
+                let recorded = answers(flow).into_iter().map(|r| {
+                    let headers: Vec<(&str, &str)> = r
+                        .headers
+                        .iter()
+                        .map(|(n, v)| (n.as_str(), v.as_str()))
+                        .collect();
+                    Answer::new(r.step, &r.label, r.status, &headers, &r.body)
+                });
+                (def.flow(&flow.id.v).unwrap(), recorded.collect())
+            })
+            .collect();
+        let session = session_keys(p);
+        let session: Vec<&str> = session.iter().map(String::as_str).collect();
+        let got = transcript(def, &flows, &session);
+        // Every value sent in place of a user's input, a secret or a stored value is shown
+        // by name.
+        assert!(!got.contains("OTVISIM"), "a marker is left unnamed:\n{got}");
+        let path = root
+            .join("tests/simulations")
+            .join(format!("{}.txt", p.id.v));
+        if update {
+            std::fs::write(&path, &got).unwrap();
+        } else if std::fs::read_to_string(&path).ok().as_deref() != Some(got.as_str()) {
+            stale.push(format!("{}:\n{got}", path.display()));
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "the simulation of these providers changed; review the new transcripts and \
+         rerun with UPDATE_SIMULATIONS=1 to keep them:\n\n{}",
+        stale.join("\n\n")
+    );
+}
