@@ -584,6 +584,22 @@ fn definition_leads_from_a_use_to_every_extract_field_or_secret() {
         line_of(&itext, "api_key: { env", 0)
     );
     assert_eq!(r[0]["uri"], indee.as_str());
+
+    // An outcome's `next:` leads to the step it names.
+    let (truenas, ttext) = provider("truenas.yaml");
+    c.open(&truenas, &ttext);
+    for nth in [0, 1] {
+        let r = c.at(
+            "textDocument/definition",
+            &truenas,
+            position(&ttext, "next: otp", nth, 7),
+        );
+        assert_eq!(
+            r[0]["range"]["start"]["line"],
+            line_of(&ttext, "id: otp", 0),
+            "{r}"
+        );
+    }
     assert_eq!(c.shutdown_and_exit(), Some(0));
 }
 

@@ -477,20 +477,26 @@ impl Server<'_> {
     }
 
     /// From a placeholder to where what it names is declared: every extract of a stored
-    /// value, the field of an input, the secret's entry.
+    /// value, the field of an input, the secret's entry; from an outcome's `next:` to the
+    /// step it names.
     fn definition(
         &self,
         p: &TextDocumentPositionParams,
     ) -> Result<Option<GotoDefinitionResponse>, Failure> {
         let doc = self.doc(p)?;
         let (pos, line) = doc.at(p.position);
-        let Some(var) = names::placeholder_at(line, pos.col - 1).and_then(|ph| ph.var) else {
-            return Ok(None);
+        let spans = match names::placeholder_at(line, pos.col - 1).and_then(|ph| ph.var) {
+            Some(var) => match doc.located(pos) {
+                Some((model, at)) => names::definitions(model, at, &var),
+                None => Vec::new(),
+            },
+            None => doc
+                .located(pos)
+                .and_then(|(model, _)| names::next_step(model, pos))
+                .into_iter()
+                .collect(),
         };
-        let Some((model, at)) = doc.located(pos) else {
-            return Ok(None);
-        };
-        let locations: Vec<Location> = names::definitions(model, at, &var)
+        let locations: Vec<Location> = spans
             .into_iter()
             .map(|s| Location::new(p.text_document.uri.clone(), doc.range(s)))
             .collect();

@@ -7,7 +7,9 @@
 
 use crate::check::{self, At, Names};
 use crate::diag::{Pos, Span};
-use crate::model::{Extract, Field, Flow, Piece, Provider, Source, Step, Template, Var};
+use crate::model::{
+    Extract, Field, Flow, Piece, Provider, Source, Step, StepRef, Template, Then, Var,
+};
 use crate::reference;
 use crate::yaml::{Kind, Node};
 use saphyr_parser::ScalarStyle;
@@ -479,6 +481,28 @@ pub fn candidates(p: &Provider, at: At, namespace: Option<Namespace>) -> Vec<Can
             out
         }
     }
+}
+
+/// The step an outcome's `next:` at `pos` names: its `id`, or the step itself when it has none.
+pub fn next_step(p: &Provider, pos: Pos) -> Option<Span> {
+    p.flows.iter().find_map(|f| {
+        let target = f
+            .steps
+            .iter()
+            .flat_map(|s| &s.outcomes)
+            .find_map(|o| match &o.then {
+                Then::Continue(Some(r)) if within(r.span, pos) => Some(&r.v),
+                _ => None,
+            })?;
+        let step = match target {
+            StepRef::Id(id) => f
+                .steps
+                .iter()
+                .find(|s| s.id.as_ref().is_some_and(|i| i.v == *id))?,
+            StepRef::Index(i) => f.steps.get(*i)?,
+        };
+        Some(step.id.as_ref().map_or(step.span, |i| i.span))
+    })
 }
 
 #[cfg(test)]
