@@ -3,6 +3,8 @@
 //! type), run through the generated `decide` function and the runtime's extraction, select the
 //! outcome, find the values and show the error text `otvi-codegen` says they do.
 
+mod common;
+
 use axum::body::Bytes;
 use otvi_codegen::model::{Sample, Step};
 use otvi_codegen::sample::{Answer, Found};
@@ -10,7 +12,6 @@ use otvi_runtime::def::StepDef;
 use otvi_runtime::response::{clean_message, Reply};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
-use std::path::Path;
 
 fn reply(s: &Sample) -> Reply {
     let mut h = HeaderMap::new();
@@ -121,19 +122,8 @@ fn compare(step: &Step, def: &StepDef, sample: &Sample) -> Vec<String> {
 
 #[test]
 fn every_shipped_sample_is_read_the_same_by_the_compiler_and_the_server() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let files = otvi_codegen::collect_files(&[root.join("providers")]).unwrap();
-    let outcome = otvi_codegen::check_paths_from(&files, root);
     let (mut samples, mut runs, mut problems) = (0, 0, Vec::new());
-    for f in &outcome.files {
-        let p = f
-            .provider
-            .as_ref()
-            .expect("the shipped providers check clean");
-        let def = otvi_generated::PROVIDERS
-            .iter()
-            .find(|d| d.id == p.id.v)
-            .expect("every shipped provider is compiled in");
+    for (p, def) in common::shipped() {
         for flow in &p.flows {
             let fdef = def.flow(&flow.id.v).unwrap();
             for (step, sdef) in flow.steps.iter().zip(fdef.steps) {

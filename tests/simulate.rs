@@ -4,6 +4,8 @@
 //! a transcript and shows up in review. `UPDATE_SIMULATIONS=1 cargo test --test simulate`
 //! rewrites them.
 
+mod common;
+
 use otvi_codegen::simulate::{answers, session_keys};
 use otvi_runtime::simulate::{transcript, Answer};
 use std::path::Path;
@@ -11,20 +13,9 @@ use std::path::Path;
 #[test]
 fn every_shipped_flow_simulates_as_its_transcript_says() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let files = otvi_codegen::collect_files(&[root.join("providers")]).unwrap();
-    let outcome = otvi_codegen::check_paths_from(&files, root);
     let update = std::env::var_os("UPDATE_SIMULATIONS").is_some();
     let mut stale = Vec::new();
-    for f in &outcome.files {
-        let p = f
-            .provider
-            .as_ref()
-            .expect("the shipped providers check clean");
-        let def = otvi_generated::PROVIDERS
-            .iter()
-            .copied()
-            .find(|d| d.id == p.id.v)
-            .expect("every shipped provider is compiled in");
+    for (p, def) in common::shipped() {
         let flows: Vec<_> = p
             .flows
             .iter()
@@ -40,7 +31,7 @@ fn every_shipped_flow_simulates_as_its_transcript_says() {
                 (def.flow(&flow.id.v).unwrap(), recorded.collect())
             })
             .collect();
-        let session = session_keys(p);
+        let session = session_keys(&p);
         let session: Vec<&str> = session.iter().map(String::as_str).collect();
         let got = transcript(def, &flows, &session);
         // Every value sent in place of a user's input, a secret or a stored value is shown

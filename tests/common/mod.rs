@@ -322,3 +322,25 @@ pub fn files_in(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
 pub fn holds(bytes: &[u8], s: &str) -> bool {
     bytes.windows(s.len()).any(|w| w == s.as_bytes())
 }
+
+/// Every shipped provider file's checked model, with the provider compiled from it.
+pub fn shipped() -> Vec<(
+    otvi_codegen::model::Provider,
+    &'static otvi_runtime::def::ProviderDef,
+)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let files = otvi_codegen::collect_files(&[root.join("providers")]).unwrap();
+    otvi_codegen::check_paths_from(&files, root)
+        .files
+        .into_iter()
+        .map(|f| {
+            let p = f.provider.expect("the shipped providers check clean");
+            let def = otvi_generated::PROVIDERS
+                .iter()
+                .copied()
+                .find(|d| d.id == p.id.v)
+                .expect("every shipped provider is compiled in");
+            (p, def)
+        })
+        .collect()
+}
