@@ -149,6 +149,9 @@ pub fn harness(
     let mut h = std::collections::hash_map::DefaultHasher::new();
     files.hash(&mut h);
     runtime.hash(&mut h);
+    // The lock file `run` copies in: a dependency update makes another crate, never a stale
+    // copy.
+    std::fs::read(workspace_lock(runtime)).ok().hash(&mut h);
     let name = format!("otvi-simulation-{:016x}", h.finish());
     let manifest = format!(
         "[package]\nname = \"{name}\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
@@ -160,6 +163,11 @@ pub fn harness(
     );
     files.push(("Cargo.toml".into(), manifest));
     (name, files)
+}
+
+/// The lock file of the workspace the runtime crate is in.
+fn workspace_lock(runtime: &Path) -> PathBuf {
+    runtime.parent().unwrap_or(runtime).join("Cargo.lock")
 }
 
 /// `s` as a TOML basic string.
@@ -199,12 +207,9 @@ pub fn run(file: &str, p: &Provider, flows: &[&Flow], build: &Build) -> Result<S
     }
     // The runtime's workspace lock file: the same dependency versions as the server, and no
     // registry query.
-    if let Some(lock) = runtime.parent().map(|w| w.join("Cargo.lock")) {
-        let to = dir.join("Cargo.lock");
-        if lock.is_file() && !to.exists() {
-            std::fs::copy(&lock, &to)
-                .map_err(|e| format!("cannot copy {}: {e}", lock.display()))?;
-        }
+    let (lock, to) = (workspace_lock(&runtime), dir.join("Cargo.lock"));
+    if lock.is_file() && !to.exists() {
+        std::fs::copy(&lock, &to).map_err(|e| format!("cannot copy {}: {e}", lock.display()))?;
     }
     let status = Command::new(&build.cargo)
         .arg("build")
