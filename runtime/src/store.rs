@@ -1,14 +1,20 @@
 //! The session store: completed provider sessions and pending multi-step runs, in SQLite (the
-//! default) or PostgreSQL, through one set of queries on `sqlx`'s `Any` driver.
+//! default) or PostgreSQL, through one set of queries (`Query`): on PostgreSQL through a
+//! `sqlx` pool, on SQLite through one connection called on the request's thread (`sqlite`).
+//! Migrations run through `sqlx` on both.
 //!
 //! Session values and a pending run's inputs and extracted values are sealed (`seal`) before
 //! they are written; ids, step names and expiry times are not secret and stay readable.
 
+mod sqlite;
+
 use crate::seal::{Place, Sealer};
 use serde::{de::DeserializeOwned, Serialize};
-use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Row};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Row, SqliteConnection};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -105,122 +111,153 @@ pub struct Store {
 enum Db {
     /// PostgreSQL: a pool shared by this instance's requests.
     Pool(AnyPool),
-    /// SQLite: one connection, used by one request at a time. The process is the file's only
-    /// writer and SQLite runs one write at a time anyway; one connection keeps its page cache
-    /// (another connection's write empties it), never waits for a lock, and skips the pool's
-    /// test of a connection on every acquire and release (a round trip to the connection's
-    /// worker thread each).
-    One(Arc<Held>),
+    /// SQLite: one connection, used by one operation at a time on the request's thread (see
+    /// `sqlite`). The process is the file's only writer and SQLite runs one write at a time
+    /// anyway; one connection keeps its page cache (another connection's write empties it)
+    /// and never waits for a lock of this process.
+    One(Arc<sqlite::Local>),
 }
 
-#[derive(Debug)]
-struct Held {
-    opts: AnyConnectOptions,
-    conn: tokio::sync::Mutex<Option<AnyConnection>>,
-    /// `sqlite::memory:`: the database lives in its one connection, which is never replaced.
-    in_memory: bool,
-    /// Whether the checkpoint task runs (see `checkpoints`).
-    checkpointing: std::sync::atomic::AtomicBool,
-}
-
-/// How often the checkpoint task copies the write-ahead log into the database file. Measured
-/// with bench/load.sh: every second cost a login about 10 % less CPU than every 200 ms, but
-/// its larger checkpoints raised p99 at 16 and 64 connections from 4–15 ms to 35–50 ms.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
-
-/// Runs SQLite's checkpoints on a connection of its own, so that the one that serves requests
-/// never waits for one (a checkpoint ends with an fsync, which would hold every request
-/// queued behind it). A passive checkpoint does not block writers. Ends with the `Held`.
-fn checkpoints(held: &Arc<Held>) {
-    use std::sync::atomic::Ordering;
-    if held.in_memory || held.checkpointing.swap(true, Ordering::Relaxed) {
-        return;
-    }
-    let Ok(rt) = tokio::runtime::Handle::try_current() else {
-        held.checkpointing.store(false, Ordering::Relaxed);
-        return;
-    };
-    let weak = Arc::downgrade(held);
-    let opts = held.opts.clone();
-    rt.spawn(async move {
-        let mut conn: Option<AnyConnection> = None;
-        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if weak.strong_count() == 0 {
-                return;
-            }
-            if conn.is_none() {
-                conn = AnyConnection::connect_with(&opts).await.ok();
-            }
-            let Some(c) = conn.as_mut() else { continue };
-            if let Err(e) = c.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
-                tracing::debug!(error = %e, "checkpoint failed; retried on a new connection");
-                conn = None;
-            }
-        }
-    });
-}
-
-/// A connection lent to one operation: from the pool, or the held one. An operation that
-/// does not finish (its request was dropped midway, or a statement failed) may have left a
-/// transaction open or a statement unread, so a connection not handed back with `done` is
-/// not used again.
-struct Conn<'a> {
-    lent: Lent<'a>,
+/// A pooled connection lent to one operation. An operation that does not finish (its request
+/// was dropped midway, or a statement failed) may have left a transaction open or a statement
+/// unread, so a connection not handed back with `done` is closed, not pooled again.
+struct Conn {
+    c: PoolConnection<Any>,
     done: bool,
 }
 
-enum Lent<'a> {
-    Pooled(PoolConnection<Any>),
-    Held(tokio::sync::MutexGuard<'a, Option<AnyConnection>>, bool),
-}
-
-impl std::ops::Deref for Conn<'_> {
+impl std::ops::Deref for Conn {
     type Target = AnyConnection;
     fn deref(&self) -> &AnyConnection {
-        match &self.lent {
-            Lent::Pooled(c) => c,
-            Lent::Held(c, _) => c.as_ref().expect("a held connection is open while lent"),
-        }
+        &self.c
     }
 }
 
-impl std::ops::DerefMut for Conn<'_> {
+impl std::ops::DerefMut for Conn {
     fn deref_mut(&mut self) -> &mut AnyConnection {
-        match &mut self.lent {
-            Lent::Pooled(c) => c,
-            Lent::Held(c, _) => c.as_mut().expect("a held connection is open while lent"),
-        }
+        &mut self.c
     }
 }
 
-impl Conn<'_> {
+impl Conn {
     /// The operation finished: the connection may be used again.
     fn done(mut self) {
         self.done = true;
     }
+}
 
-    /// The connection is not used again (closing it rolls back a transaction it left open),
-    /// except an in-memory database's only one.
-    fn broken(&mut self) {
-        match &mut self.lent {
-            Lent::Pooled(c) => c.close_on_drop(),
-            Lent::Held(c, in_memory) => {
-                if !*in_memory {
-                    c.take();
-                }
-            }
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if !self.done {
+            self.c.close_on_drop();
         }
     }
 }
 
-impl Drop for Conn<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.broken();
+/// A value bound to a query's `$N` (N its place in the list, from 1).
+#[derive(Debug, Clone)]
+enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+impl From<&str> for Arg {
+    fn from(s: &str) -> Arg {
+        Arg::Text(s.to_string())
+    }
+}
+
+impl From<String> for Arg {
+    fn from(s: String) -> Arg {
+        Arg::Text(s)
+    }
+}
+
+impl From<i64> for Arg {
+    fn from(i: i64) -> Arg {
+        Arg::Int(i)
+    }
+}
+
+/// The names SQLite gives `$1`, `$2`, …: arguments are bound to them by name.
+const ARG_NAMES: [&str; 10] = ["$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10"];
+
+/// A query's SQL and arguments, bound to either driver.
+#[derive(Debug, Clone)]
+struct Query {
+    sql: Cow<'static, str>,
+    args: Vec<Arg>,
+}
+
+impl Query {
+    fn new(sql: impl Into<Cow<'static, str>>) -> Query {
+        Query {
+            sql: sql.into(),
+            args: Vec::new(),
         }
+    }
+
+    fn bind(mut self, a: impl Into<Arg>) -> Query {
+        self.args.push(a.into());
+        self
+    }
+
+    fn sqlx(&self) -> sqlx::query::Query<'_, Any, sqlx::any::AnyArguments<'_>> {
+        let mut q = sqlx::query(&self.sql);
+        for a in &self.args {
+            q = match a {
+                Arg::Text(s) => q.bind(s.as_str()),
+                Arg::Int(i) => q.bind(*i),
+            };
+        }
+        q
+    }
+
+    /// The statement, prepared (once per connection) and bound.
+    fn sqlite<'c>(
+        &self,
+        c: &'c rusqlite::Connection,
+    ) -> rusqlite::Result<rusqlite::CachedStatement<'c>> {
+        let mut st = c.prepare_cached(&self.sql)?;
+        for (a, name) in self.args.iter().zip(ARG_NAMES) {
+            let Some(i) = st.parameter_index(name)? else {
+                continue;
+            };
+            match a {
+                Arg::Text(s) => st.raw_bind_parameter(i, s)?,
+                Arg::Int(v) => st.raw_bind_parameter(i, v)?,
+            }
+        }
+        Ok(st)
+    }
+
+    /// Runs it on SQLite: the rows it changed.
+    fn sqlite_exec(&self, c: &rusqlite::Connection) -> rusqlite::Result<u64> {
+        self.sqlite(c)?.raw_execute().map(|n| n as u64)
+    }
+}
+
+/// A row as either driver gives it.
+trait Cols {
+    fn text(&self, i: usize) -> Result<String, StoreError>;
+    fn int(&self, i: usize) -> Result<i64, StoreError>;
+}
+
+impl Cols for AnyRow {
+    fn text(&self, i: usize) -> Result<String, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+    fn int(&self, i: usize) -> Result<i64, StoreError> {
+        Ok(self.try_get(i)?)
+    }
+}
+
+impl Cols for rusqlite::Row<'_> {
+    fn text(&self, i: usize) -> Result<String, StoreError> {
+        Ok(self.get(i)?)
+    }
+    fn int(&self, i: usize) -> Result<i64, StoreError> {
+        Ok(self.get(i)?)
     }
 }
 
@@ -268,21 +305,14 @@ const EXTRACTED: &str = "pending_runs.extracted";
 struct FileClaim {
     _lock: std::fs::File,
     sessions: SessionCache,
-    held: Arc<Held>,
+    local: Arc<sqlite::Local>,
 }
 
 static CLAIMS: Mutex<Vec<(std::path::PathBuf, std::sync::Weak<FileClaim>)>> =
     Mutex::new(Vec::new());
 
-fn claim_sqlite_file(
-    url: &str,
-    connect: &AnyConnectOptions,
-) -> Result<Option<Arc<FileClaim>>, StoreError> {
-    let opts = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
+fn claim_sqlite_file(opts: &SqliteConnectOptions) -> Result<Arc<FileClaim>, StoreError> {
     let file = opts.get_filename();
-    if file.as_os_str().is_empty() {
-        return Ok(None);
-    }
     let mut lock_path = file.as_os_str().to_owned();
     lock_path.push(".lock");
     let lock_path = std::path::PathBuf::from(lock_path);
@@ -300,7 +330,7 @@ fn claim_sqlite_file(
         .find(|(p, _)| *p == key)
         .and_then(|(_, c)| c.upgrade())
     {
-        return Ok(Some(c));
+        return Ok(c);
     }
     match lock.try_lock() {
         Ok(()) => {}
@@ -322,25 +352,11 @@ fn claim_sqlite_file(
     let claim = Arc::new(FileClaim {
         _lock: lock,
         sessions: SessionCache::default(),
-        held: Arc::new(Held {
-            opts: connect.clone(),
-            conn: Default::default(),
-            in_memory: false,
-            checkpointing: Default::default(),
-        }),
+        local: Arc::new(sqlite::Local::new(file.to_path_buf(), false)),
     });
     claims.push((key, Arc::downgrade(&claim)));
-    Ok(Some(claim))
+    Ok(claim)
 }
-
-/// SQLite's settings for the connection that serves requests: wait for a lock rather than
-/// fail, write-ahead logging, commits that survive a crash of the process (not of the
-/// machine) without an fsync each, checkpoints left to `checkpoints` (its own only when the
-/// log has grown far: that task is not running), and a log file cut back to 64 MiB after a
-/// burst.
-const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
-     PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 20000; \
-     PRAGMA journal_size_limit = 67108864;";
 
 /// What a database holds of this build's migrations (`otvi doctor`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -428,38 +444,12 @@ impl Store {
     /// connection, state lost at exit).
     pub async fn connect(url: &str, sealer: Sealer) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
-        let is_sqlite = url.starts_with("sqlite:");
-        let url = if is_sqlite && !url.contains("mode=") && !url.contains(":memory:") {
-            let sep = if url.contains('?') { '&' } else { '?' };
-            format!("{url}{sep}mode=rwc")
-        } else {
-            url.to_string()
-        };
-        let in_memory = is_sqlite && url.contains(":memory:");
-        let opts = AnyConnectOptions::from_str(&url)?;
         let faults = Arc::new(Faults {
             origin: std::time::Instant::now(),
             last: Default::default(),
             count: Default::default(),
         });
-        let (db, claim) = if is_sqlite {
-            let claim = if in_memory {
-                None
-            } else {
-                claim_sqlite_file(&url, &opts)?
-            };
-            let held = match &claim {
-                Some(c) => c.held.clone(),
-                None => Arc::new(Held {
-                    opts,
-                    conn: Default::default(),
-                    in_memory,
-                    checkpointing: Default::default(),
-                }),
-            };
-            checkpoints(&held);
-            (Db::One(held), claim)
-        } else {
+        if !url.starts_with("sqlite:") {
             let seen = faults.clone();
             let pool = AnyPoolOptions::new()
                 .max_connections(16)
@@ -470,67 +460,97 @@ impl Store {
                     let fresh = seen.fresh(meta.age);
                     Box::pin(async move { Ok(fresh) })
                 })
-                .connect_with(opts)
+                .connect_with(AnyConnectOptions::from_str(url)?)
                 .await?;
-            (Db::Pool(pool), None)
+            let store = Store {
+                db: Db::Pool(pool),
+                faults,
+                sqlite: false,
+                sealer: Arc::new(sealer),
+                sessions: None,
+                _claim: None,
+            };
+            let mut c = store.pooled().await?;
+            let migrated = sqlx::migrate!("./migrations").run(&mut *c).await;
+            store.failed(migrated)?;
+            c.done();
+            return Ok(store);
+        }
+        let in_memory = url.contains(":memory:");
+        let url = if !url.contains("mode=") && !in_memory {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}mode=rwc")
+        } else {
+            url.to_string()
         };
+        // Parsed once: for `sqlite::memory:`, `sqlx` names a new shared in-memory database on
+        // every parse, and the migrations and the serving connection must meet in one.
+        let opts = SqliteConnectOptions::from_str(&url)?;
+        if opts.get_filename().as_os_str().is_empty() {
+            return Err(StoreError(
+                "the SQLite URL names no file (sqlite://PATH, or sqlite::memory: for a \
+                 database that lives in memory)"
+                    .into(),
+            ));
+        }
+        let claim = if in_memory {
+            None
+        } else {
+            Some(claim_sqlite_file(&opts)?)
+        };
+        let local = match &claim {
+            Some(c) => c.local.clone(),
+            None => Arc::new(sqlite::Local::new(opts.get_filename().to_path_buf(), true)),
+        };
+        // The migrations run on a `sqlx` connection (its migration table and checksums); an
+        // in-memory database lives on in the serving connection, opened before it closes.
+        let mut migrating = SqliteConnection::connect_with(&opts).await?;
+        sqlx::migrate!("./migrations").run(&mut migrating).await?;
         let store = Store {
-            db,
+            db: Db::One(local.clone()),
             faults,
-            sqlite: is_sqlite,
+            sqlite: true,
             sealer: Arc::new(sealer),
             sessions: match &claim {
                 Some(c) => Some(c.sessions.clone()),
-                None => in_memory.then(Default::default),
+                None => Some(Default::default()),
             },
             _claim: claim,
         };
-        let mut c = store.conn().await?;
-        let migrated = sqlx::migrate!("./migrations").run(&mut *c).await;
-        store.check(&mut c, migrated)?;
-        c.done();
+        store.sqlite(|_| Ok(())).await?;
+        let _ = migrating.close().await;
+        local.checkpoints();
         Ok(store)
     }
 
-    /// A connection for one operation (see `Db`).
-    async fn conn(&self) -> Result<Conn<'_>, StoreError> {
-        match &self.db {
-            Db::Pool(pool) => pool
-                .acquire()
-                .await
-                .map(|c| Conn {
-                    lent: Lent::Pooled(c),
-                    done: false,
-                })
-                .map_err(|e| self.fault(e)),
-            Db::One(held) => {
-                let mut guard = held.conn.lock().await;
-                if guard.is_none() {
-                    let mut c = AnyConnection::connect_with(&held.opts)
-                        .await
-                        .map_err(|e| self.fault(e))?;
-                    c.execute(SQLITE_PRAGMAS).await.map_err(|e| self.fault(e))?;
-                    *guard = Some(c);
-                }
-                Ok(Conn {
-                    lent: Lent::Held(guard, held.in_memory),
-                    done: false,
-                })
-            }
-        }
+    /// A pooled connection for one operation (PostgreSQL).
+    async fn pooled(&self) -> Result<Conn, StoreError> {
+        let Db::Pool(pool) = &self.db else {
+            return Err(StoreError("no connection pool: the store is SQLite".into()));
+        };
+        pool.acquire()
+            .await
+            .map(|c| Conn { c, done: false })
+            .map_err(|e| self.fault(e))
     }
 
-    /// Passes on an operation's result; a failure marks the connection broken (see
-    /// `Conn::broken`) and is noted (see `Faults`).
-    fn check<T, E: Into<StoreError>>(
-        &self,
-        c: &mut Conn<'_>,
-        r: Result<T, E>,
-    ) -> Result<T, StoreError> {
-        r.map_err(|e| {
-            c.broken();
-            self.fault(e)
-        })
+    /// Runs a whole operation on the SQLite connection (see `sqlite::Local::call`).
+    async fn sqlite<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(&mut rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let Db::One(local) = &self.db else {
+            return Err(StoreError(
+                "no SQLite connection: the store is a pool".into(),
+            ));
+        };
+        local.call(op).await.map_err(|e| self.fault(e))
+    }
+
+    /// Passes on an operation's result, noting a failure (see `Faults`).
+    fn failed<T, E: Into<StoreError>>(&self, r: Result<T, E>) -> Result<T, StoreError> {
+        r.map_err(|e| self.fault(e))
     }
 
     /// Notes a failure (see `Faults`) and passes it on.
@@ -550,41 +570,77 @@ impl Store {
 
     /// Multi-step runs waiting for their next step (not yet expired).
     pub async fn pending_runs(&self) -> Result<i64, StoreError> {
-        let row = self
-            .row(sqlx::query("SELECT COUNT(*) FROM pending_runs WHERE expires_at > $1").bind(now()))
-            .await?;
-        Ok(row.map_or(0, |r| r.get::<i64, _>(0)))
+        let q = Query::new("SELECT COUNT(*) FROM pending_runs WHERE expires_at > $1").bind(now());
+        let rows = self.rows(q, true, |r| r.int(0)).await?;
+        Ok(rows.first().copied().unwrap_or(0))
     }
 
-    /// Runs one statement that returns nothing.
-    async fn run<'q>(
-        &self,
-        q: sqlx::query::Query<'q, Any, AnyArguments<'q>>,
-    ) -> Result<u64, StoreError> {
-        let mut c = self.conn().await?;
-        let r = q.execute(&mut *c).await.map(|r| r.rows_affected());
-        let n = self.check(&mut c, r)?;
-        c.done();
-        Ok(n)
+    /// Runs one statement: the rows it changed.
+    async fn run(&self, q: Query) -> Result<u64, StoreError> {
+        match &self.db {
+            Db::Pool(_) => {
+                let mut c = self.pooled().await?;
+                let r = q.sqlx().execute(&mut *c).await.map(|r| r.rows_affected());
+                let n = self.failed(r)?;
+                c.done();
+                Ok(n)
+            }
+            Db::One(_) => self.sqlite(move |c| q.sqlite_exec(c)).await,
+        }
     }
 
-    /// Runs one query that returns at most one row.
-    async fn row<'q>(
+    /// Runs one query and reads its rows (`first`: only the first) with `read`.
+    async fn rows<T: Send + 'static>(
         &self,
-        q: sqlx::query::Query<'q, Any, AnyArguments<'q>>,
-    ) -> Result<Option<AnyRow>, StoreError> {
-        let mut c = self.conn().await?;
-        let r = q.fetch_optional(&mut *c).await;
-        let row = self.check(&mut c, r)?;
-        c.done();
-        Ok(row)
+        q: Query,
+        first: bool,
+        read: fn(&dyn Cols) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        match &self.db {
+            Db::Pool(_) => {
+                let mut c = self.pooled().await?;
+                let rows = if first {
+                    q.sqlx()
+                        .fetch_optional(&mut *c)
+                        .await
+                        .map(|r| r.into_iter().collect())
+                } else {
+                    q.sqlx().fetch_all(&mut *c).await
+                };
+                let rows: Vec<AnyRow> = self.failed(rows)?;
+                c.done();
+                rows.iter()
+                    .map(|r| read(r))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| self.fault(e))
+            }
+            Db::One(_) => {
+                let read = self
+                    .sqlite(move |c| {
+                        let mut st = q.sqlite(c)?;
+                        let mut rows = st.raw_query();
+                        let mut out = Vec::new();
+                        while let Some(r) = rows.next()? {
+                            out.push(read(r));
+                            if first {
+                                break;
+                            }
+                        }
+                        Ok(out)
+                    })
+                    .await?;
+                read.into_iter()
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| self.fault(e))
+            }
+        }
     }
 
     /// Can the database be written: one small write, so a store that still answers reads but
     /// refuses writes (a read-only or full disk) is not reported ready.
     pub async fn ping(&self) -> bool {
         // A counter, not the time: an update that changes nothing writes nothing.
-        self.run(sqlx::query(
+        self.run(Query::new(
             "INSERT INTO store_probe (id, at) VALUES (1, 0) \
              ON CONFLICT (id) DO UPDATE SET at = store_probe.at + 1",
         ))
@@ -619,11 +675,8 @@ impl Store {
 
     /// The session row's sealed value, as stored.
     async fn session_row(&self, owner: &str, provider: &str) -> Result<Option<String>, StoreError> {
-        let mut c = self.conn().await?;
-        let text = session_text(&mut c, owner, provider).await;
-        let text = self.check(&mut c, text)?;
-        c.done();
-        Ok(text)
+        let rows = self.rows(session_query(owner, provider), true, |r| r.text(0));
+        Ok(rows.await?.pop())
     }
 
     /// Is there a completed session.
@@ -724,7 +777,11 @@ impl Store {
         extracted: &Values,
     ) -> Result<(Values, String), StoreError> {
         let place = session_place(owner, provider);
-        let mut c = self.conn().await?;
+        // PostgreSQL: the read and the write on one pooled connection.
+        let mut pooled = match &self.db {
+            Db::Pool(_) => Some(self.pooled().await?),
+            Db::One(_) => None,
+        };
         // The cached row saves the read; if it is stale, the write fails and the next round
         // reads. When the new values replace every name it holds (or it does not open), the
         // merge is the new values, and the row need not be opened either.
@@ -736,8 +793,15 @@ impl Store {
                     (k.data, replaced)
                 }
                 None => {
-                    let text = session_text(&mut c, owner, provider).await;
-                    (self.check(&mut c, text)?.map(Arc::from), false)
+                    let text = match pooled.as_mut() {
+                        Some(c) => {
+                            let q = session_query(owner, provider);
+                            let row = q.sqlx().fetch_optional(&mut **c).await;
+                            self.failed(row)?.map(|r| r.text(0)).transpose()?
+                        }
+                        None => self.session_row(owner, provider).await?,
+                    };
+                    (text.map(Arc::from), false)
                 }
             };
             let mut merged: Values = if replaced {
@@ -750,27 +814,43 @@ impl Store {
             };
             merged.extend(extracted.iter().map(|(k, v)| (k.clone(), v.clone())));
             let data = self.seal(place, &merged);
-            // One round trip: the write names the value it replaces, and the pending run is
-            // deleted only if the write happened.
-            let sql = match (self.sqlite, before.is_some()) {
+            // The write names the value it replaces, and the pending run is deleted only if
+            // the write happened.
+            let q = Query::new(match (self.sqlite, before.is_some()) {
                 (true, false) => SQLITE_CREATE_SESSION,
                 (true, true) => SQLITE_REPLACE_SESSION,
                 (false, false) => PG_CREATE_SESSION,
                 (false, true) => PG_REPLACE_SESSION,
+            })
+            .bind(owner)
+            .bind(provider)
+            .bind(data.clone())
+            .bind(now())
+            .bind(before.as_deref().unwrap_or(""));
+            let written = match pooled.as_mut() {
+                Some(c) => {
+                    let row = q.sqlx().fetch_one(&mut **c).await;
+                    self.failed(row)?.int(0)? > 0
+                }
+                None => {
+                    let gone = Query::new(DELETE_PENDING).bind(owner).bind(provider);
+                    self.sqlite(move |c| {
+                        let tx =
+                            c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                        let written = q.sqlite_exec(&tx)? > 0;
+                        if written {
+                            gone.sqlite_exec(&tx)?;
+                        }
+                        tx.commit()?;
+                        Ok(written)
+                    })
+                    .await?
+                }
             };
-            let q = sqlx::query(sql)
-                .bind(owner)
-                .bind(provider)
-                .bind(&data)
-                .bind(now())
-                .bind(before.as_deref().unwrap_or(""));
-            let written = if self.sqlite {
-                q.execute(&mut *c).await.map(|r| r.rows_affected() > 0)
-            } else {
-                q.fetch_one(&mut *c).await.map(|r| r.get::<i64, _>(0) > 0)
-            };
-            if self.check(&mut c, written)? {
-                c.done();
+            if written {
+                if let Some(c) = pooled {
+                    c.done();
+                }
                 return Ok((merged, data));
             }
         }
@@ -792,18 +872,25 @@ impl Store {
     }
 
     async fn delete_session(&self, owner: &str, provider: &str) -> Result<(), StoreError> {
-        let sql = if self.sqlite {
-            "BEGIN IMMEDIATE; \
-             DELETE FROM provider_sessions WHERE owner = $1 AND provider = $2; \
-             DELETE FROM pending_runs WHERE owner = $1 AND provider = $2; \
-             COMMIT"
-        } else {
-            "WITH s AS (DELETE FROM provider_sessions WHERE owner = $1 AND provider = $2) \
-             DELETE FROM pending_runs WHERE owner = $1 AND provider = $2"
-        };
-        self.run(sqlx::query(sql).bind(owner).bind(provider))
-            .await
-            .map(drop)
+        if !self.sqlite {
+            let q = Query::new(
+                "WITH s AS (DELETE FROM provider_sessions WHERE owner = $1 AND provider = $2) \
+                 DELETE FROM pending_runs WHERE owner = $1 AND provider = $2",
+            );
+            return self.run(q.bind(owner).bind(provider)).await.map(drop);
+        }
+        let session =
+            Query::new("DELETE FROM provider_sessions WHERE owner = $1 AND provider = $2")
+                .bind(owner)
+                .bind(provider);
+        let pending = Query::new(DELETE_PENDING).bind(owner).bind(provider);
+        self.sqlite(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            session.sqlite_exec(&tx)?;
+            pending.sqlite_exec(&tx)?;
+            tx.commit()
+        })
+        .await
     }
 
     /// The pending run, if one exists and has not expired.
@@ -812,33 +899,33 @@ impl Store {
         owner: &str,
         provider: &str,
     ) -> Result<Option<PendingRun>, StoreError> {
-        let row = self
-            .row(
-                sqlx::query(
-                    "SELECT flow_id, next_step, inputs, extracted, expires_at, next_step_id, run_id, awaiting \
-                     FROM pending_runs WHERE owner = $1 AND provider = $2 AND expires_at > $3",
-                )
-                .bind(owner)
-                .bind(provider)
-                .bind(now()),
-            )
-            .await?;
-        Ok(row.and_then(|r| {
+        let q = Query::new(
+            "SELECT flow_id, next_step, inputs, extracted, expires_at, next_step_id, run_id, \
+             awaiting FROM pending_runs WHERE owner = $1 AND provider = $2 AND expires_at > $3",
+        )
+        .bind(owner)
+        .bind(provider)
+        .bind(now());
+        let rows = self.rows(q, true, |r| {
+            Ok((
+                PendingRun {
+                    flow_id: r.text(0)?,
+                    next_step: usize::try_from(r.int(1)?).unwrap_or(usize::MAX),
+                    expires_at: r.int(4)?,
+                    next_step_id: r.text(5)?,
+                    run_id: r.text(6)?,
+                    awaiting: from_json(&r.text(7)?),
+                    ..PendingRun::default()
+                },
+                r.text(2)?,
+                r.text(3)?,
+            ))
+        });
+        Ok(rows.await?.pop().and_then(|(run, inputs, extracted)| {
             Some(PendingRun {
-                flow_id: r.get(0),
-                next_step: usize::try_from(r.get::<i64, _>(1)).unwrap_or(usize::MAX),
-                inputs: self.unseal(
-                    pending_place(INPUTS, owner, provider),
-                    &r.get::<String, _>(2),
-                )?,
-                extracted: self.unseal(
-                    pending_place(EXTRACTED, owner, provider),
-                    &r.get::<String, _>(3),
-                )?,
-                expires_at: r.get(4),
-                next_step_id: r.get(5),
-                run_id: r.get(6),
-                awaiting: from_json(&r.get::<String, _>(7)),
+                inputs: self.unseal(pending_place(INPUTS, owner, provider), &inputs)?,
+                extracted: self.unseal(pending_place(EXTRACTED, owner, provider), &extracted)?,
+                ..run
             })
         }))
     }
@@ -849,37 +936,32 @@ impl Store {
         provider: &str,
         run: &PendingRun,
     ) -> Result<(), StoreError> {
-        self.run(
-            sqlx::query(
-                "INSERT INTO pending_runs (owner, provider, flow_id, next_step, inputs, extracted, expires_at, \
-                 next_step_id, run_id, awaiting) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                 ON CONFLICT (owner, provider) DO UPDATE SET flow_id = excluded.flow_id, next_step = excluded.next_step, \
-                 inputs = excluded.inputs, extracted = excluded.extracted, expires_at = excluded.expires_at, \
-                 next_step_id = excluded.next_step_id, run_id = excluded.run_id, awaiting = excluded.awaiting",
-            )
-            .bind(owner)
-            .bind(provider)
-            .bind(&run.flow_id)
-            .bind(run.next_step as i64)
-            .bind(self.seal(pending_place(INPUTS, owner, provider), &run.inputs))
-            .bind(self.seal(pending_place(EXTRACTED, owner, provider), &run.extracted))
-            .bind(run.expires_at)
-            .bind(&run.next_step_id)
-            .bind(&run.run_id)
-            .bind(to_json(&run.awaiting)),
+        let q = Query::new(
+            "INSERT INTO pending_runs (owner, provider, flow_id, next_step, inputs, extracted, \
+             expires_at, next_step_id, run_id, awaiting) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (owner, provider) DO UPDATE SET flow_id = excluded.flow_id, \
+             next_step = excluded.next_step, inputs = excluded.inputs, \
+             extracted = excluded.extracted, expires_at = excluded.expires_at, \
+             next_step_id = excluded.next_step_id, run_id = excluded.run_id, \
+             awaiting = excluded.awaiting",
         )
-        .await
-        .map(drop)
+        .bind(owner)
+        .bind(provider)
+        .bind(run.flow_id.as_str())
+        .bind(i64::try_from(run.next_step).unwrap_or(i64::MAX))
+        .bind(self.seal(pending_place(INPUTS, owner, provider), &run.inputs))
+        .bind(self.seal(pending_place(EXTRACTED, owner, provider), &run.extracted))
+        .bind(run.expires_at)
+        .bind(run.next_step_id.as_str())
+        .bind(run.run_id.as_str())
+        .bind(to_json(&run.awaiting));
+        self.run(q).await.map(drop)
     }
 
     pub async fn discard_pending(&self, owner: &str, provider: &str) -> Result<(), StoreError> {
-        self.run(
-            sqlx::query("DELETE FROM pending_runs WHERE owner = $1 AND provider = $2")
-                .bind(owner)
-                .bind(provider),
-        )
-        .await
-        .map(drop)
+        let q = Query::new(DELETE_PENDING).bind(owner).bind(provider);
+        self.run(q).await.map(drop)
     }
 
     /// Whether this store keeps failed-attempt counters in the database: PostgreSQL, where
@@ -903,24 +985,12 @@ impl Store {
              WHERE window_start > $1 AND key IN ({})",
             names.join(", ")
         );
-        let mut q = sqlx::query(&sql).bind(now() - window_secs(window));
+        let mut q = Query::new(sql).bind(now() - window_secs(window));
         for key in keys {
             q = q.bind(*key);
         }
-        let mut c = self.conn().await?;
-        let rows = q.fetch_all(&mut *c).await;
-        let rows = self.check(&mut c, rows)?;
-        c.done();
-        Ok(rows
-            .iter()
-            .map(|r| {
-                (
-                    r.get::<String, _>(0),
-                    r.get::<i64, _>(1),
-                    r.get::<i64, _>(2),
-                )
-            })
-            .collect())
+        self.rows(q, false, |r| Ok((r.text(0)?, r.int(1)?, r.int(2)?)))
+            .await
     }
 
     /// Counts a failure for each key: in its open window, or in a new one starting now.
@@ -928,7 +998,7 @@ impl Store {
         let t = now();
         for key in keys {
             self.run(
-                sqlx::query(
+                Query::new(
                     "INSERT INTO login_failures (key, window_start, failures) VALUES ($1, $2, 1) \
                      ON CONFLICT (key) DO UPDATE SET \
                      failures = CASE WHEN login_failures.window_start > $3 THEN login_failures.failures + 1 ELSE 1 END, \
@@ -946,7 +1016,7 @@ impl Store {
     /// Deletes counts whose window has closed.
     pub async fn sweep_failures(&self, window: Duration) -> Result<(), StoreError> {
         self.run(
-            sqlx::query("DELETE FROM login_failures WHERE window_start <= $1")
+            Query::new("DELETE FROM login_failures WHERE window_start <= $1")
                 .bind(now() - window_secs(window)),
         )
         .await
@@ -954,7 +1024,7 @@ impl Store {
     }
 
     pub async fn clear_failures(&self, key: &str) -> Result<(), StoreError> {
-        self.run(sqlx::query("DELETE FROM login_failures WHERE key = $1").bind(key))
+        self.run(Query::new("DELETE FROM login_failures WHERE key = $1").bind(key))
             .await
             .map(drop)
     }
@@ -965,34 +1035,22 @@ impl Store {
     }
 }
 
-async fn session_text(
-    c: &mut AnyConnection,
-    owner: &str,
-    provider: &str,
-) -> Result<Option<String>, sqlx::Error> {
-    let row = sqlx::query("SELECT data FROM provider_sessions WHERE owner = $1 AND provider = $2")
+fn session_query(owner: &str, provider: &str) -> Query {
+    Query::new("SELECT data FROM provider_sessions WHERE owner = $1 AND provider = $2")
         .bind(owner)
         .bind(provider)
-        .fetch_optional(c)
-        .await?;
-    Ok(row.map(|r| r.get::<String, _>(0)))
 }
 
 // Writing a merged session ($3, at $4) for ($1, $2) over the value it replaces ($5, or none)
-// and deleting the pending run, all or nothing, in one round trip; the pending run goes only
-// when the session was written. SQLite runs the statements in one transaction (a connection
-// whose statement fails is closed, which rolls it back); `changes()` is what the write changed.
-// PostgreSQL runs one statement, whose parts see the write through `RETURNING`.
-const SQLITE_CREATE_SESSION: &str = "BEGIN IMMEDIATE; \
-    INSERT INTO provider_sessions (owner, provider, data, updated_at) VALUES ($1, $2, $3, $4) \
-    ON CONFLICT (owner, provider) DO NOTHING; \
-    DELETE FROM pending_runs WHERE owner = $1 AND provider = $2 AND changes() > 0; \
-    COMMIT";
-const SQLITE_REPLACE_SESSION: &str = "BEGIN IMMEDIATE; \
-    UPDATE provider_sessions SET data = $3, updated_at = $4 \
-    WHERE owner = $1 AND provider = $2 AND data = $5; \
-    DELETE FROM pending_runs WHERE owner = $1 AND provider = $2 AND changes() > 0; \
-    COMMIT";
+// and deleting the pending run, all or nothing; the pending run goes only when the session
+// was written. SQLite runs two statements in one transaction (`merge_session`).
+// PostgreSQL runs one statement, whose parts see the write through `RETURNING`, in one round
+// trip.
+const SQLITE_CREATE_SESSION: &str = "INSERT INTO provider_sessions (owner, provider, data, \
+    updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (owner, provider) DO NOTHING";
+const SQLITE_REPLACE_SESSION: &str = "UPDATE provider_sessions SET data = $3, updated_at = $4 \
+    WHERE owner = $1 AND provider = $2 AND data = $5";
+const DELETE_PENDING: &str = "DELETE FROM pending_runs WHERE owner = $1 AND provider = $2";
 const PG_CREATE_SESSION: &str = "WITH w AS (\
     INSERT INTO provider_sessions (owner, provider, data, updated_at) VALUES ($1, $2, $3, $4) \
     ON CONFLICT (owner, provider) DO NOTHING RETURNING 1), \
@@ -1101,6 +1159,75 @@ mod tests {
             Values::from([("a".into(), "2".into()), ("z".into(), "9".into())])
         );
         assert_eq!(store.session("alice", "acme").await.unwrap(), Some(m));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_write_waiting_for_another_process_s_lock_does_not_hold_the_request_thread() {
+        let dir = tempfile_dir();
+        let file = dir.join("s.db");
+        let store = Store::connect(&format!("sqlite://{}", file.display()), Sealer::Plaintext)
+            .await
+            .unwrap();
+        let one = |k: &str, v: &str| Values::from([(k.to_string(), v.to_string())]);
+        store
+            .complete("alice", "acme", &one("a", "1"))
+            .await
+            .unwrap();
+        // Another process (here: a connection on a thread of its own) holds the write lock
+        // until told to let go.
+        let (locked_tx, locked) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            let mut c = rusqlite::Connection::open(&file).unwrap();
+            let tx = c
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .unwrap();
+            tx.execute("UPDATE store_probe SET at = at", []).unwrap();
+            locked_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+            tx.commit().unwrap();
+        });
+        locked.recv().unwrap();
+        // This test's runtime has one thread: the write waits elsewhere, and the thread goes
+        // on serving what needs no lock.
+        let write = tokio::spawn({
+            let store = store.clone();
+            async move { store.complete("bob", "acme", &one("b", "2")).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(store.has_session("alice", "acme").await.unwrap());
+        assert!(!write.is_finished(), "the write waits for the lock");
+        release.send(()).unwrap();
+        holder.join().unwrap();
+        write.await.unwrap().unwrap();
+        assert_eq!(
+            store.session("bob", "acme").await.unwrap(),
+            Some(one("b", "2"))
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failed_operation_is_counted_and_the_next_one_succeeds() {
+        let dir = tempfile_dir();
+        let url = format!("sqlite://{}", dir.join("s.db").display());
+        let store = Store::connect(&url, Sealer::Plaintext).await.unwrap();
+        let errors = store.errors();
+        // A table gone (by hand) fails the operation; put back, the next one succeeds.
+        let mut other = AnyConnection::connect(&url).await.unwrap();
+        sqlx::query("ALTER TABLE pending_runs RENAME TO pending_runs_away")
+            .execute(&mut other)
+            .await
+            .unwrap();
+        assert!(store.discard_pending("alice", "acme").await.is_err());
+        assert_eq!(errors.get(), 1);
+        sqlx::query("ALTER TABLE pending_runs_away RENAME TO pending_runs")
+            .execute(&mut other)
+            .await
+            .unwrap();
+        store.discard_pending("alice", "acme").await.unwrap();
+        assert_eq!(store.pending_runs().await.unwrap(), 0);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -1,0 +1,189 @@
+//! The SQLite connection that serves requests, called on the request's own thread.
+//!
+//! `sqlx` runs every SQLite command on a worker thread of its connection, so each command costs
+//! a round trip to that thread: a channel, two thread wake-ups and, on one core, two context
+//! switches (measured with `bench/load.sh`: about a tenth of a login's CPU). A SQLite write in
+//! WAL mode without an fsync per commit takes tens of microseconds, so it runs where the
+//! request runs, as a lock held for one operation. Only when another process holds the
+//! file's write lock (the server is the file's only writer; an operator's tool may not be)
+//! does an operation move to tokio's blocking pool and wait for the lock there, so the
+//! request threads never wait on another process.
+//!
+//! Migrations and `otvi doctor` still use `sqlx` (its migration table and checksums); they run
+//! before this connection opens.
+
+use super::StoreError;
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+/// How long an operation waits for another process's write lock before it fails.
+const BUSY_WAIT: Duration = Duration::from_secs(5);
+
+/// How often the checkpoint thread copies the write-ahead log into the database file.
+/// Measured with bench/load.sh: every second cost a login about 10 % less CPU than every
+/// 200 ms, but its larger checkpoints raised p99 at 16 and 64 connections from 4–15 ms to
+/// 35–50 ms.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+/// SQLite's settings for the connection that serves requests: write-ahead logging, commits
+/// that survive a crash of the process (not of the machine) without an fsync each,
+/// checkpoints left to the checkpoint thread (its own only when the log has grown far: that
+/// thread is not keeping up), and a log file cut back to 64 MiB after a burst.
+const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+     PRAGMA wal_autocheckpoint = 20000; PRAGMA journal_size_limit = 67108864;";
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+/// The connection, opened on first use and again after an operation failed.
+#[derive(Debug)]
+pub(super) struct Local {
+    /// The file, or `sqlx`'s name for a shared in-memory database.
+    name: PathBuf,
+    in_memory: bool,
+    conn: Mutex<Option<Connection>>,
+    /// Operations waiting for another process's lock on the blocking pool, or running there:
+    /// while there are any, operations go there too rather than wait for the mutex on a
+    /// request thread.
+    slow: AtomicUsize,
+    checkpointing: AtomicBool,
+}
+
+impl Local {
+    /// `name` as `sqlx`'s options give it; an in-memory database must be open elsewhere (it
+    /// lives while a connection holds it: this one, once opened, is never replaced).
+    pub(super) fn new(name: PathBuf, in_memory: bool) -> Local {
+        Local {
+            name,
+            in_memory,
+            conn: Mutex::new(None),
+            slow: AtomicUsize::new(0),
+            checkpointing: AtomicBool::new(false),
+        }
+    }
+
+    fn open(&self) -> rusqlite::Result<Connection> {
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        if self.in_memory {
+            flags |= OpenFlags::SQLITE_OPEN_URI
+                | OpenFlags::SQLITE_OPEN_MEMORY
+                | OpenFlags::SQLITE_OPEN_SHARED_CACHE;
+        }
+        let c = Connection::open_with_flags(&self.name, flags)?;
+        c.busy_timeout(Duration::ZERO)?;
+        if !self.in_memory {
+            c.execute_batch(PRAGMAS)?;
+        }
+        Ok(c)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<Connection>> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `op` on the connection with SQLite waiting up to `wait` for a lock. An operation
+    /// that failed otherwise than on a lock may have left the connection in any state: it is
+    /// closed (which rolls back what it left open), except an in-memory database's.
+    fn attempt<T>(
+        &self,
+        slot: &mut Option<Connection>,
+        op: &impl Fn(&mut Connection) -> rusqlite::Result<T>,
+        wait: Duration,
+    ) -> rusqlite::Result<T> {
+        let c = match slot {
+            Some(c) => c,
+            None => slot.insert(self.open()?),
+        };
+        if !wait.is_zero() {
+            c.busy_timeout(wait)?;
+        }
+        let r = op(c);
+        if !wait.is_zero() {
+            c.busy_timeout(Duration::ZERO)?;
+        }
+        if r.as_ref().is_err_and(|e| !busy(e)) && !self.in_memory {
+            slot.take();
+        }
+        r
+    }
+
+    /// Runs `op` (a whole operation: a transaction it opens ends in it) on this thread, or, when
+    /// another process holds a lock it needs, on the blocking pool, waiting for the lock.
+    pub(super) async fn call<T, F>(self: &Arc<Self>, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        if self.slow.load(Ordering::Acquire) == 0 {
+            match self.attempt(&mut self.lock(), &op, Duration::ZERO) {
+                Err(e) if busy(&e) => {}
+                r => return Ok(r?),
+            }
+        }
+        let this = self.clone();
+        this.slow.fetch_add(1, Ordering::AcqRel);
+        let r = tokio::task::spawn_blocking(move || {
+            let r = this.attempt(&mut this.lock(), &op, BUSY_WAIT);
+            this.slow.fetch_sub(1, Ordering::AcqRel);
+            r
+        })
+        .await;
+        match r {
+            Ok(r) => Ok(r?),
+            Err(e) => Err(StoreError(format!("a store operation did not finish: {e}"))),
+        }
+    }
+
+    /// Starts the thread that runs SQLite's checkpoints on a connection of its own, so that
+    /// the one that serves requests never waits for one (a checkpoint ends with an fsync). A
+    /// passive checkpoint does not block writers. The thread ends with the last `Arc`.
+    pub(super) fn checkpoints(self: &Arc<Self>) {
+        if self.in_memory || self.checkpointing.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let weak: Weak<Local> = Arc::downgrade(self);
+        let name = self.name.clone();
+        let spawned = std::thread::Builder::new()
+            .name("otvi-checkpoint".into())
+            .spawn(move || {
+                let mut conn: Option<Connection> = None;
+                loop {
+                    std::thread::sleep(CHECKPOINT_EVERY);
+                    if weak.strong_count() == 0 {
+                        return;
+                    }
+                    if conn.is_none() {
+                        conn = Connection::open_with_flags(
+                            &name,
+                            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                        )
+                        .ok();
+                    }
+                    let Some(c) = conn.as_ref() else { continue };
+                    if let Err(e) = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        tracing::debug!(error = %e, "checkpoint failed; retried on a new connection");
+                        conn = None;
+                    }
+                }
+            });
+        if spawned.is_err() {
+            self.checkpointing.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Another connection holds a lock the operation needs.
+fn busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
