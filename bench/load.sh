@@ -6,7 +6,8 @@
 # For the ceiling, a single-step login and `check`, at 1, 16 and 64 connections: requests/s,
 # p50/p99 latency, errors (non-2xx, socket errors, `success:false`), the CPU time per request
 # of the process under test (/proc utime+stime, all its threads) and its ratio to the
-# ceiling's at the same connection count. Ratios are what to compare: absolute figures move
+# ceiling's at the same connection count, and its context switches per request (how often it
+# slept and was woken). Ratios are what to compare: absolute figures move
 # with the machine.
 #
 # The process under test (the server, or the ceiling's nginx) is pinned to core 0; the mock
@@ -145,17 +146,26 @@ cpu_ticks() {
     for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
     echo "$t"
 }
+# Context switches of a process and all its threads (voluntary: it slept; involuntary: it was
+# preempted): how often the process under test was put to sleep and woken per request.
+switches() {
+    local t=0 p
+    for p in "$@"; do
+        t=$((t + $(cat /proc/"$p"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s + 0}')))
+    done
+    echo "$t"
+}
 TICK=$(getconf CLK_TCK)
 ceiling_master=$(cat "$work/ceiling.pid")
 ceiling_pids="$ceiling_master $(pgrep -P "$ceiling_master" | tr '\n' ' ')"
 
 declare -A base
-printf "%-7s %5s %10s %9s %9s %7s %7s %7s %11s %7s\n" what conns req/s p50 p99 non2xx sockerr sfalse cpu/req ratio
+printf "%-7s %5s %10s %9s %9s %7s %7s %7s %11s %7s %8s\n" what conns req/s p50 p99 non2xx sockerr sfalse cpu/req ratio csw/req
 # what conns script port pids...
 measure() {
     local what=$1 conns=$2 script=$3 port=$4
     shift 4
-    local threads=$((conns < 2 ? 1 : 2)) before after out perf_pid=""
+    local threads=$((conns < 2 ? 1 : 2)) before after sw_before sw_after out perf_pid=""
     if [ -n "${PERF_DIR:-}" ] && [ "$what" != ceiling ]; then
         mkdir -p "$PERF_DIR"
         perf record -q -g -F 999 -p "$server" -o "$PERF_DIR/$what-$conns.data" 2>/dev/null &
@@ -163,11 +173,13 @@ measure() {
         sleep 0.3
     fi
     before=$(cpu_ticks "$@")
+    sw_before=$(switches "$@")
     out=$(taskset -c 1 wrk -t"$threads" -c"$conns" -d"$DURATION" --latency -s "$work/$script.lua" "http://127.0.0.1:$port")
     [ -n "${SHOW_WRK:-}" ] && echo "$out" >&2
     after=$(cpu_ticks "$@")
+    sw_after=$(switches "$@")
     if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
-    local reqs rps p50 p99 non2xx sock sfalse cpu ratio
+    local reqs rps p50 p99 non2xx sock sfalse cpu ratio csw
     reqs=$(echo "$out" | awk '/requests in/ {print $1}')
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
     p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
@@ -176,14 +188,15 @@ measure() {
     sock=$(echo "$out" | awk '/Socket errors/ {gsub(",", ""); print $4 + $6 + $8 + $10}')
     sfalse=$(echo "$out" | awk '/SUCCESS_FALSE/ {print $2}')
     cpu=$(awk -v d=$((after - before)) -v t="$TICK" -v n="$reqs" 'BEGIN {printf "%.1f", d / t * 1e6 / n}')
+    csw=$(awk -v d=$((sw_after - sw_before)) -v n="$reqs" 'BEGIN {printf "%.2f", d / n}')
     if [ "$what" = ceiling ]; then
         base[$conns]=$cpu
         ratio=1.00
     else
         ratio=$(awk -v c="$cpu" -v b="${base[$conns]}" 'BEGIN {printf "%.2f", c / b}')
     fi
-    printf "%-7s %5s %10s %9s %9s %7s %7s %7s %8s us %6sx\n" "$what" "$conns" "$rps" "$p50" "$p99" \
-        "${non2xx:-0}" "${sock:-0}" "${sfalse:-0}" "$cpu" "$ratio"
+    printf "%-7s %5s %10s %9s %9s %7s %7s %7s %8s us %6sx %8s\n" "$what" "$conns" "$rps" "$p50" "$p99" \
+        "${non2xx:-0}" "${sock:-0}" "${sfalse:-0}" "$cpu" "$ratio" "$csw"
 }
 
 # Warm up: every user logs in once so `check` finds sessions; pools fill.
