@@ -835,14 +835,13 @@ impl Store {
                 None => {
                     let gone = Query::new(DELETE_PENDING).bind(owner).bind(provider);
                     self.sqlite(move |c| {
-                        let tx =
-                            c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                        let written = q.sqlite_exec(&tx)? > 0;
-                        if written {
-                            gone.sqlite_exec(&tx)?;
-                        }
-                        tx.commit()?;
-                        Ok(written)
+                        sqlite::immediate(c, |c| {
+                            let written = q.sqlite_exec(c)? > 0;
+                            if written {
+                                gone.sqlite_exec(c)?;
+                            }
+                            Ok(written)
+                        })
                     })
                     .await?
                 }
@@ -885,10 +884,10 @@ impl Store {
                 .bind(provider);
         let pending = Query::new(DELETE_PENDING).bind(owner).bind(provider);
         self.sqlite(move |c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            session.sqlite_exec(&tx)?;
-            pending.sqlite_exec(&tx)?;
-            tx.commit()
+            sqlite::immediate(c, |c| {
+                session.sqlite_exec(c)?;
+                pending.sqlite_exec(c).map(drop)
+            })
         })
         .await
     }

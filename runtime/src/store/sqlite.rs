@@ -79,6 +79,7 @@ impl Local {
         }
         let c = Connection::open_with_flags(&self.name, flags)?;
         c.busy_timeout(Duration::ZERO)?;
+        c.set_prepared_statement_cache_capacity(32);
         if !self.in_memory {
             c.execute_batch(PRAGMAS)?;
         }
@@ -180,10 +181,52 @@ impl Local {
     }
 }
 
+/// Runs `f` in a transaction that takes the write lock at once; it is rolled back if `f` or
+/// the commit fails. `BEGIN` and `COMMIT` are statements prepared once, like the others
+/// (`rusqlite`'s `Transaction` parses them on every use).
+pub(super) fn immediate<T>(
+    c: &Connection,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    c.prepare_cached("BEGIN IMMEDIATE")?.raw_execute()?;
+    let r = f(c).and_then(|v| {
+        c.prepare_cached("COMMIT")?.raw_execute()?;
+        Ok(v)
+    });
+    if r.is_err() && !c.is_autocommit() {
+        let _ = c.execute_batch("ROLLBACK");
+    }
+    r
+}
+
 /// Another connection holds a lock the operation needs.
 fn busy(e: &rusqlite::Error) -> bool {
     matches!(
         e.sqlite_error_code(),
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transaction_that_fails_midway_leaves_nothing_and_none_open() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch("CREATE TABLE t (v INTEGER)").unwrap();
+        let count = |c: &Connection| -> i64 {
+            c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+                .unwrap()
+        };
+        let r = immediate(&c, |c| {
+            c.execute("INSERT INTO t VALUES (1)", [])?;
+            c.execute("INSERT INTO nowhere VALUES (2)", [])
+        });
+        assert!(r.is_err());
+        assert!(c.is_autocommit(), "no transaction is left open");
+        assert_eq!(count(&c), 0, "the first insert was rolled back");
+        immediate(&c, |c| c.execute("INSERT INTO t VALUES (1)", [])).unwrap();
+        assert_eq!(count(&c), 1);
+    }
 }
