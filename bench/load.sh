@@ -146,14 +146,16 @@ cpu_ticks() {
     for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
     echo "$t"
 }
-# Context switches of a process and all its threads (voluntary: it slept; involuntary: it was
-# preempted): how often the process under test was put to sleep and woken per request.
+# Context switches of each thread of these processes, "tid count" (voluntary: it slept;
+# involuntary: it was preempted): how often the process under test was put to sleep and woken.
+# A row's figure sums the threads alive at both ends of it.
 switches() {
-    local t=0 p
+    local p f
     for p in "$@"; do
-        t=$((t + $(cat /proc/"$p"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s + 0}')))
+        for f in /proc/"$p"/task/*/status; do
+            awk -v f="$f" '/ctxt_switches/ {s += $2} END {split(f, a, "/"); print a[5], s + 0}' "$f" 2>/dev/null
+        done
     done
-    echo "$t"
 }
 TICK=$(getconf CLK_TCK)
 ceiling_master=$(cat "$work/ceiling.pid")
@@ -188,7 +190,8 @@ measure() {
     sock=$(echo "$out" | awk '/Socket errors/ {gsub(",", ""); print $4 + $6 + $8 + $10}')
     sfalse=$(echo "$out" | awk '/SUCCESS_FALSE/ {print $2}')
     cpu=$(awk -v d=$((after - before)) -v t="$TICK" -v n="$reqs" 'BEGIN {printf "%.1f", d / t * 1e6 / n}')
-    csw=$(awk -v d=$((sw_after - sw_before)) -v n="$reqs" 'BEGIN {printf "%.2f", d / n}')
+    csw=$(awk -v n="$reqs" 'NR == FNR {b[$1] = $2; next} $1 in b {d += $2 - b[$1]} END {printf "%.2f", d / n}' \
+        <(echo "$sw_before") <(echo "$sw_after"))
     if [ "$what" = ceiling ]; then
         base[$conns]=$cpu
         ratio=1.00
