@@ -66,9 +66,10 @@ pub struct PendingRun {
     pub expires_at: i64,
 }
 
-/// When the store last failed: connections opened before then are not reused, so a database
-/// that comes back (a disk writable again, a restarted server) is met on fresh connections,
-/// not on ones left in an error state.
+/// When the store last failed: pooled (PostgreSQL) connections opened before then are not
+/// reused, so a database that comes back (a disk writable again, a restarted server) is met on
+/// fresh connections, not on ones left in an error state. (SQLite's one connection is closed
+/// by the operation that failed on it.)
 #[derive(Debug)]
 struct Faults {
     origin: std::time::Instant,
@@ -179,9 +180,6 @@ impl From<i64> for Arg {
     }
 }
 
-/// The names SQLite gives `$1`, `$2`, …: arguments are bound to them by name.
-const ARG_NAMES: [&str; 10] = ["$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10"];
-
 /// A query's SQL and arguments, bound to either driver.
 #[derive(Debug, Clone)]
 struct Query {
@@ -213,17 +211,22 @@ impl Query {
         q
     }
 
-    /// The statement, prepared (once per connection) and bound.
+    /// The statement, prepared (once per connection) and bound: each of its parameters, `$N`,
+    /// to argument N (an argument it does not name is not bound, as in `SQLITE_CREATE_SESSION`;
+    /// a parameter without an argument is an error, not a NULL).
     fn sqlite<'c>(
         &self,
         c: &'c rusqlite::Connection,
     ) -> rusqlite::Result<rusqlite::CachedStatement<'c>> {
         let mut st = c.prepare_cached(&self.sql)?;
-        for (a, name) in self.args.iter().zip(ARG_NAMES) {
-            let Some(i) = st.parameter_index(name)? else {
-                continue;
-            };
-            match a {
+        for i in 1..=st.parameter_count() {
+            let name = st.parameter_name(i).unwrap_or("?");
+            let arg = name
+                .strip_prefix('$')
+                .and_then(|n| n.parse::<usize>().ok())
+                .and_then(|n| self.args.get(n.checked_sub(1)?))
+                .ok_or_else(|| rusqlite::Error::InvalidParameterName(name.to_string()))?;
+            match arg {
                 Arg::Text(s) => st.raw_bind_parameter(i, s)?,
                 Arg::Int(v) => st.raw_bind_parameter(i, v)?,
             }
@@ -311,7 +314,10 @@ struct FileClaim {
 static CLAIMS: Mutex<Vec<(std::path::PathBuf, std::sync::Weak<FileClaim>)>> =
     Mutex::new(Vec::new());
 
-fn claim_sqlite_file(opts: &SqliteConnectOptions) -> Result<Arc<FileClaim>, StoreError> {
+fn claim_sqlite_file(
+    opts: &SqliteConnectOptions,
+    create: bool,
+) -> Result<Arc<FileClaim>, StoreError> {
     let file = opts.get_filename();
     let mut lock_path = file.as_os_str().to_owned();
     lock_path.push(".lock");
@@ -352,7 +358,7 @@ fn claim_sqlite_file(opts: &SqliteConnectOptions) -> Result<Arc<FileClaim>, Stor
     let claim = Arc::new(FileClaim {
         _lock: lock,
         sessions: SessionCache::default(),
-        local: Arc::new(sqlite::Local::new(file.to_path_buf(), false)),
+        local: Arc::new(sqlite::Local::new(file.to_path_buf(), false, create)),
     });
     claims.push((key, Arc::downgrade(&claim)));
     Ok(claim)
@@ -476,16 +482,19 @@ impl Store {
             c.done();
             return Ok(store);
         }
-        let in_memory = url.contains(":memory:");
-        let url = if !url.contains("mode=") && !in_memory {
+        let url = if !url.contains("mode=") && !url.contains(":memory:") {
             let sep = if url.contains('?') { '&' } else { '?' };
             format!("{url}{sep}mode=rwc")
         } else {
             url.to_string()
         };
+        let (in_memory, create) = sqlite::url_mode(&url)?;
         // Parsed once: for `sqlite::memory:`, `sqlx` names a new shared in-memory database on
         // every parse, and the migrations and the serving connection must meet in one.
-        let opts = SqliteConnectOptions::from_str(&url)?;
+        // (`sqlx` shares a database in memory between connections only under the name it
+        // gives `sqlite::memory:`; `mode=memory` on a path is that database too.)
+        let opts =
+            SqliteConnectOptions::from_str(if in_memory { "sqlite::memory:" } else { &url })?;
         if opts.get_filename().as_os_str().is_empty() {
             return Err(StoreError(
                 "the SQLite URL names no file (sqlite://PATH, or sqlite::memory: for a \
@@ -496,11 +505,15 @@ impl Store {
         let claim = if in_memory {
             None
         } else {
-            Some(claim_sqlite_file(&opts)?)
+            Some(claim_sqlite_file(&opts, create)?)
         };
         let local = match &claim {
             Some(c) => c.local.clone(),
-            None => Arc::new(sqlite::Local::new(opts.get_filename().to_path_buf(), true)),
+            None => Arc::new(sqlite::Local::new(
+                opts.get_filename().to_path_buf(),
+                true,
+                true,
+            )),
         };
         // The migrations run on a `sqlx` connection (its migration table and checksums); an
         // in-memory database lives on in the serving connection, opened before it closes.
@@ -1188,14 +1201,17 @@ mod tests {
             tx.commit().unwrap();
         });
         locked.recv().unwrap();
-        // This test's runtime has one thread: the write waits elsewhere, and the thread goes
-        // on serving what needs no lock.
+        // This test's runtime has one thread: the write waits elsewhere, and neither the thread
+        // nor the connection waits with it: a read of the database goes on.
         let write = tokio::spawn({
             let store = store.clone();
             async move { store.complete("bob", "acme", &one("b", "2")).await }
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(store.has_session("alice", "acme").await.unwrap());
+        assert_eq!(
+            store.session("alice", "acme").await.unwrap(),
+            Some(one("a", "1"))
+        );
         assert!(!write.is_finished(), "the write waits for the lock");
         release.send(()).unwrap();
         holder.join().unwrap();
@@ -1228,6 +1244,44 @@ mod tests {
         store.discard_pending("alice", "acme").await.unwrap();
         assert_eq!(store.pending_runs().await.unwrap(), 0);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn sqlite_url_parameters_the_server_cannot_honour_are_refused() {
+        for (url, says) in [
+            ("sqlite://x.db?mode=ro", "mode=ro"),
+            ("sqlite://x.db?mode=rwc&immutable=1", "`immutable=1`"),
+            ("sqlite::memory:?cache=private", "`cache=private`"),
+        ] {
+            let e = Store::connect(url, Sealer::Plaintext).await.unwrap_err();
+            assert!(e.0.contains(says), "{url}: {e}");
+        }
+        // mode=rw: the file must exist.
+        let dir = tempfile_dir();
+        let url = format!("sqlite://{}?mode=rw", dir.join("none.db").display());
+        assert!(Store::connect(&url, Sealer::Plaintext).await.is_err());
+        assert!(!dir.join("none.db").exists());
+        // mode=memory: a database in memory, migrated and served by the same connections.
+        let url = format!("sqlite://{}?mode=memory", dir.join("m.db").display());
+        let store = Store::connect(&url, Sealer::Plaintext).await.unwrap();
+        store.discard_pending("alice", "acme").await.unwrap();
+        assert!(!dir.join("m.db").exists());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_parameter_without_an_argument_is_an_error_not_a_null() {
+        let c = rusqlite::Connection::open_in_memory().unwrap();
+        c.execute_batch("CREATE TABLE t (a TEXT, b TEXT)").unwrap();
+        let q = Query::new("INSERT INTO t VALUES ($2, $1)").bind("one");
+        assert!(q.sqlite_exec(&c).is_err());
+        // Arguments bind by their number, whatever the order they appear in.
+        let q = q.bind("two");
+        q.sqlite_exec(&c).unwrap();
+        let row: (String, String) = c
+            .query_row("SELECT a, b FROM t", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap();
+        assert_eq!(row, ("two".into(), "one".into()));
     }
 
     fn tempfile_dir() -> std::path::PathBuf {

@@ -4,10 +4,12 @@
 //! a round trip to that thread: a channel, two thread wake-ups and, on one core, two context
 //! switches (measured with `bench/load.sh`: about a tenth of a login's CPU). A SQLite write in
 //! WAL mode without an fsync per commit takes tens of microseconds, so it runs where the
-//! request runs, as a lock held for one operation. Only when another process holds the
-//! file's write lock (the server is the file's only writer; an operator's tool may not be)
-//! does an operation move to tokio's blocking pool and wait for the lock there, so the
-//! request threads never wait on another process.
+//! request runs, as a lock held for one attempt of one operation. SQLite never waits for a
+//! lock on this connection: when another process holds the file's write lock (the server is
+//! the file's only writer; an operator's tool may not be), the operation is tried again from
+//! tokio's blocking pool until the lock is free, releasing the connection between attempts,
+//! so neither a request thread nor an operation that needs no write lock (a read, in WAL mode)
+//! waits for another process.
 //!
 //! Migrations and `otvi doctor` still use `sqlx` (its migration table and checksums); they run
 //! before this connection opens.
@@ -15,12 +17,15 @@
 use super::StoreError;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 /// How long an operation waits for another process's write lock before it fails.
 const BUSY_WAIT: Duration = Duration::from_secs(5);
+
+/// The longest pause between two attempts of an operation waiting for a lock.
+const BUSY_PAUSE_MAX: Duration = Duration::from_millis(20);
 
 /// How often the checkpoint thread copies the write-ahead log into the database file.
 /// Measured with bench/load.sh: every second cost a login about 10 % less CPU than every
@@ -30,8 +35,9 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
 /// SQLite's settings for the connection that serves requests: write-ahead logging, commits
 /// that survive a crash of the process (not of the machine) without an fsync each,
-/// checkpoints left to the checkpoint thread (its own only when the log has grown far: that
-/// thread is not keeping up), and a log file cut back to 64 MiB after a burst.
+/// checkpoints left to the checkpoint thread (its own, with an fsync on the request's thread,
+/// only when the log has grown far: that thread is not keeping up), and a log file cut back to
+/// 64 MiB after a burst.
 const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
      PRAGMA wal_autocheckpoint = 20000; PRAGMA journal_size_limit = 67108864;";
 
@@ -47,31 +53,30 @@ pub(super) struct Local {
     /// The file, or `sqlx`'s name for a shared in-memory database.
     name: PathBuf,
     in_memory: bool,
+    /// Create the file if it is missing (`mode=rwc`).
+    create: bool,
     conn: Mutex<Option<Connection>>,
-    /// Operations waiting for another process's lock on the blocking pool, or running there:
-    /// while there are any, operations go there too rather than wait for the mutex on a
-    /// request thread.
-    slow: AtomicUsize,
     checkpointing: AtomicBool,
 }
 
 impl Local {
     /// `name` as `sqlx`'s options give it; an in-memory database must be open elsewhere (it
     /// lives while a connection holds it: this one, once opened, is never replaced).
-    pub(super) fn new(name: PathBuf, in_memory: bool) -> Local {
+    pub(super) fn new(name: PathBuf, in_memory: bool, create: bool) -> Local {
         Local {
             name,
             in_memory,
+            create,
             conn: Mutex::new(None),
-            slow: AtomicUsize::new(0),
             checkpointing: AtomicBool::new(false),
         }
     }
 
     fn open(&self) -> rusqlite::Result<Connection> {
-        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        if self.create || self.in_memory {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
         if self.in_memory {
             flags |= OpenFlags::SQLITE_OPEN_URI
                 | OpenFlags::SQLITE_OPEN_MEMORY
@@ -86,55 +91,53 @@ impl Local {
         Ok(c)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<Connection>> {
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Runs `op` on the connection with SQLite waiting up to `wait` for a lock. An operation
-    /// that failed otherwise than on a lock may have left the connection in any state: it is
-    /// closed (which rolls back what it left open), except an in-memory database's.
+    /// One attempt of `op`, SQLite failing at once on a lock held elsewhere. An operation that
+    /// failed otherwise may have left the connection in any state: it is closed (which rolls
+    /// back what it left open), except an in-memory database's. A transaction left open by an
+    /// operation that panicked is rolled back first.
     fn attempt<T>(
         &self,
-        slot: &mut Option<Connection>,
         op: &impl Fn(&mut Connection) -> rusqlite::Result<T>,
-        wait: Duration,
     ) -> rusqlite::Result<T> {
-        let c = match slot {
+        let mut slot = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let c = match &mut *slot {
             Some(c) => c,
             None => slot.insert(self.open()?),
         };
-        if !wait.is_zero() {
-            c.busy_timeout(wait)?;
+        if !c.is_autocommit() {
+            c.execute_batch("ROLLBACK")?;
         }
         let r = op(c);
-        if !wait.is_zero() {
-            c.busy_timeout(Duration::ZERO)?;
-        }
         if r.as_ref().is_err_and(|e| !busy(e)) && !self.in_memory {
             slot.take();
         }
         r
     }
 
-    /// Runs `op` (a whole operation: a transaction it opens ends in it) on this thread, or, when
-    /// another process holds a lock it needs, on the blocking pool, waiting for the lock.
+    /// Runs `op` (a whole operation: a transaction it opens ends in it) on this thread, or,
+    /// when another process holds a lock it needs, again from the blocking pool until the lock
+    /// is free (up to `BUSY_WAIT`).
     pub(super) async fn call<T, F>(self: &Arc<Self>, op: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: Fn(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        if self.slow.load(Ordering::Acquire) == 0 {
-            match self.attempt(&mut self.lock(), &op, Duration::ZERO) {
-                Err(e) if busy(&e) => {}
-                r => return Ok(r?),
-            }
+        match self.attempt(&op) {
+            Err(e) if busy(&e) => {}
+            r => return Ok(r?),
         }
         let this = self.clone();
-        this.slow.fetch_add(1, Ordering::AcqRel);
         let r = tokio::task::spawn_blocking(move || {
-            let r = this.attempt(&mut this.lock(), &op, BUSY_WAIT);
-            this.slow.fetch_sub(1, Ordering::AcqRel);
-            r
+            let deadline = Instant::now() + BUSY_WAIT;
+            let mut pause = Duration::from_millis(1);
+            loop {
+                std::thread::sleep(pause);
+                match this.attempt(&op) {
+                    Err(e) if busy(&e) && Instant::now() < deadline => {}
+                    r => return r,
+                }
+                pause = (pause * 2).min(BUSY_PAUSE_MAX);
+            }
         })
         .await;
         match r {
@@ -197,6 +200,42 @@ pub(super) fn immediate<T>(
         let _ = c.execute_batch("ROLLBACK");
     }
     r
+}
+
+/// What an SQLite URL asks of the store: (in memory, create the file if missing). The server
+/// serves one database read-write through two drivers, so of `sqlx`'s parameters only those
+/// both honour the same way are accepted.
+pub(super) fn url_mode(url: &str) -> Result<(bool, bool), StoreError> {
+    let mut in_memory = url.contains(":memory:");
+    let mut create = false;
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    for (key, value) in query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+    {
+        match (key, value) {
+            ("mode", "rwc") => create = true,
+            ("mode", "rw") => {}
+            ("mode", "memory") => in_memory = true,
+            ("mode", "ro") => {
+                return Err(StoreError(
+                    "the SQLite URL says mode=ro: the server writes sessions, so it needs \
+                     mode=rwc (the default) or mode=rw"
+                        .into(),
+                ))
+            }
+            ("cache", "shared") => {}
+            _ => {
+                return Err(StoreError(format!(
+                    "the SQLite URL's parameter `{key}={value}` is not supported: the server \
+                     takes mode=rwc (the default: create the file if missing), mode=rw (the file \
+                     must exist) or mode=memory"
+                )))
+            }
+        }
+    }
+    Ok((in_memory, create))
 }
 
 /// Another connection holds a lock the operation needs.
