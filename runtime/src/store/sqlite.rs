@@ -104,10 +104,11 @@ impl Local {
             Some(c) => c,
             None => slot.insert(self.open()?),
         };
-        if !c.is_autocommit() {
-            c.execute_batch("ROLLBACK")?;
-        }
-        let r = op(c);
+        let r = if c.is_autocommit() {
+            op(c)
+        } else {
+            c.execute_batch("ROLLBACK").and_then(|()| op(c))
+        };
         if r.as_ref().is_err_and(|e| !busy(e)) && !self.in_memory {
             slot.take();
         }
