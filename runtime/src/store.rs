@@ -664,15 +664,7 @@ impl Store {
     /// Opens what the store holds at `place`, as JSON; a value that does not open (another key,
     /// another row's value) counts as absent.
     fn unseal<T: DeserializeOwned + Default>(&self, place: Place<'_>, stored: &str) -> Option<T> {
-        let opened = self.sealer.open(place, stored);
-        if opened.is_none() {
-            tracing::warn!(
-                provider = place.provider,
-                column = place.column,
-                "a stored value does not open with the session key; it is ignored"
-            );
-        }
-        opened.map(|t| from_json(&t))
+        unseal(&self.sealer, place, stored)
     }
 
     fn seal<T: Serialize>(&self, place: Place<'_>, v: &T) -> String {
@@ -695,61 +687,46 @@ impl Store {
     /// Is there a completed session.
     ///
     /// On SQLite the session row is cached in memory: the server process is the database's
-    /// only writer (several instances use PostgreSQL), so it sees every change. Writers
-    /// overwrite the cached row after their write; a reader only fills an absent one, so a
-    /// read that raced with a write can never leave a stale row behind.
+    /// only writer (several instances use PostgreSQL), so it sees every change. The cache
+    /// changes only on the connection, right after the database did (see `remember`).
     pub async fn has_session(&self, owner: &str, provider: &str) -> Result<bool, StoreError> {
         if let Some(known) = self.cached(owner, provider) {
             return Ok(known.opens);
         }
-        let text = self.session_row(owner, provider).await?;
-        // A session that does not open (another key, copied from another row) is no session.
-        let opened = text
-            .as_deref()
-            .and_then(|t| self.unseal::<Values>(session_place(owner, provider), t));
-        let opens = opened.is_some();
-        self.remember(
-            owner,
-            provider,
-            Some(Known {
+        let place = session_place(owner, provider);
+        let Some(cache) = self.sessions.clone() else {
+            let text = self.session_row(owner, provider).await?;
+            // A session that does not open (another key, copied from another row) is none.
+            return Ok(text.is_some_and(|t| self.unseal::<Values>(place, &t).is_some()));
+        };
+        let q = session_query(owner, provider);
+        let sealer = self.sealer.clone();
+        let (owner, provider) = (owner.to_string(), provider.to_string());
+        self.sqlite(move |c| {
+            let mut st = q.sqlite(c)?;
+            let mut rows = st.raw_query();
+            let text: Option<String> = match rows.next()? {
+                Some(r) => Some(r.get(0)?),
+                None => None,
+            };
+            let opened = text
+                .as_deref()
+                .and_then(|t| unseal::<Values>(&sealer, session_place(&owner, &provider), t));
+            let known = Known {
                 data: text.map(Arc::from),
-                opens,
+                opens: opened.is_some(),
                 keys: opened.map_or_else(Default::default, |v| v.into_keys().collect()),
-            }),
-            false,
-        );
-        Ok(opens)
+            };
+            let opens = known.opens;
+            remember(&cache, &owner, &provider, Some(known), false);
+            Ok(opens)
+        })
+        .await
     }
 
     fn cached(&self, owner: &str, provider: &str) -> Option<Known> {
         let c = self.sessions.as_ref()?.lock().ok()?;
         c.get(provider)?.get(owner).cloned()
-    }
-
-    /// Records a row as read (`overwrite` false: only if none is known) or written (true);
-    /// `None` forgets it (a write that failed midway).
-    fn remember(&self, owner: &str, provider: &str, known: Option<Known>, overwrite: bool) {
-        let Some(Ok(mut c)) = self.sessions.as_ref().map(|c| c.lock()) else {
-            return;
-        };
-        match known {
-            Some(k) => {
-                if c.values().map(HashMap::len).sum::<usize>() >= SESSION_CACHE_MAX {
-                    c.clear();
-                }
-                let owners = c.entry(provider.to_string()).or_default();
-                if overwrite {
-                    owners.insert(owner.to_string(), k);
-                } else {
-                    owners.entry(owner.to_string()).or_insert(k);
-                }
-            }
-            None => {
-                if let Some(owners) = c.get_mut(provider) {
-                    owners.remove(owner);
-                }
-            }
-        }
     }
 
     /// Completes a run: merges `extracted` over the existing session and deletes the pending
@@ -762,33 +739,16 @@ impl Store {
         provider: &str,
         extracted: &Values,
     ) -> Result<Values, StoreError> {
-        let result = self.merge_session(owner, provider, extracted).await;
-        // An error may have come after the commit: forget rather than guess.
-        let (merged, known) = match result {
-            Ok((merged, data)) => {
-                let keys = merged.keys().cloned().collect();
-                (
-                    Ok(merged),
-                    Some(Known {
-                        data: Some(data.into()),
-                        opens: true,
-                        keys,
-                    }),
-                )
-            }
-            Err(e) => (Err(e), None),
-        };
-        self.remember(owner, provider, known, true);
-        merged
+        self.merge_session(owner, provider, extracted).await
     }
 
-    /// The merge and write of `complete`: the merged session and its sealed text.
+    /// The merge and write of `complete`.
     async fn merge_session(
         &self,
         owner: &str,
         provider: &str,
         extracted: &Values,
-    ) -> Result<(Values, String), StoreError> {
+    ) -> Result<Values, StoreError> {
         let place = session_place(owner, provider);
         // PostgreSQL: the read and the write on one pooled connection.
         let mut pooled = match &self.db {
@@ -837,7 +797,7 @@ impl Store {
             })
             .bind(owner)
             .bind(provider)
-            .bind(data.clone())
+            .bind(data.as_str())
             .bind(now())
             .bind(before.as_deref().unwrap_or(""));
             let written = match pooled.as_mut() {
@@ -847,14 +807,31 @@ impl Store {
                 }
                 None => {
                     let gone = Query::new(DELETE_PENDING).bind(owner).bind(provider);
+                    let cache = self.sessions.clone();
+                    let known = Known {
+                        data: Some(Arc::from(data)),
+                        opens: true,
+                        keys: merged.keys().cloned().collect(),
+                    };
+                    let (owner, provider) = (owner.to_string(), provider.to_string());
                     self.sqlite(move |c| {
-                        sqlite::immediate(c, |c| {
+                        let r = sqlite::immediate(c, |c| {
                             let written = q.sqlite_exec(c)? > 0;
                             if written {
                                 gone.sqlite_exec(c)?;
                             }
                             Ok(written)
-                        })
+                        });
+                        if let Some(cache) = &cache {
+                            match r {
+                                Ok(true) => {
+                                    remember(cache, &owner, &provider, Some(known.clone()), true)
+                                }
+                                Ok(false) => {}
+                                Err(_) => remember(cache, &owner, &provider, None, true),
+                            }
+                        }
+                        r
                     })
                     .await?
                 }
@@ -863,7 +840,7 @@ impl Store {
                 if let Some(c) = pooled {
                     c.done();
                 }
-                return Ok((merged, data));
+                return Ok(merged);
             }
         }
         Err(StoreError(
@@ -873,17 +850,6 @@ impl Store {
 
     /// Deletes the session and any pending run: logout, or a provider that revoked it.
     pub async fn logout(&self, owner: &str, provider: &str) -> Result<(), StoreError> {
-        let result = self.delete_session(owner, provider).await;
-        let gone = Known {
-            data: None,
-            opens: false,
-            keys: Default::default(),
-        };
-        self.remember(owner, provider, result.is_ok().then_some(gone), true);
-        result
-    }
-
-    async fn delete_session(&self, owner: &str, provider: &str) -> Result<(), StoreError> {
         if !self.sqlite {
             let q = Query::new(
                 "WITH s AS (DELETE FROM provider_sessions WHERE owner = $1 AND provider = $2) \
@@ -896,11 +862,22 @@ impl Store {
                 .bind(owner)
                 .bind(provider);
         let pending = Query::new(DELETE_PENDING).bind(owner).bind(provider);
+        let cache = self.sessions.clone();
+        let (owner, provider) = (owner.to_string(), provider.to_string());
         self.sqlite(move |c| {
-            sqlite::immediate(c, |c| {
+            let r = sqlite::immediate(c, |c| {
                 session.sqlite_exec(c)?;
                 pending.sqlite_exec(c).map(drop)
-            })
+            });
+            if let Some(cache) = &cache {
+                let gone = Known {
+                    data: None,
+                    opens: false,
+                    keys: Default::default(),
+                };
+                remember(cache, &owner, &provider, r.is_ok().then_some(gone), true);
+            }
+            r
         })
         .await
     }
@@ -1047,6 +1024,57 @@ impl Store {
     }
 }
 
+/// Opens what the store holds at `place`, as JSON; a value that does not open (another key,
+/// another row's value) counts as absent.
+fn unseal<T: DeserializeOwned + Default>(
+    sealer: &Sealer,
+    place: Place<'_>,
+    stored: &str,
+) -> Option<T> {
+    let opened = sealer.open(place, stored);
+    if opened.is_none() {
+        tracing::warn!(
+            provider = place.provider,
+            column = place.column,
+            "a stored value does not open with the session key; it is ignored"
+        );
+    }
+    opened.map(|t| from_json(&t))
+}
+
+/// Records a session row as read (`overwrite` false: only if none is known) or written (true);
+/// `None` forgets it (a write that failed: it may have failed after its commit). Called only
+/// inside an operation on SQLite's connection, right after the database changed: the cache
+/// changes in the database's order, and a request dropped while its write waited for a lock
+/// (the write goes on) cannot leave the cache behind the database.
+fn remember(
+    cache: &SessionCache,
+    owner: &str,
+    provider: &str,
+    known: Option<Known>,
+    overwrite: bool,
+) {
+    let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
+    match known {
+        Some(k) => {
+            if c.values().map(HashMap::len).sum::<usize>() >= SESSION_CACHE_MAX {
+                c.clear();
+            }
+            let owners = c.entry(provider.to_string()).or_default();
+            if overwrite {
+                owners.insert(owner.to_string(), k);
+            } else {
+                owners.entry(owner.to_string()).or_insert(k);
+            }
+        }
+        None => {
+            if let Some(owners) = c.get_mut(provider) {
+                owners.remove(owner);
+            }
+        }
+    }
+}
+
 fn session_query(owner: &str, provider: &str) -> Query {
     Query::new("SELECT data FROM provider_sessions WHERE owner = $1 AND provider = $2")
         .bind(owner)
@@ -1186,21 +1214,7 @@ mod tests {
             .complete("alice", "acme", &one("a", "1"))
             .await
             .unwrap();
-        // Another process (here: a connection on a thread of its own) holds the write lock
-        // until told to let go.
-        let (locked_tx, locked) = std::sync::mpsc::channel();
-        let (release, release_rx) = std::sync::mpsc::channel::<()>();
-        let holder = std::thread::spawn(move || {
-            let mut c = rusqlite::Connection::open(&file).unwrap();
-            let tx = c
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .unwrap();
-            tx.execute("UPDATE store_probe SET at = at", []).unwrap();
-            locked_tx.send(()).unwrap();
-            release_rx.recv().unwrap();
-            tx.commit().unwrap();
-        });
-        locked.recv().unwrap();
+        let (release, holder) = hold_write_lock(file);
         // This test's runtime has one thread: the write waits elsewhere, and neither the thread
         // nor the connection waits with it: a read of the database goes on.
         let write = tokio::spawn({
@@ -1221,6 +1235,56 @@ mod tests {
             Some(one("b", "2"))
         );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_logout_dropped_while_it_waits_for_a_lock_still_reaches_the_cache() {
+        let dir = tempfile_dir();
+        let file = dir.join("s.db");
+        let store = Store::connect(&format!("sqlite://{}", file.display()), Sealer::Plaintext)
+            .await
+            .unwrap();
+        let one = Values::from([("a".to_string(), "1".to_string())]);
+        store.complete("alice", "acme", &one).await.unwrap();
+        assert!(store.has_session("alice", "acme").await.unwrap());
+        let (release, holder) = hold_write_lock(file);
+        // The request gives up (its client went away) while the logout waits for the lock.
+        let logout = store.logout("alice", "acme");
+        let given_up = tokio::time::timeout(Duration::from_millis(50), logout).await;
+        assert!(given_up.is_err(), "the logout waits for the lock");
+        release.send(()).unwrap();
+        holder.join().unwrap();
+        // The logout goes on without its request; once the database has it, so does the cache.
+        for _ in 0..500 {
+            if store.session("alice", "acme").await.unwrap().is_none() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(store.session("alice", "acme").await.unwrap(), None);
+        assert!(!store.has_session("alice", "acme").await.unwrap());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Another process (here: a connection on a thread of its own) holds `file`'s write lock
+    /// until told to let go.
+    fn hold_write_lock(
+        file: std::path::PathBuf,
+    ) -> (std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+        let (locked_tx, locked) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            let mut c = rusqlite::Connection::open(&file).unwrap();
+            let tx = c
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .unwrap();
+            tx.execute("UPDATE store_probe SET at = at", []).unwrap();
+            locked_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+            tx.commit().unwrap();
+        });
+        locked.recv().unwrap();
+        (release, holder)
     }
 
     #[tokio::test]
