@@ -1204,11 +1204,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_write_waiting_for_another_process_s_lock_does_not_hold_the_request_thread() {
-        let dir = tempfile_dir();
-        let file = dir.join("s.db");
-        let store = Store::connect(&format!("sqlite://{}", file.display()), Sealer::Plaintext)
-            .await
-            .unwrap();
+        let (dir, file, store) = file_store().await;
         let one = |k: &str, v: &str| Values::from([(k.to_string(), v.to_string())]);
         store
             .complete("alice", "acme", &one("a", "1"))
@@ -1239,11 +1235,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_logout_dropped_while_it_waits_for_a_lock_still_reaches_the_cache() {
-        let dir = tempfile_dir();
-        let file = dir.join("s.db");
-        let store = Store::connect(&format!("sqlite://{}", file.display()), Sealer::Plaintext)
-            .await
-            .unwrap();
+        let (dir, file, store) = file_store().await;
         let one = Values::from([("a".to_string(), "1".to_string())]);
         store.complete("alice", "acme", &one).await.unwrap();
         assert!(store.has_session("alice", "acme").await.unwrap());
@@ -1264,6 +1256,16 @@ mod tests {
         assert_eq!(store.session("alice", "acme").await.unwrap(), None);
         assert!(!store.has_session("alice", "acme").await.unwrap());
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A store on a new file: (its directory, the file, the store).
+    async fn file_store() -> (std::path::PathBuf, std::path::PathBuf, Store) {
+        let dir = tempfile_dir();
+        let file = dir.join("s.db");
+        let store = Store::connect(&format!("sqlite://{}", file.display()), Sealer::Plaintext)
+            .await
+            .unwrap();
+        (dir, file, store)
     }
 
     /// Another process (here: a connection on a thread of its own) holds `file`'s write lock
