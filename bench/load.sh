@@ -7,8 +7,9 @@
 # p50/p99 latency, errors (non-2xx, socket errors, `success:false`), the CPU time per request
 # of the process under test (/proc utime+stime, all its threads) and its ratio to the
 # ceiling's at the same connection count, and its context switches per request (how often it
-# slept and was woken). Ratios are what to compare: absolute figures move
-# with the machine.
+# slept and was woken), and for login the session writes per SQLite commit (writes that reach
+# the store together share one). Ratios are what to compare: absolute figures move with the
+# machine.
 #
 # The process under test (the server, or the ceiling's nginx) is pinned to core 0; the mock
 # provider and wrk to core 1 (taskset).
@@ -157,31 +158,37 @@ switches() {
         done
     done
 }
+# Transactions the server's SQLite store has committed (empty: not reported).
+commits() {
+    { curl -fs "http://127.0.0.1:$SERVER_PORT/metrics" || true; } | awk '/^otvi_store_commits_total/ {print $2}'
+}
 TICK=$(getconf CLK_TCK)
 ceiling_master=$(cat "$work/ceiling.pid")
 ceiling_pids="$ceiling_master $(pgrep -P "$ceiling_master" | tr '\n' ' ')"
 
 declare -A base
-printf "%-7s %5s %10s %9s %9s %7s %7s %7s %11s %7s %8s\n" what conns req/s p50 p99 non2xx sockerr sfalse cpu/req ratio csw/req
+printf "%-7s %5s %10s %9s %9s %7s %7s %7s %11s %7s %8s %8s\n" what conns req/s p50 p99 non2xx sockerr sfalse cpu/req ratio csw/req w/commit
 # what conns script port pids...
 measure() {
     local what=$1 conns=$2 script=$3 port=$4
     shift 4
-    local threads=$((conns < 2 ? 1 : 2)) before after sw_before sw_after out perf_pid=""
+    local threads=$((conns < 2 ? 1 : 2)) before after sw_before sw_after out perf_pid="" c_before="" c_after=""
     if [ -n "${PERF_DIR:-}" ] && [ "$what" != ceiling ]; then
         mkdir -p "$PERF_DIR"
         perf record -q -g -F 999 -p "$server" -o "$PERF_DIR/$what-$conns.data" 2>/dev/null &
         perf_pid=$!
         sleep 0.3
     fi
+    [ "$what" = login ] && c_before=$(commits)
     before=$(cpu_ticks "$@")
     sw_before=$(switches "$@")
     out=$(taskset -c 1 wrk -t"$threads" -c"$conns" -d"$DURATION" --latency -s "$work/$script.lua" "http://127.0.0.1:$port")
     [ -n "${SHOW_WRK:-}" ] && echo "$out" >&2
     after=$(cpu_ticks "$@")
     sw_after=$(switches "$@")
+    [ "$what" = login ] && c_after=$(commits)
     if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
-    local reqs rps p50 p99 non2xx sock sfalse cpu ratio csw
+    local reqs rps p50 p99 non2xx sock sfalse cpu ratio csw per_commit=-
     reqs=$(echo "$out" | awk '/requests in/ {print $1}')
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
     p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
@@ -192,14 +199,17 @@ measure() {
     cpu=$(awk -v d=$((after - before)) -v t="$TICK" -v n="$reqs" 'BEGIN {printf "%.1f", d / t * 1e6 / n}')
     csw=$(awk -v n="$reqs" 'NR == FNR {b[$1] = $2; next} $1 in b {d += $2 - b[$1]} END {printf "%.2f", d / n}' \
         <(echo "$sw_before") <(echo "$sw_after"))
+    if [ -n "$c_before" ] && [ -n "$c_after" ] && [ "$c_after" != "$c_before" ]; then
+        per_commit=$(awk -v n="$reqs" -v c=$((c_after - c_before)) 'BEGIN {printf "%.2f", n / c}')
+    fi
     if [ "$what" = ceiling ]; then
         base[$conns]=$cpu
         ratio=1.00
     else
         ratio=$(awk -v c="$cpu" -v b="${base[$conns]}" 'BEGIN {printf "%.2f", c / b}')
     fi
-    printf "%-7s %5s %10s %9s %9s %7s %7s %7s %8s us %6sx %8s\n" "$what" "$conns" "$rps" "$p50" "$p99" \
-        "${non2xx:-0}" "${sock:-0}" "${sfalse:-0}" "$cpu" "$ratio" "$csw"
+    printf "%-7s %5s %10s %9s %9s %7s %7s %7s %8s us %6sx %8s %8s\n" "$what" "$conns" "$rps" "$p50" "$p99" \
+        "${non2xx:-0}" "${sock:-0}" "${sfalse:-0}" "$cpu" "$ratio" "$csw" "$per_commit"
 }
 
 # Warm up: every user logs in once so `check` finds sessions; pools fill.

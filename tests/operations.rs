@@ -85,6 +85,8 @@ async fn metrics_count_logins_by_outcome_provider_latency_and_pending_runs_behin
     assert!(at(r#"otvi_provider_request_duration_seconds_sum{provider="acme"}"#) > 0.0);
     assert_eq!(at("otvi_pending_runs"), 1.0);
     assert_eq!(at("otvi_store_errors_total"), 0.0);
+    // Alice's session and Bob's pending run, one after the other: a transaction each at least.
+    assert!(at("otvi_store_commits_total") >= 2.0);
     assert_eq!(
         at(
             r#"otvi_http_requests_total{method="POST",route="/api/providers/{id}/auth/login",status="200"}"#

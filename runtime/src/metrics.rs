@@ -100,6 +100,12 @@ impl Metrics {
             "Session store operations that failed",
             store.errors(),
         );
+        registry.register(
+            "store_commits",
+            "Transactions of session writes the SQLite store committed (writes that reach it \
+             together share one)",
+            store.commits(),
+        );
         Metrics {
             registry,
             logins,

@@ -561,6 +561,22 @@ impl Store {
         local.call(op).await.map_err(|e| self.fault(e))
     }
 
+    /// Runs a write on the SQLite connection, committed with the others queued with it, and
+    /// `then` once its outcome is final (see `sqlite::Local::write`).
+    async fn write<T, W, S>(&self, write: W, then: S) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        W: FnMut(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+        S: FnOnce(Option<&T>) + Send + 'static,
+    {
+        let Db::One(local) = &self.db else {
+            return Err(StoreError(
+                "no SQLite connection: the store is a pool".into(),
+            ));
+        };
+        local.write(write, then).await.map_err(|e| self.fault(e))
+    }
+
     /// Passes on an operation's result, noting a failure (see `Faults`).
     fn failed<T, E: Into<StoreError>>(&self, r: Result<T, E>) -> Result<T, StoreError> {
         r.map_err(|e| self.fault(e))
@@ -581,6 +597,15 @@ impl Store {
         self.faults.count.clone()
     }
 
+    /// Counts the transactions of session writes committed on SQLite, where writes that reach
+    /// the store together share one (a new counter on PostgreSQL, which does not count them).
+    pub fn commits(&self) -> prometheus_client::metrics::counter::Counter {
+        match &self.db {
+            Db::One(local) => local.commits(),
+            Db::Pool(_) => Default::default(),
+        }
+    }
+
     /// Multi-step runs waiting for their next step (not yet expired).
     pub async fn pending_runs(&self) -> Result<i64, StoreError> {
         let q = Query::new("SELECT COUNT(*) FROM pending_runs WHERE expires_at > $1").bind(now());
@@ -598,7 +623,7 @@ impl Store {
                 c.done();
                 Ok(n)
             }
-            Db::One(_) => self.sqlite(move |c| q.sqlite_exec(c)).await,
+            Db::One(_) => self.write(move |c| q.sqlite_exec(c), |_| {}).await,
         }
     }
 
@@ -814,25 +839,26 @@ impl Store {
                         keys: merged.keys().cloned().collect(),
                     };
                     let (owner, provider) = (owner.to_string(), provider.to_string());
-                    self.sqlite(move |c| {
-                        let r = sqlite::immediate(c, |c| {
+                    self.write(
+                        move |c| {
                             let written = q.sqlite_exec(c)? > 0;
                             if written {
                                 gone.sqlite_exec(c)?;
                             }
                             Ok(written)
-                        });
-                        if let Some(cache) = &cache {
-                            match r {
-                                Ok(true) => {
-                                    remember(cache, &owner, &provider, Some(known.clone()), true)
+                        },
+                        move |r| {
+                            if let Some(cache) = &cache {
+                                match r {
+                                    Some(true) => {
+                                        remember(cache, &owner, &provider, Some(known), true)
+                                    }
+                                    Some(false) => {}
+                                    None => remember(cache, &owner, &provider, None, true),
                                 }
-                                Ok(false) => {}
-                                Err(_) => remember(cache, &owner, &provider, None, true),
                             }
-                        }
-                        r
-                    })
+                        },
+                    )
                     .await?
                 }
             };
@@ -864,21 +890,22 @@ impl Store {
         let pending = Query::new(DELETE_PENDING).bind(owner).bind(provider);
         let cache = self.sessions.clone();
         let (owner, provider) = (owner.to_string(), provider.to_string());
-        self.sqlite(move |c| {
-            let r = sqlite::immediate(c, |c| {
+        self.write(
+            move |c| {
                 session.sqlite_exec(c)?;
                 pending.sqlite_exec(c).map(drop)
-            });
-            if let Some(cache) = &cache {
-                let gone = Known {
-                    data: None,
-                    opens: false,
-                    keys: Default::default(),
-                };
-                remember(cache, &owner, &provider, r.is_ok().then_some(gone), true);
-            }
-            r
-        })
+            },
+            move |r| {
+                if let Some(cache) = &cache {
+                    let gone = Known {
+                        data: None,
+                        opens: false,
+                        keys: Default::default(),
+                    };
+                    remember(cache, &owner, &provider, r.map(|()| gone), true);
+                }
+            },
+        )
         .await
     }
 

@@ -11,6 +11,12 @@
 //! so neither a request thread nor an operation that needs no write lock (a read, in WAL mode)
 //! waits for another process.
 //!
+//! Writes are committed in batches (`Local::write`): a write joins a queue, and one task
+//! commits everything queued by then in one transaction, so that when several requests reach
+//! their write at once they share one `BEGIN` and one `COMMIT` (the WAL write and SQLite's
+//! locks, most of a write's cost). A write that fails its batch fails only itself: the others
+//! are committed again, each alone.
+//!
 //! Migrations and `otvi doctor` still use `sqlx` (its migration table and checksums); they run
 //! before this connection opens.
 
@@ -20,6 +26,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
 /// How long an operation waits for another process's write lock before it fails.
 const BUSY_WAIT: Duration = Duration::from_secs(5);
@@ -50,6 +57,10 @@ impl From<rusqlite::Error> for StoreError {
 /// The connection, opened on first use and again after an operation failed.
 #[derive(Debug)]
 pub(super) struct Local {
+    /// Writes waiting for their batch.
+    queue: Mutex<Queue>,
+    /// Transactions of writes committed.
+    commits: prometheus_client::metrics::counter::Counter,
     /// The file, or `sqlx`'s name for a shared in-memory database.
     name: PathBuf,
     in_memory: bool,
@@ -64,6 +75,8 @@ impl Local {
     /// lives while a connection holds it: this one, once opened, is never replaced).
     pub(super) fn new(name: PathBuf, in_memory: bool, create: bool) -> Local {
         Local {
+            queue: Mutex::default(),
+            commits: Default::default(),
             name,
             in_memory,
             create,
@@ -97,7 +110,7 @@ impl Local {
     /// operation that panicked is rolled back first.
     fn attempt<T>(
         &self,
-        op: &impl Fn(&mut Connection) -> rusqlite::Result<T>,
+        op: &mut impl FnMut(&mut Connection) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<T> {
         let mut slot = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let c = match &mut *slot {
@@ -118,12 +131,12 @@ impl Local {
     /// Runs `op` (a whole operation: a transaction it opens ends in it) on this thread, or,
     /// when another process holds a lock it needs, again from the blocking pool until the lock
     /// is free (up to `BUSY_WAIT`).
-    pub(super) async fn call<T, F>(self: &Arc<Self>, op: F) -> Result<T, StoreError>
+    pub(super) async fn call<T, F>(self: &Arc<Self>, mut op: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: Fn(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+        F: FnMut(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        match self.attempt(&op) {
+        match self.attempt(&mut op) {
             Err(e) if busy(&e) => {}
             r => return Ok(r?),
         }
@@ -133,7 +146,7 @@ impl Local {
             let mut pause = Duration::from_millis(1);
             loop {
                 std::thread::sleep(pause);
-                match this.attempt(&op) {
+                match this.attempt(&mut op) {
                     Err(e) if busy(&e) && Instant::now() < deadline => {}
                     r => return r,
                 }
@@ -144,6 +157,64 @@ impl Local {
         match r {
             Ok(r) => Ok(r?),
             Err(e) => Err(StoreError(format!("a store operation did not finish: {e}"))),
+        }
+    }
+
+    /// Runs `write` (statements, no transaction of its own) in the transaction of the next
+    /// batch, and `then` once its outcome is final, on the connection right after the commit
+    /// (`Some`: what it returned) or the failure (`None`). `then` runs even if the caller is
+    /// dropped meanwhile: the write goes on without it.
+    pub(super) async fn write<T, W, S>(self: &Arc<Self>, write: W, then: S) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        W: FnMut(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        S: FnOnce(Option<&T>) + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(Job {
+            write,
+            then: Some(then),
+            value: None,
+            reply: Some(reply),
+        });
+        let start = {
+            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            q.writes.push(job);
+            !std::mem::replace(&mut q.flushing, true)
+        };
+        if start {
+            // Spawned, the flush runs after the tasks already waiting to run: those that reach
+            // their write meanwhile join this batch.
+            tokio::spawn(self.clone().flush());
+        }
+        answer.await.unwrap_or_else(|_| Err(unfinished()))
+    }
+
+    /// Counts the transactions of writes committed (shared: it goes up as they happen).
+    pub(super) fn commits(&self) -> prometheus_client::metrics::counter::Counter {
+        self.commits.clone()
+    }
+
+    /// Commits the queued writes, batch after batch, until none is left.
+    async fn flush(self: Arc<Self>) {
+        let mut guard = Flushing(Some(self.clone()));
+        loop {
+            let writes = {
+                let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                if q.writes.is_empty() {
+                    q.flushing = false;
+                    guard.0 = None;
+                    return;
+                }
+                std::mem::take(&mut q.writes)
+            };
+            let mut batch = Batch {
+                writes,
+                failed: None,
+                commits: self.commits.clone(),
+            };
+            // Each write learns its own outcome (`Batch`); this one is the batch's.
+            let _ = self.call(move |c| batch.run(c)).await;
         }
     }
 
@@ -183,6 +254,145 @@ impl Local {
             self.checkpointing.store(false, Ordering::Relaxed);
         }
     }
+}
+
+/// The queue of writes and whether a task is committing it.
+#[derive(Default)]
+struct Queue {
+    writes: Vec<Box<dyn Write>>,
+    flushing: bool,
+}
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queue")
+            .field("writes", &self.writes.len())
+            .field("flushing", &self.flushing)
+            .finish()
+    }
+}
+
+/// A flush that ends other than by emptying the queue (it panicked, or its runtime shut down):
+/// the next write starts another, and the writes queued meanwhile fail rather than wait for it.
+struct Flushing(Option<Arc<Local>>);
+
+impl Drop for Flushing {
+    fn drop(&mut self) {
+        if let Some(local) = self.0.take() {
+            let writes = {
+                let mut q = local.queue.lock().unwrap_or_else(|e| e.into_inner());
+                q.flushing = false;
+                std::mem::take(&mut q.writes)
+            };
+            for w in writes {
+                w.settle(Err(unfinished()));
+            }
+        }
+    }
+}
+
+/// A queued write.
+trait Write: Send {
+    /// Its statements, in its batch's transaction (or in one of its own: `Batch::run`).
+    fn run(&mut self, c: &Connection) -> rusqlite::Result<()>;
+    /// Its outcome is final: committed, or failed with nothing of it in the database.
+    fn settle(self: Box<Self>, r: Result<(), StoreError>);
+}
+
+struct Job<T, W, S> {
+    write: W,
+    then: Option<S>,
+    /// What the last run of `write` returned.
+    value: Option<T>,
+    reply: Option<oneshot::Sender<Result<T, StoreError>>>,
+}
+
+impl<T, W, S> Write for Job<T, W, S>
+where
+    T: Send,
+    W: FnMut(&Connection) -> rusqlite::Result<T> + Send,
+    S: FnOnce(Option<&T>) + Send,
+{
+    fn run(&mut self, c: &Connection) -> rusqlite::Result<()> {
+        self.value = Some((self.write)(c)?);
+        Ok(())
+    }
+
+    fn settle(mut self: Box<Self>, r: Result<(), StoreError>) {
+        let r = r.and_then(|()| self.value.take().ok_or_else(unfinished));
+        if let Some(then) = self.then.take() {
+            then(r.as_ref().ok());
+        }
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(r);
+        }
+    }
+}
+
+/// Writes committed in one transaction.
+struct Batch {
+    writes: Vec<Box<dyn Write>>,
+    /// Why the last attempt failed, for the writes still waiting when the batch is given up.
+    failed: Option<String>,
+    commits: prometheus_client::metrics::counter::Counter,
+}
+
+impl Batch {
+    /// One attempt: all in one transaction. If that fails other than on a lock held by another
+    /// process (which the caller waits out), each write is tried alone, so that one write's
+    /// failure (a constraint, a bug) fails only itself.
+    fn run(&mut self, c: &mut Connection) -> rusqlite::Result<()> {
+        let all = immediate(c, |c| self.writes.iter_mut().try_for_each(|w| w.run(c)));
+        match all {
+            Ok(()) => {
+                self.commits.inc();
+                for w in self.writes.drain(..) {
+                    w.settle(Ok(()));
+                }
+                Ok(())
+            }
+            Err(e) if busy(&e) => {
+                self.failed = Some(e.to_string());
+                Err(e)
+            }
+            Err(e) if self.writes.len() == 1 => {
+                for w in self.writes.drain(..) {
+                    w.settle(Err(StoreError(e.to_string())));
+                }
+                Err(e)
+            }
+            Err(_) => {
+                let mut first = None;
+                for mut w in self.writes.drain(..) {
+                    match immediate(c, |c| w.run(c)) {
+                        Ok(()) => {
+                            self.commits.inc();
+                            w.settle(Ok(()));
+                        }
+                        Err(e) => {
+                            w.settle(Err(StoreError(e.to_string())));
+                            first.get_or_insert(e);
+                        }
+                    }
+                }
+                first.map_or(Ok(()), Err)
+            }
+        }
+    }
+}
+
+/// A batch given up (the lock stayed held elsewhere): its writes fail with the reason.
+impl Drop for Batch {
+    fn drop(&mut self) {
+        let why = self.failed.take().unwrap_or_else(|| unfinished().0);
+        for w in self.writes.drain(..) {
+            w.settle(Err(StoreError(why.clone())));
+        }
+    }
+}
+
+fn unfinished() -> StoreError {
+    StoreError("a store write did not finish".into())
 }
 
 /// Runs `f` in a transaction that takes the write lock at once; it is rolled back if `f` or
@@ -268,5 +478,93 @@ mod tests {
         assert_eq!(count(&c), 0, "the first insert was rolled back");
         immediate(&c, |c| c.execute("INSERT INTO t VALUES (1)", [])).unwrap();
         assert_eq!(count(&c), 1);
+    }
+
+    /// A store file with one table `t (v INTEGER)`, served by a `Local`: (its directory, it).
+    async fn table() -> (PathBuf, Arc<Local>) {
+        let dir = std::env::temp_dir().join(format!("otvi-batch-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let local = Arc::new(Local::new(dir.join("b.db"), false, true));
+        local
+            .call(|c| c.execute_batch("CREATE TABLE t (v INTEGER)"))
+            .await
+            .unwrap();
+        (dir, local)
+    }
+
+    /// Spawns one write per entry (an insert of `v`, or of a table that does not exist) at once
+    /// and waits for them: what each returned and what its `then` was told, in order.
+    async fn write_all(
+        local: &Arc<Local>,
+        values: &[Option<i64>],
+    ) -> (Vec<Result<usize, StoreError>>, Vec<(i64, Option<usize>)>) {
+        let told = Arc::new(Mutex::new(Vec::new()));
+        let tasks: Vec<_> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let (local, told, v) = (local.clone(), told.clone(), *v);
+                let i = i64::try_from(i).unwrap();
+                tokio::spawn(async move {
+                    local
+                        .write(
+                            move |c| match v {
+                                Some(v) => c.execute("INSERT INTO t VALUES (?1)", [v]),
+                                None => c.execute("INSERT INTO nowhere VALUES (1)", []),
+                            },
+                            move |r| told.lock().unwrap().push((i, r.copied())),
+                        )
+                        .await
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for t in tasks {
+            results.push(t.await.unwrap());
+        }
+        let told = told.lock().unwrap().clone();
+        (results, told)
+    }
+
+    fn rows(local: &Local) -> Vec<i64> {
+        let mut slot = local.conn.lock().unwrap();
+        let c = match &mut *slot {
+            Some(c) => c,
+            None => slot.insert(local.open().unwrap()),
+        };
+        let mut st = c.prepare("SELECT v FROM t ORDER BY v").unwrap();
+        let v = st.query_map([], |r| r.get(0)).unwrap();
+        v.collect::<Result<_, _>>().unwrap()
+    }
+
+    #[tokio::test]
+    async fn writes_that_reach_the_store_together_share_one_commit() {
+        let (dir, local) = table().await;
+        let values: Vec<Option<i64>> = (1..=8).map(Some).collect();
+        let (results, told) = write_all(&local, &values).await;
+        assert!(results.iter().all(|r| matches!(r, Ok(1))), "{results:?}");
+        assert_eq!(told, (0..8).map(|i| (i, Some(1))).collect::<Vec<_>>());
+        assert_eq!(local.commits().get(), 1, "eight writes, one transaction");
+        assert_eq!(rows(&local), (1..=8).collect::<Vec<_>>());
+        // One at a time, each is a batch of its own.
+        for v in [9, 10] {
+            write_all(&local, &[Some(v)]).await.0[0].as_ref().unwrap();
+        }
+        assert_eq!(local.commits().get(), 3);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_write_that_fails_its_batch_fails_only_itself() {
+        let (dir, local) = table().await;
+        let (results, told) = write_all(&local, &[Some(1), None, Some(3)]).await;
+        assert!(matches!(results[0], Ok(1)), "{:?}", results[0]);
+        let e = results[1].as_ref().unwrap_err();
+        assert!(e.0.contains("nowhere"), "{e}");
+        assert!(matches!(results[2], Ok(1)), "{:?}", results[2]);
+        assert_eq!(told, vec![(0, Some(1)), (1, None), (2, Some(1))]);
+        assert_eq!(rows(&local), vec![1, 3], "nothing of the failed write");
+        assert_eq!(local.commits().get(), 2, "the other two, each alone");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }
