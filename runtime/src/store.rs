@@ -767,111 +767,143 @@ impl Store {
         self.merge_session(owner, provider, extracted).await
     }
 
-    /// The merge and write of `complete`.
+    /// The merge and write of `complete` on PostgreSQL: the read and the write on one pooled
+    /// connection, the write naming the value it replaces, again while someone else changes
+    /// the row in between.
     async fn merge_session(
         &self,
         owner: &str,
         provider: &str,
         extracted: &Values,
     ) -> Result<Values, StoreError> {
+        if self.sqlite {
+            return self.merge_session_sqlite(owner, provider, extracted).await;
+        }
         let place = session_place(owner, provider);
-        // PostgreSQL: the read and the write on one pooled connection.
-        let mut pooled = match &self.db {
-            Db::Pool(_) => Some(self.pooled().await?),
-            Db::One(_) => None,
-        };
-        // The cached row saves the read; if it is stale, the write fails and the next round
-        // reads. When the new values replace every name it holds (or it does not open), the
-        // merge is the new values, and the row need not be opened either.
-        let mut cached = self.cached(owner, provider);
+        let mut c = self.pooled().await?;
         for _ in 0..16 {
-            let (before, replaced) = match cached.take() {
-                Some(k) => {
-                    let replaced = !k.opens || k.keys.iter().all(|key| extracted.contains_key(key));
-                    (k.data, replaced)
-                }
-                None => {
-                    let text = match pooled.as_mut() {
-                        Some(c) => {
-                            let q = session_query(owner, provider);
-                            let row = q.sqlx().fetch_optional(&mut **c).await;
-                            self.failed(row)?.map(|r| r.text(0)).transpose()?
-                        }
-                        None => self.session_row(owner, provider).await?,
-                    };
-                    (text.map(Arc::from), false)
-                }
-            };
-            let mut merged: Values = if replaced {
-                Values::new()
-            } else {
-                before
-                    .as_deref()
-                    .and_then(|t| self.unseal(place, t))
-                    .unwrap_or_default()
-            };
+            let row = session_query(owner, provider).sqlx().fetch_optional(&mut *c).await;
+            let before = self.failed(row)?.map(|r| r.text(0)).transpose()?;
+            let mut merged: Values = before
+                .as_deref()
+                .and_then(|t| self.unseal(place, t))
+                .unwrap_or_default();
             merged.extend(extracted.iter().map(|(k, v)| (k.clone(), v.clone())));
             let data = self.seal(place, &merged);
-            // The write names the value it replaces, and the pending run is deleted only if
-            // the write happened.
-            let q = Query::new(match (self.sqlite, before.is_some()) {
-                (true, false) => SQLITE_CREATE_SESSION,
-                (true, true) => SQLITE_REPLACE_SESSION,
-                (false, false) => PG_CREATE_SESSION,
-                (false, true) => PG_REPLACE_SESSION,
+            let q = Query::new(if before.is_some() {
+                PG_REPLACE_SESSION
+            } else {
+                PG_CREATE_SESSION
             })
             .bind(owner)
             .bind(provider)
             .bind(data.as_str())
             .bind(now())
             .bind(before.as_deref().unwrap_or(""));
-            let written = match pooled.as_mut() {
-                Some(c) => {
-                    let row = q.sqlx().fetch_one(&mut **c).await;
-                    self.failed(row)?.int(0)? > 0
-                }
-                None => {
-                    let gone = Query::new(DELETE_PENDING).bind(owner).bind(provider);
-                    let cache = self.sessions.clone();
-                    let known = Known {
-                        data: Some(Arc::from(data)),
-                        opens: true,
-                        keys: merged.keys().cloned().collect(),
-                    };
-                    let (owner, provider) = (owner.to_string(), provider.to_string());
-                    self.write(
-                        move |c| {
-                            let written = q.sqlite_exec(c)? > 0;
-                            if written {
-                                gone.sqlite_exec(c)?;
-                            }
-                            Ok(written)
-                        },
-                        move |r| {
-                            if let Some(cache) = &cache {
-                                match r {
-                                    Some(true) => {
-                                        remember(cache, &owner, &provider, Some(known), true)
-                                    }
-                                    Some(false) => {}
-                                    None => remember(cache, &owner, &provider, None, true),
-                                }
-                            }
-                        },
-                    )
-                    .await?
-                }
-            };
-            if written {
-                if let Some(c) = pooled {
-                    c.done();
-                }
+            let row = q.sqlx().fetch_one(&mut *c).await;
+            if self.failed(row)?.int(0)? > 0 {
+                c.done();
                 return Ok(merged);
             }
         }
         Err(StoreError(
             "the session kept changing while it was being written".into(),
         ))
+    }
+
+    /// The merge and write of `complete` on SQLite, in the transaction of the write's batch.
+    /// The cached row saves the read, and when the new values replace every name it holds (or
+    /// it does not open), the unsealing too: the merge is prepared before the write and written
+    /// over the value it names. If that value is gone (an earlier write of the same batch
+    /// changed the row), the row is read and merged again inside the transaction, where it
+    /// cannot change.
+    async fn merge_session_sqlite(
+        &self,
+        owner: &str,
+        provider: &str,
+        extracted: &Values,
+    ) -> Result<Values, StoreError> {
+        let place = session_place(owner, provider);
+        let prepared = self.cached(owner, provider).map(|k| {
+            let mut merged: Values =
+                if !k.opens || k.keys.iter().all(|key| extracted.contains_key(key)) {
+                    Values::new()
+                } else {
+                    k.data
+                        .as_deref()
+                        .and_then(|t| self.unseal(place, t))
+                        .unwrap_or_default()
+                };
+            merged.extend(extracted.iter().map(|(k, v)| (k.clone(), v.clone())));
+            let data = self.seal(place, &merged);
+            (k.data, merged, data)
+        });
+        let sealer = self.sealer.clone();
+        let cache = self.sessions.clone();
+        let extracted = extracted.clone();
+        let (owner, provider) = (owner.to_string(), provider.to_string());
+        let (o, p) = (owner.clone(), provider.clone());
+        let (merged, _) = self
+            .write(
+                move |c| {
+                    let place = session_place(&owner, &provider);
+                    let write = |before: Option<&str>, data: &str| -> rusqlite::Result<bool> {
+                        let q = Query::new(match before {
+                            Some(_) => SQLITE_REPLACE_SESSION,
+                            None => SQLITE_CREATE_SESSION,
+                        })
+                        .bind(owner.as_str())
+                        .bind(provider.as_str())
+                        .bind(data)
+                        .bind(now())
+                        .bind(before.unwrap_or(""));
+                        let written = q.sqlite_exec(c)? > 0;
+                        if written {
+                            let gone = Query::new(DELETE_PENDING)
+                                .bind(owner.as_str())
+                                .bind(provider.as_str());
+                            gone.sqlite_exec(c)?;
+                        }
+                        Ok(written)
+                    };
+                    if let Some((before, merged, data)) = &prepared {
+                        if write(before.as_deref(), data)? {
+                            return Ok((merged.clone(), Arc::<str>::from(data.as_str())));
+                        }
+                    }
+                    let mut st = session_query(&owner, &provider).sqlite(c)?;
+                    let before: Option<String> = match st.raw_query().next()? {
+                        Some(r) => Some(r.get(0)?),
+                        None => None,
+                    };
+                    let mut merged: Values = before
+                        .as_deref()
+                        .and_then(|t| unseal(&sealer, place, t))
+                        .unwrap_or_default();
+                    merged.extend(extracted.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    let data = sealer.seal(place, &to_json(&merged));
+                    if !write(before.as_deref(), &data)? {
+                        // The transaction holds the write lock: the row cannot have changed.
+                        return Err(rusqlite::Error::SqliteFailure(
+                            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_INTERNAL),
+                            Some("the session row changed inside its transaction".into()),
+                        ));
+                    }
+                    Ok((merged, Arc::from(data)))
+                },
+                move |r| {
+                    if let Some(cache) = &cache {
+                        let known = r.map(|(merged, data)| Known {
+                            data: Some(data.clone()),
+                            opens: true,
+                            keys: merged.keys().cloned().collect(),
+                        });
+                        remember(cache, &o, &p, known, true);
+                    }
+                },
+            )
+            .await?;
+        Ok(merged)
     }
 
     /// Deletes the session and any pending run: logout, or a provider that revoked it.
@@ -1226,6 +1258,38 @@ mod tests {
             Values::from([("a".into(), "2".into()), ("z".into(), "9".into())])
         );
         assert_eq!(store.session("alice", "acme").await.unwrap(), Some(m));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn logins_of_one_user_committed_together_each_merge_over_the_one_before() {
+        let (dir, _, store) = file_store().await;
+        let one = |k: &str, v: &str| Values::from([(k.to_string(), v.to_string())]);
+        store
+            .complete("alice", "acme", &one("a", "0"))
+            .await
+            .unwrap();
+        let commits = store.commits().get();
+        // Four at once on this one-thread runtime: one batch, each prepared over the same
+        // cached row; all but the first find it changed and merge again in the transaction.
+        let tasks: Vec<_> = ["a", "b", "c", "d"]
+            .into_iter()
+            .map(|k| {
+                let store = store.clone();
+                tokio::spawn(async move { store.complete("alice", "acme", &one(k, "1")).await })
+            })
+            .collect();
+        let mut last = Values::new();
+        for t in tasks {
+            last = t.await.unwrap().unwrap();
+        }
+        assert_eq!(store.commits().get(), commits + 1, "one transaction");
+        let all: Values = ["a", "b", "c", "d"]
+            .into_iter()
+            .map(|k| (k.to_string(), "1".to_string()))
+            .collect();
+        assert_eq!(last, all, "the last write merged over the three before it");
+        assert_eq!(store.session("alice", "acme").await.unwrap(), Some(all));
         std::fs::remove_dir_all(dir).unwrap();
     }
 
