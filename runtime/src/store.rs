@@ -782,7 +782,10 @@ impl Store {
         let place = session_place(owner, provider);
         let mut c = self.pooled().await?;
         for _ in 0..16 {
-            let row = session_query(owner, provider).sqlx().fetch_optional(&mut *c).await;
+            let row = session_query(owner, provider)
+                .sqlx()
+                .fetch_optional(&mut *c)
+                .await;
             let before = self.failed(row)?.map(|r| r.text(0)).transpose()?;
             let mut merged: Values = before
                 .as_deref()
