@@ -104,7 +104,7 @@ pub fn load_secrets(cfg: &Config) -> Result<HashMap<&'static str, Secrets>, Stri
 }
 
 /// Loads the provider secrets, connects the store (running migrations) and builds the router.
-pub async fn app(cfg: &Config) -> Result<axum::Router, String> {
+pub async fn app(cfg: &Config) -> Result<otvi_runtime::api::App, String> {
     let secrets = load_secrets(cfg)?;
     let client_ip_header = match &cfg.client_ip_header {
         Some(h) => Some(
@@ -138,7 +138,10 @@ pub async fn app(cfg: &Config) -> Result<axum::Router, String> {
 }
 
 /// Serves `app` on `listener` until Ctrl-C or SIGTERM.
-pub async fn run(listener: tokio::net::TcpListener, app: axum::Router) -> std::io::Result<()> {
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    app: otvi_runtime::api::App,
+) -> std::io::Result<()> {
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),

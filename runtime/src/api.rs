@@ -784,10 +784,6 @@ async fn metrics(State(state): State<Shared>, parts: Parts) -> Response {
         .into_response()
 }
 
-/// The route a request matched, for the request log (set inside the router).
-#[derive(Clone, Copy)]
-struct Route(&'static str);
-
 /// Every route's template, so that the log and the metrics hold a `&'static str`.
 const ROUTES: &[&str] = &[
     "/healthz",
@@ -802,66 +798,144 @@ const ROUTES: &[&str] = &[
     "/api/providers/{id}/auth/logout",
 ];
 
-async fn tag_route(
-    matched: Option<axum::extract::MatchedPath>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let route = matched.and_then(|m| ROUTES.iter().copied().find(|r| *r == m.as_str()));
-    let mut response = next.run(req).await;
-    if let Some(r) = route {
-        response.extensions_mut().insert(Route(r));
+/// The route `path` matches, by the matcher the router uses, and the provider id it names.
+fn route_of(path: &str) -> (Option<&'static str>, Option<&str>) {
+    static MATCHER: std::sync::LazyLock<matchit::Router<&'static str>> =
+        std::sync::LazyLock::new(|| {
+            let mut m = matchit::Router::new();
+            for r in ROUTES {
+                m.insert(*r, *r).expect("the routes are distinct");
+            }
+            m
+        });
+    match MATCHER.at(path) {
+        Ok(m) => (Some(*m.value), m.params.get("id")),
+        Err(_) => (None, None),
     }
-    response
 }
 
-/// One log line per request: method, route, status, duration, and for the API's routes the
-/// provider, flow and step ids (never a value); and the request counter.
-async fn access_log(
-    State(state): State<Shared>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let started = std::time::Instant::now();
-    let method = match *req.method() {
-        axum::http::Method::GET => "GET",
-        axum::http::Method::POST => "POST",
-        axum::http::Method::HEAD => "HEAD",
-        axum::http::Method::PUT => "PUT",
-        axum::http::Method::DELETE => "DELETE",
-        axum::http::Method::PATCH => "PATCH",
-        axum::http::Method::OPTIONS => "OPTIONS",
-        _ => "OTHER",
-    };
-    // A compiled provider's id, when the path names one.
-    let provider = req
-        .uri()
-        .path()
-        .strip_prefix("/api/providers/")
-        .map(|rest| rest.split('/').next().unwrap_or(""))
-        .and_then(|id| state.providers.iter().find(|p| p.id == id))
-        .map(|p| p.id);
-    let response = next.run(req).await;
-    let status = response.status().as_u16();
-    let route = response.extensions().get::<Route>().map_or("-", |r| r.0);
-    let trace = response
-        .extensions()
-        .get::<Trace>()
-        .copied()
-        .unwrap_or_default();
-    state.metrics.request(method, route, status);
-    tracing::info!(
-        target: "otvi::request",
-        method = tracing::field::display(method),
-        route = tracing::field::display(route),
-        status,
-        ms = started.elapsed().as_secs_f64() * 1000.0,
-        provider = provider.map(tracing::field::display),
-        flow = trace.flow.map(tracing::field::display),
-        step = trace.step,
-        outcome = trace.outcome.map(|o| tracing::field::display(o.as_str())),
-    );
-    response
+/// The API as hyper serves it: the router, and around it one log line per request (method,
+/// route, status, duration, and for the API's routes the provider, flow and step ids, never a
+/// value) and the request counter. A service of its own rather than a middleware layer: it
+/// adds no boxed future or cloned route per request.
+#[derive(Clone)]
+pub struct App {
+    router: Router,
+    state: Shared,
+}
+
+impl App {
+    /// As `axum::serve` takes it, with the client's address for the handlers.
+    pub fn into_make_service_with_connect_info<C>(
+        self,
+    ) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Self, C> {
+        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info(self)
+    }
+}
+
+impl tower_service::Service<axum::extract::Request> for App {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = Logged<<Router as tower_service::Service<axum::extract::Request>>::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        tower_service::Service::<axum::extract::Request>::poll_ready(&mut self.router, cx)
+    }
+
+    fn call(&mut self, req: axum::extract::Request) -> Self::Future {
+        let started = std::time::Instant::now();
+        let method = match *req.method() {
+            axum::http::Method::GET => "GET",
+            axum::http::Method::POST => "POST",
+            axum::http::Method::HEAD => "HEAD",
+            axum::http::Method::PUT => "PUT",
+            axum::http::Method::DELETE => "DELETE",
+            axum::http::Method::PATCH => "PATCH",
+            axum::http::Method::OPTIONS => "OPTIONS",
+            _ => "OTHER",
+        };
+        let (route, id) = route_of(req.uri().path());
+        // A compiled provider's id, when the path names one.
+        let provider = id
+            .and_then(|id| self.state.providers.iter().find(|p| p.id == id))
+            .map(|p| p.id);
+        Logged {
+            answer: self.router.call(req),
+            state: self.state.clone(),
+            started,
+            method,
+            route: route.unwrap_or("-"),
+            provider,
+        }
+    }
+}
+
+/// `axum::serve(listener, app)`, like a `Router`: each connection is served by a clone.
+impl<L: axum::serve::Listener> tower_service::Service<axum::serve::IncomingStream<'_, L>> for App {
+    type Response = App;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<App, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: axum::serve::IncomingStream<'_, L>) -> Self::Future {
+        std::future::ready(Ok(self.clone()))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request's answer, logged and counted when it is ready.
+    pub struct Logged<F> {
+        #[pin]
+        answer: F,
+        state: Shared,
+        started: std::time::Instant,
+        method: &'static str,
+        route: &'static str,
+        provider: Option<&'static str>,
+    }
+}
+
+impl<F> std::future::Future for Logged<F>
+where
+    F: std::future::Future<Output = Result<Response, std::convert::Infallible>>,
+{
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let Ok(response) = std::task::ready!(this.answer.poll(cx));
+        let status = response.status().as_u16();
+        let trace = response
+            .extensions()
+            .get::<Trace>()
+            .copied()
+            .unwrap_or_default();
+        this.state.metrics.request(this.method, this.route, status);
+        tracing::info!(
+            target: "otvi::request",
+            method = tracing::field::display(*this.method),
+            route = tracing::field::display(*this.route),
+            status,
+            ms = this.started.elapsed().as_secs_f64() * 1000.0,
+            provider = this.provider.map(tracing::field::display),
+            flow = trace.flow.map(tracing::field::display),
+            step = trace.step,
+            outcome = trace.outcome.map(|o| tracing::field::display(o.as_str())),
+        );
+        std::task::Poll::Ready(Ok(response))
+    }
 }
 
 /// The OpenAPI 3.1 document of this API, built from the handlers and their types.
@@ -974,9 +1048,9 @@ async fn method_not_allowed() -> Response {
         .into_response()
 }
 
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState) -> App {
     let state = Arc::new(state);
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/console", get(console))
@@ -989,11 +1063,80 @@ pub fn router(state: AppState) -> Router {
         .route("/api/providers/{id}/auth/logout", post(logout))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .route_layer(axum::middleware::from_fn(tag_route))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            access_log,
-        ))
-        .with_state(state)
+        .with_state(state.clone());
+    App { router, state }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_gets_the_route_the_router_matches_it_to() {
+        let p = "/api/providers/{id}";
+        for (path, route, id) in [
+            ("/healthz", Some("/healthz"), None),
+            ("/api/providers", Some("/api/providers"), None),
+            ("/api/providers/acme", Some(p), Some("acme")),
+            (
+                "/api/providers/acme/auth/check",
+                Some("/api/providers/{id}/auth/check"),
+                Some("acme"),
+            ),
+            (
+                "/api/providers/x/auth/login",
+                Some("/api/providers/{id}/auth/login"),
+                Some("x"),
+            ),
+            // The router's fallback: a trailing slash, a longer path.
+            ("/api/providers/", None, None),
+            ("/healthz/", None, None),
+            ("/api/providers/acme/", None, None),
+            ("/api/providers/acme/auth", None, None),
+            ("/api/providers/acme/auth/check/more", None, None),
+            ("/nowhere", None, None),
+        ] {
+            assert_eq!(route_of(path), (route, id), "{path}");
+        }
+    }
+
+    /// `route_of` against axum's own matching: a route for every template, answering it.
+    #[tokio::test]
+    async fn route_of_agrees_with_the_router() {
+        let mut router = Router::new();
+        for r in ROUTES {
+            router = router.route(r, get(move || async move { *r }));
+        }
+        for path in [
+            "/readyz",
+            "/api/openapi.json",
+            "/api/providers",
+            "/api/providers/a%2Fb",
+            "/api/providers/{id}",
+            "/api/providers/acme/auth/logout",
+            "/api/providers/",
+            "/api/providers//auth/check",
+            "/api/providers/acme/auth/",
+            "/api/providers/acme/x/check",
+            "/metrics/",
+            "/",
+        ] {
+            let req = axum::extract::Request::get(path)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let answer = tower_service::Service::call(&mut router.clone(), req)
+                .await
+                .unwrap();
+            let matched = if answer.status() == StatusCode::OK {
+                let body = axum::body::to_bytes(answer.into_body(), 1024)
+                    .await
+                    .unwrap();
+                Some(String::from_utf8(body.to_vec()).unwrap())
+            } else {
+                None
+            };
+            assert_eq!(route_of(path).0.map(String::from), matched, "{path}");
+        }
+    }
 }
