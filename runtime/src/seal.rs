@@ -123,7 +123,8 @@ impl Sealer {
         match self {
             Sealer::Plaintext => text.to_string(),
             Sealer::Keys { current, .. } => {
-                let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+                // 192 random bits: XChaCha20's nonces are long enough to be drawn at random.
+                let nonce = XChaCha20Poly1305::generate_nonce(&mut rand::thread_rng());
                 let aad = place.aad();
                 let sealed = current
                     .encrypt(
