@@ -185,7 +185,9 @@ impl Local {
         if start {
             // Spawned, the flush runs after the tasks already waiting to run: those that reach
             // their write meanwhile join this batch.
-            tokio::spawn(self.clone().flush());
+            // The guard is made here: a task dropped before it first runs (its runtime
+            // shutting down) still resets the queue.
+            tokio::spawn(self.clone().flush(Flushing(Some(self.clone()))));
         }
         answer.await.unwrap_or_else(|_| Err(unfinished()))
     }
@@ -196,8 +198,7 @@ impl Local {
     }
 
     /// Commits the queued writes, batch after batch, until none is left.
-    async fn flush(self: Arc<Self>) {
-        let mut guard = Flushing(Some(self.clone()));
+    async fn flush(self: Arc<Self>, mut guard: Flushing) {
         loop {
             let writes = {
                 let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
@@ -566,5 +567,42 @@ mod tests {
         assert_eq!(rows(&local), vec![1, 3], "nothing of the failed write");
         assert_eq!(local.commits().get(), 2, "the other two, each alone");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_flush_whose_runtime_is_gone_fails_its_writes_and_the_next_write_starts_anew() {
+        let gone = tokio::runtime::Runtime::new().unwrap();
+        let gone_handle = gone.handle().clone();
+        drop(gone);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (dir, local) = table().await;
+            // The flush is spawned on a runtime that has shut down: it never runs.
+            let mut lost =
+                Box::pin(local.write(|c| c.execute("INSERT INTO t VALUES (1)", []), |_| {}));
+            let first = {
+                // Its first poll queues the write and spawns the flush there.
+                let _on = gone_handle.enter();
+                std::future::poll_fn(|cx| {
+                    std::task::Poll::Ready(std::future::Future::poll(lost.as_mut(), cx))
+                })
+                .await
+            };
+            let lost = match first {
+                std::task::Poll::Ready(r) => r,
+                std::task::Poll::Pending => tokio::time::timeout(Duration::from_secs(5), lost)
+                    .await
+                    .expect("the write fails, not waits"),
+            };
+            assert!(lost.is_err(), "{lost:?}");
+            let next = local.write(|c| c.execute("INSERT INTO t VALUES (2)", []), |_| {});
+            let next = tokio::time::timeout(Duration::from_secs(5), next).await;
+            assert!(matches!(next, Ok(Ok(1))), "the next write is committed");
+            assert_eq!(rows(&local), vec![2]);
+            std::fs::remove_dir_all(dir).unwrap();
+        });
     }
 }
