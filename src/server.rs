@@ -142,12 +142,7 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     app: otvi_runtime::api::App,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown())
-    .await?;
+    otvi_runtime::api::serve(listener, app, shutdown()).await?;
     tracing::info!("otvi stopped");
     Ok(())
 }

@@ -361,3 +361,72 @@ async fn a_failed_new_step_zero_also_discards_the_pending_run() {
     let (status, _) = s.login(&t, "acme", &otp_step1(OTP)).await;
     assert_eq!(status, 400);
 }
+
+/// The server answers login, check and logout itself and leaves every other request to the
+/// router: an id written percent-encoded, `HEAD`, another method and an id that does not
+/// decode are answered as the router answers them.
+#[tokio::test]
+async fn the_auth_routes_take_ids_and_methods_as_the_router_does() {
+    let (_mock, s) = setup().await;
+    let t = user("alice");
+    // `ac%6De` is `acme`, as the router's `Path` decodes it.
+    let (status, body) = s.login(&t, "ac%6De", EMAIL_LOGIN).await;
+    assert_eq!(
+        (status, json(&body)["success"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    assert_eq!(
+        s.check(&t, "ac%6De").await,
+        (200, r#"{"valid":true}"#.into())
+    );
+    assert_eq!(
+        s.check(&t, "a%2Fb").await,
+        (404, r#"{"error":"provider `a/b` not found"}"#.into())
+    );
+    // HEAD is GET without the body.
+    let head = s
+        .client
+        .head(format!("{}/api/providers/acme/auth/check", s.url))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-length"], "14");
+    assert_eq!(head.text().await.unwrap(), "");
+    // Another method: 405 with the methods the route takes.
+    for (method, path, allow) in [
+        ("PUT", "/api/providers/acme/auth/check", "GET,HEAD"),
+        ("GET", "/api/providers/acme/auth/login", "POST"),
+        ("DELETE", "/api/providers/acme/auth/logout", "POST"),
+    ] {
+        let r = s
+            .client
+            .request(method.parse().unwrap(), format!("{}{path}", s.url))
+            .bearer_auth(&t)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 405, "{method} {path}");
+        assert_eq!(r.headers()["allow"], allow, "{method} {path}");
+        assert!(json(&r.text().await.unwrap())["error"].is_string());
+    }
+    // An id that is not UTF-8 once decoded: the router's 400, on all three routes.
+    for (method, path) in [
+        ("POST", "/api/providers/%FF/auth/login"),
+        ("GET", "/api/providers/%FF/auth/check"),
+        ("POST", "/api/providers/%FF/auth/logout"),
+    ] {
+        let (status, _) = s.send(method, path, Some(&t), Some("{}")).await;
+        assert_eq!(status, 400, "{method} {path}");
+    }
+    assert_eq!(
+        s.logout(&t, "ac%6De").await,
+        (200, r#"{"success":true}"#.into())
+    );
+    assert_eq!(
+        s.check(&t, "acme").await,
+        (200, r#"{"valid":false}"#.into())
+    );
+}

@@ -110,7 +110,7 @@ async fn server_on(base: &str, db: &std::path::Path) -> TestServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+        let _ = otvi_runtime::api::serve(listener, app, std::future::pending()).await;
     });
     TestServer::from_parts(url, task)
 }

@@ -9,10 +9,11 @@ use crate::metrics::{Metrics, Outcome};
 use crate::secrets::Secrets;
 use crate::store::{Store, StoreError, Values};
 use crate::upstream::Upstream;
+use axum::body::Body;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -290,24 +291,28 @@ pub struct User(pub Arc<Claims>);
 impl FromRequestParts<Shared> for User {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .ok_or(ApiError::Unauthorized("missing bearer token"))?;
-        let claims = state
-            .jwt
-            .verify_cached(token.trim())
-            .ok_or(ApiError::Unauthorized("invalid or expired token"))?;
-        if claims.must_change_password {
-            return Err(ApiError::Forbidden("password change required"));
-        }
-        Ok(User(claims))
+        user(state, &parts.headers).map(User)
     }
+}
+
+/// Checks 1 (valid JWT) and 2 (no password change pending) on a request's headers.
+fn user(state: &AppState, headers: &HeaderMap) -> Result<Arc<Claims>, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .ok_or(ApiError::Unauthorized("missing bearer token"))?;
+    let claims = state
+        .jwt
+        .verify_cached(token.trim())
+        .ok_or(ApiError::Unauthorized("invalid or expired token"))?;
+    if claims.must_change_password {
+        return Err(ApiError::Forbidden("password change required"));
+    }
+    Ok(claims)
 }
 
 /// Checks 3 (provider exists) and 4 (allow-list).
@@ -342,10 +347,13 @@ fn owner<'a>(p: &ProviderDef, user: &'a Claims) -> &'a str {
 }
 
 /// The client's address, for the per-address limit.
-fn client_address(state: &AppState, parts: &Parts) -> Option<String> {
+fn client_address(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+) -> Option<String> {
     if let Some(name) = &state.client_ip_header {
-        return parts
-            .headers
+        return headers
             .get_all(name)
             .iter()
             .filter_map(|v| v.to_str().ok())
@@ -354,10 +362,7 @@ fn client_address(state: &AppState, parts: &Parts) -> Option<String> {
             .rfind(|v| !v.is_empty())
             .map(str::to_owned);
     }
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
+    peer.map(|a| a.ip().to_string())
 }
 
 /// The client's address (see `client_address`), if known.
@@ -369,7 +374,11 @@ impl FromRequestParts<Shared> for Client {
         parts: &mut Parts,
         state: &Shared,
     ) -> Result<Self, Self::Rejection> {
-        Ok(Client(client_address(state, parts)))
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        Ok(Client(client_address(state, &parts.headers, peer)))
     }
 }
 
@@ -483,14 +492,69 @@ async fn login(
     Client(address): Client,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    login_answer(
+        &state,
+        user.map(|User(u)| u),
+        &id,
+        address,
+        body.map_err(BodyError::from),
+    )
+    .await
+}
+
+/// `login`'s answer, once its request is read: the one implementation behind the router's
+/// route and `App`'s own dispatch.
+async fn login_answer(
+    state: &AppState,
+    user: Result<Arc<Claims>, ApiError>,
+    id: &str,
+    address: Option<String>,
+    body: Result<Bytes, BodyError>,
+) -> Response {
     let mut trace = Trace::default();
     let answer = match user {
-        Ok(User(user)) => run_login(&state, &user, &id, address, body, &mut trace).await,
+        Ok(user) => run_login(state, &user, id, address, body, &mut trace).await,
         Err(e) => Err(e),
     };
     let mut response = answer.into_response();
     response.extensions_mut().insert(trace);
     response
+}
+
+/// Why a login's body could not be read.
+#[derive(Debug)]
+enum BodyError {
+    /// Longer than `MAX_BODY`.
+    TooLarge,
+    /// Cut off, or the connection failed.
+    Unreadable(String),
+}
+
+impl From<BytesRejection> for BodyError {
+    fn from(e: BytesRejection) -> Self {
+        match e {
+            BytesRejection::FailedToBufferBody(
+                axum::extract::rejection::FailedToBufferBody::LengthLimitError(_),
+            ) => BodyError::TooLarge,
+            e => BodyError::Unreadable(e.to_string()),
+        }
+    }
+}
+
+/// Reads a body of at most `MAX_BODY` bytes.
+async fn read_body<B>(body: B) -> Result<Bytes, BodyError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<axum::BoxError>,
+{
+    use http_body_util::BodyExt;
+    match http_body_util::Limited::new(body, MAX_BODY).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
+        Err(e) => Err(BodyError::Unreadable(format!(
+            "Failed to buffer the request body: {e}"
+        ))),
+    }
 }
 
 /// What the request log says of a login beyond its route and status: ids, never values.
@@ -506,7 +570,7 @@ async fn run_login(
     user: &Claims,
     id: &str,
     address: Option<String>,
-    body: Result<Bytes, BytesRejection>,
+    body: Result<Bytes, BodyError>,
     trace: &mut Trace,
 ) -> Result<Json<LoginResponse>, ApiError> {
     let p = provider(state, id, user)?;
@@ -523,14 +587,14 @@ async fn run_login(
     // Over the limit is 400 like any other body the server will not take: the documented
     // answers to a body are 400, never 413, 415 or 422.
     let body = body.map_err(|e| match e {
-        BytesRejection::FailedToBufferBody(
-            axum::extract::rejection::FailedToBufferBody::LengthLimitError(_),
-        ) => ApiError::BadRequest(format!(
+        BodyError::TooLarge => ApiError::BadRequest(format!(
             "the request body is larger than {} KiB",
             MAX_BODY / 1024
         )),
         // A body that cannot be read (cut off) is a malformed request like any other.
-        e => ApiError::BadRequest(format!("cannot read the request body: {e}")),
+        BodyError::Unreadable(e) => {
+            ApiError::BadRequest(format!("cannot read the request body: {e}"))
+        }
     })?;
     let (flow_id, step, inputs) = parse_login(&body)?;
     let flow = p
@@ -562,14 +626,12 @@ async fn run_login(
 
 /// A fixed JSON answer: nothing to build or serialize.
 fn fixed_json(body: &'static str) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
+    let mut response = Response::new(Body::from(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// Whether the caller has a stored session for the provider.
@@ -588,8 +650,12 @@ async fn check(
     User(user): User,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let p = provider(&state, &id, &user)?;
-    let valid = state.store.has_session(owner(p, &user), p.id).await?;
+    check_for(&state, &user, &id).await
+}
+
+async fn check_for(state: &AppState, user: &Claims, id: &str) -> Result<Response, ApiError> {
+    let p = provider(state, id, user)?;
+    let valid = state.store.has_session(owner(p, user), p.id).await?;
     Ok(fixed_json(if valid {
         r#"{"valid":true}"#
     } else {
@@ -613,9 +679,13 @@ async fn logout(
     User(user): User,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let p = provider(&state, &id, &user)?;
-    credential_action(p, &user)?;
-    state.engine(p).logout(p, owner(p, &user)).await?;
+    logout_for(&state, &user, &id).await
+}
+
+async fn logout_for(state: &AppState, user: &Claims, id: &str) -> Result<Response, ApiError> {
+    let p = provider(state, id, user)?;
+    credential_action(p, user)?;
+    state.engine(p).logout(p, owner(p, user)).await?;
     Ok(fixed_json(r#"{"success":true}"#))
 }
 
@@ -798,7 +868,14 @@ const ROUTES: &[&str] = &[
     "/api/providers/{id}/auth/logout",
 ];
 
-/// The route `path` matches, by the matcher the router uses, and the provider id it names.
+/// The API's own routes, which `App` answers without the router: the seed's login, check and
+/// logout, every request of a client's session.
+const LOGIN: &str = "/api/providers/{id}/auth/login";
+const CHECK: &str = "/api/providers/{id}/auth/check";
+const LOGOUT: &str = "/api/providers/{id}/auth/logout";
+
+/// The route `path` matches, by the matcher the router uses, and the provider id it names
+/// (as written in the path, not yet percent-decoded).
 fn route_of(path: &str) -> (Option<&'static str>, Option<&str>) {
     static MATCHER: std::sync::LazyLock<matchit::Router<&'static str>> =
         std::sync::LazyLock::new(|| {
@@ -814,10 +891,14 @@ fn route_of(path: &str) -> (Option<&'static str>, Option<&str>) {
     }
 }
 
-/// The API as hyper serves it: the router, and around it one log line per request (method,
-/// route, status, duration, and for the API's routes the provider, flow and step ids, never a
-/// value) and the request counter. A service of its own rather than a middleware layer: it
-/// adds no boxed future or cloned route per request.
+type Answer = std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>;
+
+/// The API as hyper serves it. The path is matched once, here: for the seed's login, check
+/// and logout (the requests a client's session is made of) `App` calls their handlers itself;
+/// every other request goes to the axum router, which also answers those three paths for
+/// other methods (405, `HEAD`). Around both, one log line per request (method, route, status,
+/// duration, and for the API's routes the provider, flow and step ids, never a value) and the
+/// request counter.
 #[derive(Clone)]
 pub struct App {
     router: Router,
@@ -825,27 +906,12 @@ pub struct App {
 }
 
 impl App {
-    /// As `axum::serve` takes it, with the client's address for the handlers.
-    pub fn into_make_service_with_connect_info<C>(
-        self,
-    ) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Self, C> {
-        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info(self)
-    }
-}
-
-impl tower_service::Service<axum::extract::Request> for App {
-    type Response = Response;
-    type Error = std::convert::Infallible;
-    type Future = Logged<<Router as tower_service::Service<axum::extract::Request>>::Future>;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        tower_service::Service::<axum::extract::Request>::poll_ready(&mut self.router, cx)
-    }
-
-    fn call(&mut self, req: axum::extract::Request) -> Self::Future {
+    /// Answers `req`, from a client at `peer` when known.
+    fn answer<B>(&self, mut req: axum::http::Request<B>, peer: Option<SocketAddr>) -> Logged
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
         let started = std::time::Instant::now();
         let method = match *req.method() {
             axum::http::Method::GET => "GET",
@@ -862,22 +928,66 @@ impl tower_service::Service<axum::extract::Request> for App {
         let provider = id
             .and_then(|id| self.state.providers.iter().find(|p| p.id == id))
             .map(|p| p.id);
+        // The id as the router's `Path` gives it; one that does not decode is the router's to
+        // refuse.
+        let decoded = id.and_then(|id| {
+            percent_encoding::percent_decode_str(id)
+                .decode_utf8()
+                .ok()
+                .map(std::borrow::Cow::into_owned)
+        });
+        let route = route.unwrap_or("-");
+        let state = self.state.clone();
+        let answer: Answer = match (route, method, decoded) {
+            (CHECK, "GET", Some(id)) => Box::pin(async move {
+                let answer = match user(&state, req.headers()) {
+                    Ok(user) => check_for(&state, &user, &id).await,
+                    Err(e) => Err(e),
+                };
+                answer.into_response()
+            }),
+            (LOGOUT, "POST", Some(id)) => Box::pin(async move {
+                let answer = match user(&state, req.headers()) {
+                    Ok(user) => logout_for(&state, &user, &id).await,
+                    Err(e) => Err(e),
+                };
+                answer.into_response()
+            }),
+            (LOGIN, "POST", Some(id)) => Box::pin(async move {
+                let (parts, body) = req.into_parts();
+                let body = read_body(body).await;
+                let address = client_address(&state, &parts.headers, peer);
+                login_answer(&state, user(&state, &parts.headers), &id, address, body).await
+            }),
+            _ => {
+                if let Some(peer) = peer {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                }
+                let answer =
+                    tower_service::Service::call(&mut self.router.clone(), req.map(Body::new));
+                Box::pin(async move {
+                    let Ok(response) = answer.await;
+                    response
+                })
+            }
+        };
         Logged {
-            answer: self.router.call(req),
+            answer,
             state: self.state.clone(),
             started,
             method,
-            route: route.unwrap_or("-"),
+            route,
             provider,
         }
     }
 }
 
-/// `axum::serve(listener, app)`, like a `Router`: each connection is served by a clone.
-impl<L: axum::serve::Listener> tower_service::Service<axum::serve::IncomingStream<'_, L>> for App {
-    type Response = App;
+/// For a caller that drives `App` as a tower service: the client's address, when known, is
+/// the request's `ConnectInfo`.
+impl tower_service::Service<axum::extract::Request> for App {
+    type Response = Response;
     type Error = std::convert::Infallible;
-    type Future = std::future::Ready<Result<App, Self::Error>>;
+    type Future = Logged;
 
     fn poll_ready(
         &mut self,
@@ -886,36 +996,100 @@ impl<L: axum::serve::Listener> tower_service::Service<axum::serve::IncomingStrea
         std::task::Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, _: axum::serve::IncomingStream<'_, L>) -> Self::Future {
-        std::future::ready(Ok(self.clone()))
+    fn call(&mut self, req: axum::extract::Request) -> Self::Future {
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        self.answer(req, peer)
     }
 }
 
-pin_project_lite::pin_project! {
-    /// A request's answer, logged and counted when it is ready.
-    pub struct Logged<F> {
-        #[pin]
-        answer: F,
-        state: Shared,
-        started: std::time::Instant,
-        method: &'static str,
-        route: &'static str,
-        provider: Option<&'static str>,
+/// `App` on one connection, as hyper calls it.
+struct Connection {
+    app: App,
+    peer: SocketAddr,
+}
+
+impl hyper::service::Service<axum::http::Request<hyper::body::Incoming>> for Connection {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = Logged;
+
+    fn call(&self, req: axum::http::Request<hyper::body::Incoming>) -> Self::Future {
+        self.app.answer(req, Some(self.peer))
     }
 }
 
-impl<F> std::future::Future for Logged<F>
-where
-    F: std::future::Future<Output = Result<Response, std::convert::Infallible>>,
-{
-    type Output = F::Output;
+/// Serves `app` over HTTP/1.1 on `listener` until `signal` completes; then takes no new
+/// connection, lets the requests under way finish, closes idle connections, and returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: App,
+    signal: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut signal = std::pin::pin!(signal);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // The connection went away before it was accepted: the next one.
+                Err(e) if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionAborted
+                        | std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::ConnectionRefused
+                ) => continue,
+                // Out of file descriptors, say: wait rather than spin.
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            },
+            () = &mut signal => break,
+        };
+        // An answer is written whole, at once: nothing to gain from Nagle's delay.
+        let _ = stream.set_nodelay(true);
+        let conn = hyper::server::conn::http1::Builder::new().serve_connection(
+            hyper_util::rt::TokioIo::new(stream),
+            Connection {
+                app: app.clone(),
+                peer,
+            },
+        );
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// A request's answer, logged and counted when it is ready.
+pub struct Logged {
+    answer: Answer,
+    state: Shared,
+    started: std::time::Instant,
+    method: &'static str,
+    route: &'static str,
+    provider: Option<&'static str>,
+}
+
+impl std::future::Future for Logged {
+    type Output = Result<Response, std::convert::Infallible>;
 
     fn poll(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
-        let this = self.project();
-        let Ok(response) = std::task::ready!(this.answer.poll(cx));
+        let this = self.get_mut();
+        let response = std::task::ready!(this.answer.as_mut().poll(cx));
         let status = response.status().as_u16();
         let trace = response
             .extensions()
@@ -925,8 +1099,8 @@ where
         this.state.metrics.request(this.method, this.route, status);
         tracing::info!(
             target: "otvi::request",
-            method = tracing::field::display(*this.method),
-            route = tracing::field::display(*this.route),
+            method = tracing::field::display(this.method),
+            route = tracing::field::display(this.route),
             status,
             ms = this.started.elapsed().as_secs_f64() * 1000.0,
             provider = this.provider.map(tracing::field::display),
