@@ -2,7 +2,6 @@
 
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,7 +49,7 @@ pub struct Jwt {
     /// Tokens whose signature was verified, with their claims: a token is the same bytes on
     /// every request of a client, and its validity depends only on those bytes, the secret
     /// and the time, so only its expiry is checked again.
-    verified: Arc<Mutex<HashMap<Box<str>, Arc<Claims>>>>,
+    verified: Arc<Mutex<crate::FastMap<Box<str>, Arc<Claims>>>>,
 }
 
 /// Verified tokens remembered before the cache starts over.
@@ -107,7 +106,9 @@ impl Jwt {
 
 /// Unix seconds now.
 pub fn unix_now() -> u64 {
-    u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Whether two secrets are equal, taking the same time wherever they differ.

@@ -266,7 +266,7 @@ impl Cols for rusqlite::Row<'_> {
 
 /// (owner, provider)'s session row as the store last read or wrote it, by provider then
 /// owner: looked up without building a key.
-type SessionCache = Arc<Mutex<HashMap<String, HashMap<String, Known>>>>;
+type SessionCache = Arc<Mutex<crate::FastMap<String, crate::FastMap<String, Known>>>>;
 
 /// A session row as known: its sealed value (`None`: no row), whether that opens, and the
 /// names (not the values) it holds.
