@@ -3,7 +3,7 @@
 //! Generated code names only `def` (static provider descriptions), `request` (building a step's
 //! request from typed values with encoding-aware substitution), `response` (reading the
 //! provider's answer) and `JsonPath`. The rest — outbound HTTP, secrets, the engine that runs
-//! flows, the session store, JWT and the axum router — is the server.
+//! flows, the session store, JWT and the HTTP API — is the server.
 
 pub mod api;
 pub mod auth;
