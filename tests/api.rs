@@ -421,6 +421,19 @@ async fn the_auth_routes_take_ids_and_methods_as_the_router_does() {
         let (status, _) = s.send(method, path, Some(&t), Some("{}")).await;
         assert_eq!(status, 400, "{method} {path}");
     }
+    // Without a token the router's extractors still come in its order: the token first on
+    // check and logout, the id first on login.
+    for (method, path, status) in [
+        ("POST", "/api/providers/%FF/auth/login", 400),
+        ("GET", "/api/providers/%FF/auth/check", 401),
+        ("POST", "/api/providers/%FF/auth/logout", 401),
+    ] {
+        assert_eq!(
+            s.send(method, path, None, None).await.0,
+            status,
+            "{method} {path}"
+        );
+    }
     assert_eq!(
         s.logout(&t, "ac%6De").await,
         (200, r#"{"success":true}"#.into())

@@ -891,6 +891,30 @@ fn route_of(path: &str) -> (Option<&'static str>, Option<&str>) {
     }
 }
 
+/// The routes `App` answers itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Own {
+    Login,
+    Check,
+    Logout,
+}
+
+/// Whether `App` answers a request itself, and the provider id as the router's `Path` would
+/// give it; `None`: the router's (another method, `HEAD` included, another route, or an id
+/// that is not UTF-8 once percent-decoded, which the router refuses).
+fn own_route(route: &str, method: &str, id: Option<&str>) -> Option<(Own, String)> {
+    let own = match (route, method) {
+        (LOGIN, "POST") => Own::Login,
+        (CHECK, "GET") => Own::Check,
+        (LOGOUT, "POST") => Own::Logout,
+        _ => return None,
+    };
+    let id = percent_encoding::percent_decode_str(id?)
+        .decode_utf8()
+        .ok()?;
+    Some((own, id.into_owned()))
+}
+
 type Answer = std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>;
 
 /// The API as hyper serves it. The path is matched once, here: for the seed's login, check
@@ -928,38 +952,32 @@ impl App {
         let provider = id
             .and_then(|id| self.state.providers.iter().find(|p| p.id == id))
             .map(|p| p.id);
-        // The id as the router's `Path` gives it; one that does not decode is the router's to
-        // refuse.
-        let decoded = id.and_then(|id| {
-            percent_encoding::percent_decode_str(id)
-                .decode_utf8()
-                .ok()
-                .map(std::borrow::Cow::into_owned)
-        });
         let route = route.unwrap_or("-");
         let state = self.state.clone();
-        let answer: Answer = match (route, method, decoded) {
-            (CHECK, "GET", Some(id)) => Box::pin(async move {
+        let answer: Answer = match own_route(route, method, id) {
+            Some((Own::Check, id)) => Box::pin(async move {
                 let answer = match user(&state, req.headers()) {
                     Ok(user) => check_for(&state, &user, &id).await,
                     Err(e) => Err(e),
                 };
                 answer.into_response()
             }),
-            (LOGOUT, "POST", Some(id)) => Box::pin(async move {
+            Some((Own::Logout, id)) => Box::pin(async move {
                 let answer = match user(&state, req.headers()) {
                     Ok(user) => logout_for(&state, &user, &id).await,
                     Err(e) => Err(e),
                 };
                 answer.into_response()
             }),
-            (LOGIN, "POST", Some(id)) => Box::pin(async move {
+            Some((Own::Login, id)) => Box::pin(async move {
                 let (parts, body) = req.into_parts();
+                // As the router's extractors run: the token, then the body.
+                let user = user(&state, &parts.headers);
                 let body = read_body(body).await;
                 let address = client_address(&state, &parts.headers, peer);
-                login_answer(&state, user(&state, &parts.headers), &id, address, body).await
+                login_answer(&state, user, &id, address, body).await
             }),
-            _ => {
+            None => {
                 if let Some(peer) = peer {
                     req.extensions_mut().insert(ConnectInfo(peer));
                 }
@@ -1044,8 +1062,10 @@ pub async fn serve(
                 // Out of file descriptors, say: wait rather than spin.
                 Err(e) => {
                     tracing::error!(error = %e, "cannot accept a connection");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        () = &mut signal => break,
+                    }
                 }
             },
             () = &mut signal => break,
@@ -1272,6 +1292,49 @@ mod tests {
             ("/nowhere", None, None),
         ] {
             assert_eq!(route_of(path), (route, id), "{path}");
+        }
+    }
+
+    #[test]
+    fn app_answers_login_check_and_logout_itself_and_leaves_the_rest_to_the_router() {
+        let own = |path: &str, method: &str| {
+            let (route, id) = route_of(path);
+            own_route(route.unwrap_or("-"), method, id)
+        };
+        let acme = |o| Some((o, "acme".to_string()));
+        assert_eq!(
+            own("/api/providers/acme/auth/login", "POST"),
+            acme(Own::Login)
+        );
+        assert_eq!(
+            own("/api/providers/acme/auth/check", "GET"),
+            acme(Own::Check)
+        );
+        assert_eq!(
+            own("/api/providers/acme/auth/logout", "POST"),
+            acme(Own::Logout)
+        );
+        // The id as `Path` decodes it.
+        assert_eq!(
+            own("/api/providers/ac%6De/auth/check", "GET"),
+            acme(Own::Check)
+        );
+        assert_eq!(
+            own("/api/providers/a%2Fb/auth/login", "POST"),
+            Some((Own::Login, "a/b".to_string()))
+        );
+        for (path, method) in [
+            ("/api/providers/acme/auth/check", "HEAD"),
+            ("/api/providers/acme/auth/check", "POST"),
+            ("/api/providers/acme/auth/login", "GET"),
+            ("/api/providers/acme/auth/logout", "DELETE"),
+            ("/api/providers/%FF/auth/check", "GET"),
+            ("/api/providers/%FF/auth/login", "POST"),
+            ("/api/providers/acme", "GET"),
+            ("/api/providers/acme/auth/check/", "GET"),
+            ("/healthz", "GET"),
+        ] {
+            assert_eq!(own(path, method), None, "{method} {path}");
         }
     }
 
