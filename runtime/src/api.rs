@@ -955,15 +955,9 @@ impl App {
         let route = route.unwrap_or("-");
         let state = self.state.clone();
         let answer: Answer = match own_route(route, method, id) {
-            Some((Own::Check, id)) => Box::pin(async move {
+            Some((own @ (Own::Check | Own::Logout), id)) => Box::pin(async move {
                 let answer = match user(&state, req.headers()) {
-                    Ok(user) => check_for(&state, &user, &id).await,
-                    Err(e) => Err(e),
-                };
-                answer.into_response()
-            }),
-            Some((Own::Logout, id)) => Box::pin(async move {
-                let answer = match user(&state, req.headers()) {
+                    Ok(user) if own == Own::Check => check_for(&state, &user, &id).await,
                     Ok(user) => logout_for(&state, &user, &id).await,
                     Err(e) => Err(e),
                 };
