@@ -44,7 +44,7 @@ async fn post_with_header(
         .unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_default_limit_answers_429_after_five_failures_without_asking_the_provider() {
     let mock = MockProvider::start().await.unwrap();
     let s = TestServer::start(&mock.url()).await;
@@ -98,7 +98,7 @@ async fn the_default_limit_answers_429_after_five_failures_without_asking_the_pr
     assert_eq!(other_provider.0, 200, "{}", other_provider.1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_completed_login_clears_the_users_count() {
     let mock = MockProvider::start().await.unwrap();
     let s = limited(&mock, per_user(2)).await;
@@ -110,7 +110,7 @@ async fn a_completed_login_clears_the_users_count() {
     assert_eq!(s.login(&alice, "acme", WRONG).await.0, 429);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_wrong_code_asked_for_again_counts_and_a_provider_fault_does_not() {
     let mock = MockProvider::start().await.unwrap();
     let s = limited(&mock, per_user(2)).await;
@@ -143,7 +143,7 @@ async fn a_wrong_code_asked_for_again_counts_and_a_provider_fault_does_not() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_address_is_limited_across_users_and_a_proxy_header_tells_addresses_apart() {
     let mock = MockProvider::start().await.unwrap();
     let by_address = LimitConfig {
@@ -179,7 +179,149 @@ async fn one_address_is_limited_across_users_and_a_proxy_header_tells_addresses_
     assert_eq!(r.status(), 200);
 }
 
-#[tokio::test]
+/// A server with `limits` whose every provider is `provider`, from 127.0.0.1 (or from the
+/// address in `x-forwarded-for` when `proxied`).
+async fn against(provider: &ScriptedProvider, limits: LimitConfig, proxied: bool) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&provider.url, dir.path());
+    cfg.limits = limits;
+    if proxied {
+        cfg.client_ip_header = Some("x-forwarded-for".into());
+    }
+    TestServer::start_with(cfg, Some(dir)).await
+}
+
+/// Of `answers`, how many were refused with 429 and a `Retry-After` within the window, and
+/// how many were 200; nothing else may come back.
+fn tally(answers: &[(u16, Option<u64>, String)]) -> (usize, usize) {
+    for (status, retry, body) in answers {
+        match status {
+            429 => assert!(
+                retry.is_some_and(|r| (1..=900).contains(&r)),
+                "429 without a Retry-After in the window: {retry:?}"
+            ),
+            200 => assert_eq!(json(body)["success"], false, "{body}"),
+            _ => panic!("{status}: {body}"),
+        }
+    }
+    let refused = answers.iter().filter(|a| a.0 == 429).count();
+    (refused, answers.len() - refused)
+}
+
+fn slow_rejection() -> (u16, serde_json::Value, Duration) {
+    (
+        401,
+        json!({"error": "invalid credentials"}),
+        Duration::from_millis(500),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thirty_parallel_wrong_passwords_of_one_user_reach_the_provider_at_most_five_times() {
+    let (status, body, delay) = slow_rejection();
+    let provider = ScriptedProvider::start(status, body, delay).await;
+    let s = against(&provider, LimitConfig::default(), false).await;
+    let alice = user("alice");
+    let answers = parallel_logins(&[&s], 30, |_| alice.clone(), |_| vec![], WRONG).await;
+    let (refused, answered) = tally(&answers);
+    assert!(
+        provider.hits() <= 5,
+        "{} reached the provider",
+        provider.hits()
+    );
+    assert_eq!(answered, provider.hits());
+    assert_eq!(refused, 30 - provider.hits());
+    assert!(refused >= 25);
+    // The window is still closed to the right password, and it is not sent.
+    let (status, _) = s.login(&alice, "acme", EMAIL_LOGIN).await;
+    assert_eq!(status, 429);
+    assert!(provider.hits() <= 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thirty_parallel_wrong_passwords_from_one_address_reach_the_provider_at_most_the_limit() {
+    let (status, body, delay) = slow_rejection();
+    let provider = ScriptedProvider::start(status, body, delay).await;
+    let by_address = LimitConfig {
+        per_user: 5,
+        per_address: 7,
+        window: Duration::from_secs(900),
+    };
+    let s = against(&provider, by_address, false).await;
+    let tokens: Vec<String> = (0..30).map(|i| user(&format!("u{i}"))).collect();
+    let answers = parallel_logins(&[&s], 30, |i| tokens[i].clone(), |_| vec![], WRONG).await;
+    let (refused, _) = tally(&answers);
+    assert!(
+        provider.hits() <= 7,
+        "{} reached the provider",
+        provider.hits()
+    );
+    assert_eq!(refused, 30 - provider.hits());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_the_configured_address_header_the_peer_address_is_limited() {
+    let (status, body, _) = slow_rejection();
+    let provider = ScriptedProvider::start(status, body, Duration::ZERO).await;
+    let by_address = LimitConfig {
+        per_user: 0,
+        per_address: 3,
+        window: Duration::from_secs(900),
+    };
+    let s = against(&provider, by_address, true).await;
+    for i in 0..3 {
+        assert_eq!(s.login(&user(&format!("u{i}")), "acme", WRONG).await.0, 200);
+    }
+    assert_eq!(s.login(&user("u9"), "acme", WRONG).await.0, 429);
+    // A header that names no address is no header.
+    let r = post_with_header(&s, &user("u9"), ("x-forwarded-for", "unknown"), WRONG).await;
+    assert_eq!(r.status(), 429);
+    // Another address, as the proxy says, is not limited.
+    let r = post_with_header(&s, &user("u9"), ("x-forwarded-for", "198.51.100.4"), WRONG).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(provider.hits(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_provider_outage_never_locks_a_user_or_an_address_out() {
+    let strict = LimitConfig {
+        per_user: 3,
+        per_address: 3,
+        window: Duration::from_secs(900),
+    };
+    // 5xx, the provider's own rate limit, and an answer the step does not expect (truenas'
+    // outcomes know SUCCESS, OTP_REQUIRED, AUTH_ERR, EXPIRED and REDIRECT only).
+    let truenas = r#"{"flow_id":"password","step":0,"inputs":{"username":"a","password":"b"}}"#;
+    for (status, body, login) in [
+        (500, json!({"error": "internal"}), WRONG),
+        (503, json!({}), WRONG),
+        (429, json!({"error": "slow down"}), WRONG),
+        (200, json!({"response_type": "MAINTENANCE"}), truenas),
+        (401, json!({"response_type": "MAINTENANCE"}), truenas),
+    ] {
+        let provider = ScriptedProvider::start(status, body, Duration::ZERO).await;
+        let s = against(&provider, strict, false).await;
+        let alice = user("alice");
+        let provider_id = if login == truenas { "truenas" } else { "acme" };
+        for n in 0..12 {
+            let (code, answer) = s.login(&alice, provider_id, login).await;
+            assert_eq!(
+                (code, json(&answer)["success"].as_bool()),
+                (200, Some(false)),
+                "login {n} against a provider answering {status}: {answer}"
+            );
+        }
+        assert_eq!(provider.hits(), 12);
+        // Once the provider is back and rejects, the user's own failures count from zero.
+        *provider.answer.lock().unwrap() = (401, json!({"response_type": "AUTH_ERR"}));
+        for _ in 0..3 {
+            assert_eq!(s.login(&alice, provider_id, login).await.0, 200);
+        }
+        assert_eq!(s.login(&alice, provider_id, login).await.0, 429);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_oversize_body_and_too_many_or_too_long_inputs_are_400() {
     let mock = MockProvider::start().await.unwrap();
     let s = TestServer::start(&mock.url()).await;
@@ -230,7 +372,7 @@ async fn rows(s: &TestServer, table: &str) -> i64 {
         .unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_user_has_at_most_one_pending_run_per_provider() {
     let mock = MockProvider::start().await.unwrap();
     let s = TestServer::start(&mock.url()).await;
@@ -259,7 +401,7 @@ fn immutable(dir: &std::path::Path, on: bool) {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sqlite_file_that_stops_taking_writes_is_503_then_recovers_without_a_restart() {
     let mock = MockProvider::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -8,6 +8,7 @@ mod common;
 
 use common::*;
 use otvi_mocks::acme::{MockProvider, OTP};
+use otvi_runtime::limits::LimitConfig;
 
 fn pg_url() -> String {
     std::env::var("OTVI_TEST_POSTGRES_URL")
@@ -23,7 +24,7 @@ async fn instance(mock: &MockProvider) -> TestServer {
     TestServer::start_with(cfg, Some(dir)).await
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_two_step_login_moves_between_instances_sharing_postgres() {
     let mock = MockProvider::start().await.unwrap();
     let a = instance(&mock).await;
@@ -52,7 +53,7 @@ async fn a_two_step_login_moves_between_instances_sharing_postgres() {
     assert_eq!(a.send("GET", "/readyz", None, None).await.0, 200);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_logins_on_postgres_each_get_a_session() {
     let mock = MockProvider::start().await.unwrap();
     let s = std::sync::Arc::new(instance(&mock).await);
@@ -76,7 +77,7 @@ async fn concurrent_logins_on_postgres_each_get_a_session() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn completion_merges_new_values_over_the_session_on_postgres() {
     let store = otvi_runtime::store::Store::connect(&pg_url(), sealer())
         .await
@@ -96,7 +97,7 @@ async fn completion_merges_new_values_over_the_session_on_postgres() {
     assert!(!store.has_session(&owner, "acme").await.unwrap());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failed_attempts_are_counted_across_instances() {
     let mock = MockProvider::start().await.unwrap();
     let a = instance(&mock).await;
@@ -116,10 +117,135 @@ async fn failed_attempts_are_counted_across_instances() {
     assert_eq!(b.login(&other, "acme", EMAIL_LOGIN).await.0, 200);
 }
 
+/// Two instances on one database, every provider pointed at `provider`, the client's address
+/// taken from `x-forwarded-for`.
+async fn instances_against(provider: &ScriptedProvider, limits: LimitConfig) -> [TestServer; 2] {
+    let one = || async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(&provider.url, dir.path());
+        cfg.database_url = pg_url();
+        cfg.limits = limits;
+        cfg.client_ip_header = Some("x-forwarded-for".into());
+        TestServer::start_with(cfg, Some(dir)).await
+    };
+    [one().await, one().await]
+}
+
+const WRONG: &str =
+    r#"{"flow_id":"email_password","step":0,"inputs":{"email":"a@b.c","password":"wrong"}}"#;
+
+/// An address of this run's own, so that counts left in the database by earlier runs do not
+/// matter.
+fn fresh_address() -> String {
+    let b = uuid::Uuid::new_v4().into_bytes();
+    format!(
+        "fd00:{:x}:{:x}:{:x}::1",
+        b[0],
+        b[1],
+        u16::from_be_bytes([b[2], b[3]])
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thirty_parallel_wrong_passwords_on_two_instances_reach_the_provider_at_most_five_times() {
+    let provider = ScriptedProvider::start(
+        401,
+        serde_json::json!({}),
+        std::time::Duration::from_millis(500),
+    )
+    .await;
+    let [a, b] = instances_against(&provider, LimitConfig::default()).await;
+    let t = user(&format!("pg-{}", uuid::Uuid::new_v4()));
+    let addresses: Vec<String> = (0..30).map(|_| fresh_address()).collect();
+    let answers = parallel_logins(
+        &[&a, &b],
+        30,
+        |_| t.clone(),
+        |i| vec![("x-forwarded-for".into(), addresses[i].clone())],
+        WRONG,
+    )
+    .await;
+    let refused = answers
+        .iter()
+        .filter(|(s, r, _)| *s == 429 && r.is_some())
+        .count();
+    let answered = answers.iter().filter(|(s, ..)| *s == 200).count();
+    assert_eq!(refused + answered, 30, "{answers:?}");
+    assert!(
+        provider.hits() <= 5,
+        "{} reached the provider",
+        provider.hits()
+    );
+    assert_eq!(answered, provider.hits());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thirty_parallel_wrong_passwords_from_one_address_on_two_instances_are_limited() {
+    let provider = ScriptedProvider::start(
+        401,
+        serde_json::json!({}),
+        std::time::Duration::from_millis(500),
+    )
+    .await;
+    let limits = LimitConfig {
+        per_address: 7,
+        ..LimitConfig::default()
+    };
+    let [a, b] = instances_against(&provider, limits).await;
+    let run = uuid::Uuid::new_v4();
+    let tokens: Vec<String> = (0..30).map(|i| user(&format!("pg-{run}-{i}"))).collect();
+    let address = fresh_address();
+    let answers = parallel_logins(
+        &[&a, &b],
+        30,
+        |i| tokens[i].clone(),
+        |_| vec![("x-forwarded-for".into(), address.clone())],
+        WRONG,
+    )
+    .await;
+    let refused = answers
+        .iter()
+        .filter(|(s, r, _)| *s == 429 && r.is_some())
+        .count();
+    assert!(
+        provider.hits() <= 7,
+        "{} reached the provider",
+        provider.hits()
+    );
+    assert_eq!(refused, 30 - provider.hits(), "{answers:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_provider_outage_never_locks_a_user_out_on_postgres() {
+    let provider =
+        ScriptedProvider::start(500, serde_json::json!({}), std::time::Duration::ZERO).await;
+    let limits = LimitConfig {
+        per_user: 3,
+        per_address: 3,
+        ..LimitConfig::default()
+    };
+    let [a, b] = instances_against(&provider, limits).await;
+    let t = user(&format!("pg-{}", uuid::Uuid::new_v4()));
+    let address = fresh_address();
+    for s in [&a, &b].repeat(6) {
+        let r = s
+            .client
+            .post(format!("{}/api/providers/acme/auth/login", s.url))
+            .bearer_auth(&t)
+            .header("x-forwarded-for", &address)
+            .body(WRONG)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(provider.hits(), 12);
+}
+
 /// What `check` answers comes from the database on PostgreSQL: an instance that has just
 /// answered `valid: true` (many times, the token remembered) answers `false` as soon as another
 /// instance has logged the user out, and `true` again once another has logged them in.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn check_follows_logins_and_logouts_made_on_another_instance() {
     let mock = MockProvider::start().await.unwrap();
     let a = instance(&mock).await;

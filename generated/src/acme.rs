@@ -139,6 +139,7 @@ pub mod email_password {
                 outcomes: &[&SIGN_IN_0],
                 error_message: None,
                 follow_redirects: true,
+                success_form: true,
             },
         ],
         remember: &["email"],
@@ -282,6 +283,7 @@ pub mod phone_otp {
                 outcomes: &[&SEND_VERIFICATION_CODE_0],
                 error_message: None,
                 follow_redirects: true,
+                success_form: true,
             },
             StepDef {
                 id: "1",
@@ -291,6 +293,7 @@ pub mod phone_otp {
                 outcomes: &[&VERIFY_CODE_0],
                 error_message: None,
                 follow_redirects: true,
+                success_form: true,
             },
         ],
         remember: &["phone", "otp"],

@@ -124,6 +124,7 @@ pub mod email_password {
                 outcomes: &[&SIGN_IN_0],
                 error_message: None,
                 follow_redirects: true,
+                success_form: true,
             },
         ],
         remember: &["email"],

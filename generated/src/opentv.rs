@@ -287,6 +287,7 @@ pub mod sign_on {
                 outcomes: &[&SIGN_ON_0, &SIGN_ON_1, &SIGN_ON_2],
                 error_message: Some(&SIGN_ON_MESSAGE),
                 follow_redirects: false,
+                success_form: false,
             },
             StepDef {
                 id: "choose_account",
@@ -296,6 +297,7 @@ pub mod sign_on {
                 outcomes: &[&CHOOSE_ACCOUNT_0, &CHOOSE_ACCOUNT_1],
                 error_message: Some(&CHOOSE_ACCOUNT_MESSAGE),
                 follow_redirects: true,
+                success_form: false,
             },
         ],
         remember: &["username", "account"],

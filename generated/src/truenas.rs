@@ -294,6 +294,7 @@ pub mod password {
                 outcomes: &[&LOGIN_0, &LOGIN_1, &LOGIN_2, &LOGIN_3, &LOGIN_4],
                 error_message: None,
                 follow_redirects: true,
+                success_form: false,
             },
             StepDef {
                 id: "otp",
@@ -303,6 +304,7 @@ pub mod password {
                 outcomes: &[&OTP_0, &OTP_1, &OTP_2, &OTP_3],
                 error_message: None,
                 follow_redirects: true,
+                success_form: false,
             },
         ],
         remember: &["username", "otp"],

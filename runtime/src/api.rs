@@ -4,7 +4,7 @@
 use crate::auth::{Claims, Jwt};
 use crate::def::{FieldDef, ProviderDef, Scope};
 use crate::engine::{Engine, EngineError, Login, Shown};
-use crate::limits::{Keys, Limiter};
+use crate::limits::{Keys, Limiter, Verdict};
 use crate::metrics::{Metrics, Outcome};
 use crate::secrets::Secrets;
 use crate::store::{Store, StoreError, Values};
@@ -21,7 +21,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -346,27 +346,31 @@ fn owner<'a>(p: &ProviderDef, user: &'a Claims) -> &'a str {
     }
 }
 
-/// The client's address, for the per-address limit.
+/// The client's address, for the per-address limit: the last entry of the configured header
+/// (what the trusted proxy next to us saw), else, when the header is absent or its entry is not
+/// an address, the connection's peer.
 fn client_address(
     state: &AppState,
     headers: &HeaderMap,
     peer: Option<SocketAddr>,
-) -> Option<String> {
-    if let Some(name) = &state.client_ip_header {
-        return headers
+) -> Option<IpAddr> {
+    let from_header = state.client_ip_header.as_ref().and_then(|name| {
+        let last = headers
             .get_all(name)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .map(str::trim)
-            .rfind(|v| !v.is_empty())
-            .map(str::to_owned);
-    }
-    peer.map(|a| a.ip().to_string())
+            .rfind(|v| !v.is_empty())?;
+        last.parse::<IpAddr>()
+            .ok()
+            .or_else(|| last.parse::<SocketAddr>().ok().map(|a| a.ip()))
+    });
+    from_header.or(peer.map(|a| a.ip()))
 }
 
 /// The client's address (see `client_address`), if known.
-pub struct Client(Option<String>);
+pub struct Client(Option<IpAddr>);
 
 impl FromRequestParts<Shared> for Client {
     type Rejection = std::convert::Infallible;
@@ -382,17 +386,15 @@ impl FromRequestParts<Shared> for Client {
     }
 }
 
-/// Was the attempt turned down: a failure the provider decided, or the step the request ran
-/// asked for again (a wrong code).
-fn rejected(answer: &Login, step: usize) -> bool {
+/// What an attempt was, for the brute-force limits: a failure the provider file decides is
+/// the user's (see `Login::Failed`), or the step the request ran asked for again (a wrong
+/// code, with or without a message).
+fn verdict(answer: &Login, step: usize) -> Verdict {
     match answer {
-        Login::Failed { rejected, .. } => *rejected,
-        Login::Prompt {
-            step_index,
-            message,
-            ..
-        } => *step_index == step && step > 0 && message.is_some(),
-        Login::Complete { .. } => false,
+        Login::Failed { rejected: true, .. } => Verdict::Rejected,
+        Login::Prompt { step_index, .. } if *step_index == step => Verdict::Rejected,
+        Login::Complete { .. } => Verdict::Succeeded,
+        Login::Failed { .. } | Login::Prompt { .. } => Verdict::NotCounted,
     }
 }
 
@@ -508,7 +510,7 @@ async fn login_answer(
     state: &AppState,
     user: Result<Arc<Claims>, ApiError>,
     id: &str,
-    address: Option<String>,
+    address: Option<IpAddr>,
     body: Result<Bytes, BodyError>,
 ) -> Response {
     let mut trace = Trace::default();
@@ -569,21 +571,52 @@ async fn run_login(
     state: &AppState,
     user: &Claims,
     id: &str,
-    address: Option<String>,
+    address: Option<IpAddr>,
     body: Result<Bytes, BodyError>,
     trace: &mut Trace,
 ) -> Result<Json<LoginResponse>, ApiError> {
     let p = provider(state, id, user)?;
     credential_action(p, user)?;
-    // Too many failures: refused before the body is read or the provider asked.
-    let keys = Keys::new(&user.sub, p.id, address.as_deref());
-    let checked = state.limits.check(&state.store, &keys).await?;
-    if let Some(secs) = checked.retry_after {
-        tracing::warn!(provider = p.id, "login refused: too many failed attempts");
-        trace.outcome = Some(Outcome::Limited);
-        state.metrics.login(p.id, Outcome::Limited);
-        return Err(ApiError::TooManyRequests(secs));
+    // Too many failures: refused before the body is read or the provider asked. The attempt
+    // is counted now, before the provider is asked, so that parallel attempts cannot all pass
+    // a limit that none of them has reached yet; it is given back below when the answer shows
+    // it was not the user's failure.
+    let keys = Keys::new(&user.sub, p.id, address);
+    let reservation = match state.limits.reserve(&state.store, keys).await? {
+        Ok(r) => r,
+        Err(secs) => {
+            tracing::warn!(provider = p.id, "login refused: too many failed attempts");
+            trace.outcome = Some(Outcome::Limited);
+            state.metrics.login(p.id, Outcome::Limited);
+            return Err(ApiError::TooManyRequests(secs));
+        }
+    };
+    let answer = attempt(state, user, p, body, trace).await;
+    let verdict = match &answer {
+        Ok((answer, step)) => verdict(answer, *step),
+        Err(_) => Verdict::NotCounted,
+    };
+    // The answer stands whatever happens to the bookkeeping: a completed login's session is
+    // written, and a count that could not be given back errs on the side of refusing.
+    if let Err(e) = state
+        .limits
+        .settle(&state.store, reservation, verdict)
+        .await
+    {
+        tracing::warn!(provider = p.id, error = %e, "login attempt not settled in the limits");
     }
+    let (answer, _) = answer?;
+    Ok(Json(answer.into()))
+}
+
+/// A login attempt past the limits: the body read, the flow found and run.
+async fn attempt(
+    state: &AppState,
+    user: &Claims,
+    p: &'static ProviderDef,
+    body: Result<Bytes, BodyError>,
+    trace: &mut Trace,
+) -> Result<(Login, usize), ApiError> {
     // Over the limit is 400 like any other body the server will not take: the documented
     // answers to a body are 400, never 413, 415 or 422.
     let body = body.map_err(|e| match e {
@@ -613,15 +646,7 @@ async fn run_login(
     };
     trace.outcome = Some(outcome);
     state.metrics.login(p.id, outcome);
-    if rejected(&answer, step) {
-        state.limits.failed(&state.store, &keys).await?;
-    } else if outcome == Outcome::Success {
-        state
-            .limits
-            .succeeded(&state.store, &keys, &checked)
-            .await?;
-    }
-    Ok(Json(answer.into()))
+    Ok((answer, step))
 }
 
 /// A fixed JSON answer: nothing to build or serialize.
@@ -1259,6 +1284,35 @@ pub fn router(state: AppState) -> App {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_step_asked_for_again_counts_with_or_without_a_message() {
+        let prompt = |step_index, message: Option<&str>| Login::Prompt {
+            step_index,
+            step_name: "Code",
+            fields: Vec::new(),
+            message: message.map(str::to_owned),
+        };
+        assert_eq!(verdict(&prompt(1, None), 1), Verdict::Rejected);
+        assert_eq!(
+            verdict(&prompt(1, Some("wrong code")), 1),
+            Verdict::Rejected
+        );
+        // Going on to the next step is not a failure.
+        assert_eq!(verdict(&prompt(1, None), 0), Verdict::NotCounted);
+        assert_eq!(
+            verdict(&prompt(2, Some("enter the code")), 1),
+            Verdict::NotCounted
+        );
+        let failed = |rejected| Login::Failed {
+            error: String::new(),
+            rejected,
+        };
+        assert_eq!(verdict(&failed(true), 0), Verdict::Rejected);
+        assert_eq!(verdict(&failed(false), 0), Verdict::NotCounted);
+        let done = Login::Complete { user_name: None };
+        assert_eq!(verdict(&done, 1), Verdict::Succeeded);
+    }
 
     #[test]
     fn a_path_gets_the_route_the_router_matches_it_to() {

@@ -127,6 +127,9 @@ pub struct StepDef {
     /// Same-host redirects are followed, unless an outcome tests a 3xx status (the step
     /// wants to see the redirect itself, e.g. to keep its `Location`).
     pub follow_redirects: bool,
+    /// Written in the `on_success` form, whose one outcome is the success: a 4xx answer it
+    /// does not match is the provider turning the attempt down.
+    pub success_form: bool,
 }
 
 #[derive(Debug)]

@@ -40,9 +40,9 @@ pub enum Login {
         message: Option<String>,
     },
     /// The step failed: a short message, never the provider's raw answer. `rejected` when the
-    /// provider turned the attempt down (a wrong password or code), not when it could not be
-    /// asked or answered something unexpected: only rejections count towards the brute-force
-    /// limits.
+    /// provider turned the attempt down (a `fail` outcome, or a 4xx that the `on_success` form
+    /// does not match), not when it could not be asked, answered 5xx or 429, or answered
+    /// something no outcome expected: only rejections count towards the brute-force limits.
     Failed { error: String, rejected: bool },
 }
 
@@ -98,6 +98,13 @@ pub(crate) fn failure(
         .or_else(|| fail.and_then(|f| f.message).map(str::to_owned))
         .or_else(|| step.error_message.and_then(provider_text))
         .unwrap_or_else(|| format!("the provider answered HTTP {}", reply.status))
+}
+
+/// An answer that says the provider, not the user, is at fault: a 5xx, or 429 (the provider
+/// is rate-limiting us). It never counts towards the brute-force limits, whatever outcome it
+/// selects.
+fn provider_fault(status: u16) -> bool {
+    status >= 500 || status == 429
 }
 
 /// Is `v` an absolute http(s) URL: what a `link` field may show.
@@ -230,7 +237,12 @@ impl Engine<'_> {
             );
             let Some(o) = outcome else {
                 let msg = failure(&reply, def, None, self.secrets);
-                return self.fail(run, (i, first), msg, true).await;
+                // Only the `on_success` form says what a failure looks like (any answer its
+                // success does not match); an answer that no outcome of `outcomes:` expected
+                // is not known to be the user's failure.
+                let rejected = def.success_form && (400..500).contains(&reply.status);
+                let rejected = rejected && !provider_fault(reply.status);
+                return self.fail(run, (i, first), msg, rejected).await;
             };
             for e in o.extract {
                 match reply.extract(e) {
@@ -247,15 +259,16 @@ impl Engine<'_> {
             match &o.then {
                 Then::Fail(f) => {
                     let msg = failure(&reply, def, Some(o), self.secrets);
+                    let rejected = !provider_fault(reply.status);
                     if f.clear_session {
                         // The provider revoked the session: forget it and the run.
                         self.store.logout(run.owner, run.provider.id).await?;
                         return Ok(Login::Failed {
                             error: msg,
-                            rejected: true,
+                            rejected,
                         });
                     }
-                    return self.fail(run, (i, first), msg, true).await;
+                    return self.fail(run, (i, first), msg, rejected).await;
                 }
                 Then::Complete => {
                     let session = self
@@ -462,6 +475,7 @@ mod tests {
         outcomes: &[],
         error_message: Some(&MESSAGE),
         follow_redirects: true,
+        success_form: false,
     };
 
     fn reply(body: serde_json::Value) -> Reply {

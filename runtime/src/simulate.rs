@@ -559,6 +559,7 @@ mod tests {
                 outcomes: &[&NEXT],
                 error_message: None,
                 follow_redirects: false,
+                success_form: false,
             },
             StepDef {
                 id: "1",
@@ -568,6 +569,7 @@ mod tests {
                 outcomes: &[],
                 error_message: None,
                 follow_redirects: true,
+                success_form: false,
             },
         ],
         remember: &[],

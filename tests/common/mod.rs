@@ -343,3 +343,77 @@ pub fn shipped() -> Vec<(
         })
         .collect()
 }
+
+/// A provider whose every answer is `answer` (a status and a JSON body), given after `delay`;
+/// its URL and how many requests reached it. The answer can be changed while it runs.
+pub struct ScriptedProvider {
+    pub url: String,
+    pub hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    pub answer: std::sync::Arc<std::sync::Mutex<(u16, serde_json::Value)>>,
+}
+
+impl ScriptedProvider {
+    pub async fn start(status: u16, body: serde_json::Value, delay: Duration) -> Self {
+        use std::sync::atomic::Ordering;
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let answer = std::sync::Arc::new(std::sync::Mutex::new((status, body)));
+        let (h, a) = (hits.clone(), answer.clone());
+        let app = axum::Router::new().fallback(move || {
+            let (h, a) = (h.clone(), a.clone());
+            async move {
+                h.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(delay).await;
+                let (status, body) = a.lock().unwrap().clone();
+                (
+                    axum::http::StatusCode::from_u16(status).unwrap(),
+                    axum::Json(body),
+                )
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        ScriptedProvider { url, hits, answer }
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Sends `n` copies of `body` at once to `servers` in turn, as `token` (with `headers`);
+/// the statuses and `Retry-After` values that came back.
+pub async fn parallel_logins(
+    servers: &[&TestServer],
+    n: usize,
+    token: impl Fn(usize) -> String,
+    headers: impl Fn(usize) -> Vec<(String, String)>,
+    body: &str,
+) -> Vec<(u16, Option<u64>, String)> {
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let s = servers[i % servers.len()];
+        let mut rb = s
+            .client
+            .post(format!("{}/api/providers/acme/auth/login", s.url))
+            .bearer_auth(token(i))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        for (k, v) in headers(i) {
+            rb = rb.header(k, v);
+        }
+        tasks.push(tokio::spawn(async move {
+            let r = rb.send().await.unwrap();
+            let retry = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().parse().unwrap());
+            (r.status().as_u16(), retry, r.text().await.unwrap())
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}

@@ -81,6 +81,7 @@ pub(super) fn module(p: &Provider, f: &Flow, file: &str) -> TokenStream {
         let follow = !s.outcomes.iter().flat_map(|o| &o.when).any(|c| {
             matches!(c, Cond::Status(set) if matches!(&set.v, StatusSet::AnyOf(v) if v.iter().any(|s| (300..400).contains(s))))
         });
+        let success_form = s.success_form;
         step_defs.push(quote! {
             StepDef {
                 id: #id,
@@ -90,6 +91,7 @@ pub(super) fn module(p: &Provider, f: &Flow, file: &str) -> TokenStream {
                 outcomes: &[#(#outcome_refs),*],
                 error_message: #error_message,
                 follow_redirects: #follow,
+                success_form: #success_form,
             }
         });
     }
