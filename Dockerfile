@@ -1,24 +1,22 @@
 # syntax=docker/dockerfile:1
 #
-# The `otvi` server with a provider set compiled in.
+# The `otvi` server with this repository's provider set compiled in.
 #
-#   docker build -t otvi .                                           # providers/
-#   docker build --build-arg PROVIDERS=my-providers -t otvi:mine .   # another set (a directory
-#                                                                    # inside the build context)
+#   docker build -t otvi .
 #   docker run --rm -p 3000:3000 -v otvi-data:/data \
 #     -e OTVI_JWT_SECRET -e OTVI_SESSION_KEY -e INDEE_API_KEY otvi
 #
-# The provider files are compiled into the binary at build time (generated/build.rs, from
-# $OTVI_PROVIDERS_DIR): a broken file fails `docker build` with the compiler's diagnostics, and
-# the image needs no provider file at run time. `otvi providers` lists what an image holds and
-# the secret environment variables each provider needs.
+# The provider files are compiled into the binary at build time (build.rs, from providers/,
+# checked against the audit copy in generated/): a broken file fails `docker build` with the
+# compiler's diagnostics, and the image needs no provider file at run time. `otvi providers`
+# lists what an image holds and the secret environment variables each provider needs. A team
+# ships its own provider set from its own crate (examples/team/ is a template), built the same
+# way.
 
 ARG RUST_VERSION=1.95
 ARG DEBIAN_SUITE=bookworm
 
 FROM rust:${RUST_VERSION}-slim-${DEBIAN_SUITE} AS builder
-# The provider directory to compile, relative to the build context.
-ARG PROVIDERS=providers
 WORKDIR /src
 COPY . .
 # The registry and target directory live in BuildKit cache mounts, so a rebuild after a source
@@ -27,14 +25,11 @@ COPY . .
 RUN --mount=type=cache,id=otvi-cargo-registry,target=/usr/local/cargo/registry \
     --mount=type=cache,id=otvi-cargo-git,target=/usr/local/cargo/git \
     --mount=type=cache,id=otvi-target,target=/src/target,sharing=locked \
-    test -d "/src/${PROVIDERS}" \
-        || { echo "error: provider directory '${PROVIDERS}' is not in the build context" >&2; exit 1; } \
-    && OTVI_PROVIDERS_DIR="/src/${PROVIDERS}" cargo build --release --locked --bin otvi \
+    cargo build --release --locked --bin otvi \
     && install -D -m 0755 target/release/otvi /out/otvi
 
 FROM debian:${DEBIAN_SUITE}-slim
 ARG DEBIAN_SUITE
-ARG PROVIDERS=providers
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="otvi" \
@@ -42,8 +37,7 @@ LABEL org.opencontainers.image.title="otvi" \
       org.opencontainers.image.licenses="MIT OR Apache-2.0" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.base.name="docker.io/library/debian:${DEBIAN_SUITE}-slim" \
-      otvi.providers="${PROVIDERS}"
+      org.opencontainers.image.base.name="docker.io/library/debian:${DEBIAN_SUITE}-slim"
 
 # The binary links only libc, libm and libgcc_s (all in the base image): TLS is rustls with
 # Mozilla's root certificates compiled in (reqwest `rustls-tls`, webpki-roots) and SQLite is

@@ -1,7 +1,5 @@
-//! The `otvi` server binary: command line and server assembly. The demo's mock providers
-//! live in `otvi-mocks` (`examples/`).
+//! The provider set of this repository (`providers/`), compiled by `build.rs` as a team's own
+//! would be: one module per provider file and `PROVIDERS`, every one of them. `generated/`
+//! holds the same code, checked in for review.
 
-pub mod cli;
-pub mod demo;
-pub mod doctor;
-pub mod server;
+otvi_runtime::include_providers!();

@@ -2,5 +2,7 @@
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    otvi::cli::main()
+    otvi_server::Cli::new(otvi::PROVIDERS)
+        .demo(otvi_mocks::demo::start)
+        .run()
 }

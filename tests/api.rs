@@ -269,7 +269,7 @@ async fn provider_listing_shows_flows_and_fields() {
         (status, json(&body)["scope"].as_str()),
         (200, Some("global"))
     );
-    let limited = sign(&otvi_runtime::auth::Claims {
+    let limited = sign(&otvi_server::auth::Claims {
         providers: Some(vec!["acme".into()]),
         ..claims("alice")
     });

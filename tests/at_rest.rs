@@ -11,7 +11,7 @@ use otvi_mocks::acme::{self, MockProvider};
 use otvi_mocks::ags::{self, AgsMock};
 use otvi_mocks::indee::{self, code_from_page, IndeeMock};
 use otvi_mocks::truenas::{self, TrueNasMock};
-use otvi_runtime::seal::{Place, Sealer};
+use otvi_server::seal::{Place, Sealer};
 use serde_json::{json, Value};
 
 struct Mocks {
@@ -327,7 +327,7 @@ const ACME_ALICE: Place = Place {
 async fn keys_rotate_old_rows_open_and_are_resealed_when_written() {
     let mock = MockProvider::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (old, new) = (otvi_runtime::seal::new_key(), otvi_runtime::seal::new_key());
+    let (old, new) = (otvi_server::seal::new_key(), otvi_server::seal::new_key());
     let with = |current: &str, previous: Option<&str>| {
         let mut cfg = config(&mock.url(), dir.path());
         cfg.sealer = Sealer::from_keys(current, previous).unwrap();

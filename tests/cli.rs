@@ -47,7 +47,7 @@ fn token_mints_a_jwt_the_server_accepts() {
         String::from_utf8_lossy(&out.stderr)
     );
     let token = String::from_utf8(out.stdout).unwrap();
-    let claims = otvi_runtime::auth::Jwt::new(b"s3cret")
+    let claims = otvi_server::auth::Jwt::new(b"s3cret")
         .verify(token.trim())
         .unwrap();
     assert_eq!(claims.sub, "alice");
@@ -96,7 +96,7 @@ fn provider_base_url_must_name_a_compiled_provider() {
 fn serve_refuses_to_start_without_a_provider_secret_and_names_provider_and_variable() {
     let out = otvi()
         .env("OTVI_JWT_SECRET", "s")
-        .env("OTVI_SESSION_KEY", otvi_runtime::seal::new_key())
+        .env("OTVI_SESSION_KEY", otvi_server::seal::new_key())
         .env_remove("INDEE_API_KEY")
         .args([
             "serve",
@@ -143,7 +143,7 @@ fn a_malformed_session_key_is_refused_naming_the_variable() {
     ] {
         let out = otvi()
             .env("OTVI_JWT_SECRET", "s")
-            .env("OTVI_SESSION_KEY", otvi_runtime::seal::new_key())
+            .env("OTVI_SESSION_KEY", otvi_server::seal::new_key())
             .env(var, value)
             .args([
                 "serve",
@@ -169,17 +169,17 @@ fn session_key_prints_a_new_key_each_time() {
     };
     let (a, b) = (key(), key());
     assert_ne!(a, b);
-    assert!(otvi_runtime::seal::parse_key(&a).is_ok(), "{a}");
+    assert!(otvi_server::seal::parse_key(&a).is_ok(), "{a}");
 }
 
 /// `otvi doctor` with every provider at `base` and the database at `db`.
 fn doctor(db: &str, base: &str, extra: &[&str]) -> (i32, String) {
     let mut c = otvi();
     c.args(["doctor", "--database-url", db]).args(extra);
-    for p in otvi::server::providers() {
+    for p in otvi::PROVIDERS.iter() {
         c.args(["--provider-base-url", &format!("{}={base}", p.id)]);
     }
-    for p in otvi::server::providers() {
+    for p in otvi::PROVIDERS.iter() {
         for s in p.secrets {
             c.env_remove(s.env);
         }
@@ -244,7 +244,7 @@ fn doctor_names_every_problem_and_exits_1() {
     let db = format!("sqlite://{}", file.display());
     let mut c = otvi();
     c.args(["doctor", "--database-url", &db]);
-    for p in otvi::server::providers() {
+    for p in otvi::PROVIDERS.iter() {
         c.args([
             "--provider-base-url",
             &format!("{}=https://nowhere.invalid", p.id),

@@ -12,10 +12,10 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 use common::{json, sealer, user, TestServer, SECRET};
-use otvi_runtime::api::{router, AppState};
-use otvi_runtime::auth::Jwt;
-use otvi_runtime::store::Store;
-use otvi_runtime::upstream::Upstream;
+use otvi_server::api::{router, AppState};
+use otvi_server::auth::Jwt;
+use otvi_server::store::Store;
+use otvi_server::upstream::Upstream;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -93,14 +93,14 @@ async fn server_on(base: &str, db: &std::path::Path) -> TestServer {
     static PROVIDERS: &[&otvi_runtime::def::ProviderDef] = &[&fixture::PROVIDER];
     let app = router(AppState {
         providers: PROVIDERS,
-        metrics: otvi_runtime::metrics::Metrics::new(&store),
+        metrics: otvi_server::metrics::Metrics::new(&store),
         metrics_token: None,
         store,
         upstream: Upstream::new(Duration::from_secs(5)),
         jwt: Jwt::new(SECRET.as_bytes()),
         base_urls: [("fixture".to_string(), format!("{base}/api/"))].into(),
         pending_ttl: Duration::from_secs(600),
-        secrets: otvi_runtime::secrets::load(PROVIDERS, |var| {
+        secrets: otvi_runtime::secrets::load(PROVIDERS.iter().map(|p| (p.id, p.secrets)), |var| {
             (var == "FIXTURE_KEY").then(|| FIXTURE_KEY.to_string())
         })
         .unwrap(),
@@ -110,7 +110,7 @@ async fn server_on(base: &str, db: &std::path::Path) -> TestServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(async move {
-        let _ = otvi_runtime::api::serve(listener, app, std::future::pending()).await;
+        let _ = otvi_server::api::serve(listener, app, std::future::pending()).await;
     });
     TestServer::from_parts(url, task)
 }

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use otvi_mocks::acme::{MockProvider, OTP};
 use otvi_mocks::ags::{AgsMock, SEVERAL_ACCOUNTS};
-use otvi_runtime::limits::LimitConfig;
+use otvi_server::limits::LimitConfig;
 use serde_json::{json, Value};
 use std::time::Duration;
 

@@ -286,7 +286,7 @@ async fn sigterm_lets_a_login_under_way_finish_and_write_its_session_then_exits(
     assert!(log.contains("shutting down"), "{log}");
     assert!(log.contains("otvi stopped"), "{log}");
     // The session the login wrote is there, whole.
-    let store = otvi_runtime::store::Store::connect(&db, sealer())
+    let store = otvi_server::store::Store::connect(&db, sealer())
         .await
         .unwrap();
     let session = store

@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use otvi_mocks::acme::{MockProvider, OTP};
-use otvi_runtime::limits::LimitConfig;
+use otvi_server::limits::LimitConfig;
 
 fn pg_url() -> String {
     std::env::var("OTVI_TEST_POSTGRES_URL")
@@ -79,7 +79,7 @@ async fn concurrent_logins_on_postgres_each_get_a_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn completion_merges_new_values_over_the_session_on_postgres() {
-    let store = otvi_runtime::store::Store::connect(&pg_url(), sealer())
+    let store = otvi_server::store::Store::connect(&pg_url(), sealer())
         .await
         .unwrap();
     let owner = format!("pg-{}", uuid::Uuid::new_v4());

@@ -89,7 +89,7 @@ fn compare(step: &Step, def: &StepDef, sample: &Sample) -> Vec<String> {
         assert_eq!(step.outcomes[j].extract.len(), defs.len());
         for (e, d) in step.outcomes[j].extract.iter().zip(defs) {
             assert_eq!(e.key.v, d.key);
-            let server = r.extract(d);
+            let server = d.read(&r);
             let agree = match a.extract(e) {
                 Found::Value(v) => server == Ok(Some(v)),
                 Found::Missing if e.optional => server == Ok(None),

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use otvi_mocks::acme::MockProvider;
-use otvi_runtime::auth::{unix_now, Claims, Jwt};
+use otvi_server::auth::{unix_now, Claims, Jwt};
 
 async fn setup() -> (MockProvider, TestServer) {
     let mock = MockProvider::start().await.unwrap();

@@ -83,15 +83,14 @@ pub struct FileReport {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// How `check` prints its diagnostics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+/// How a file's diagnostics are printed, one entry per diagnostic. (A SARIF log, one for all
+/// files, is `crate::sarif`'s, which renders these reports.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
     #[default]
     Human,
     Json,
     Github,
-    /// One SARIF 2.1.0 log for all files (see `crate::sarif`), for code-scanning dashboards.
-    Sarif,
 }
 
 #[derive(Serialize)]
@@ -107,13 +106,8 @@ struct JsonDiagnostic<'a> {
 }
 
 impl FileReport {
-    /// Renders every diagnostic of this file in `format`, each ending with a newline. SARIF is
-    /// one log, not one entry per diagnostic: here, the log of this file alone (`check` prints
-    /// one log for all its files with `crate::sarif::render`).
+    /// Renders every diagnostic of this file in `format`, each ending with a newline.
     pub fn render(&self, format: Format) -> String {
-        if format == Format::Sarif {
-            return crate::sarif::render([self]);
-        }
         let mut out = String::new();
         // Split once: looking each diagnostic's line up by scanning the source would make
         // rendering many diagnostics of a large file quadratic.
@@ -139,7 +133,6 @@ impl FileReport {
                     out.push('\n');
                 }
                 // Rendered above, as one log.
-                Format::Sarif => {}
                 Format::Github => {
                     let level = match d.severity {
                         Severity::Error => "error",

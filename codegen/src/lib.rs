@@ -1,15 +1,17 @@
 //! The otvi provider-language compiler: reads provider files, checks them, and emits typed Rust.
 //!
 //! Two phases, as in any compiler: `yaml` → `lower` builds the checked model (`model`), `check`
-//! runs the language's rules over it; `emit` turns a clean model into Rust. Nothing here is
-//! linked into the server.
+//! runs the language's rules over it; `emit` turns a clean model into Rust. A crate's
+//! `build.rs` runs both with [`Build`]. Nothing here is linked into the server.
 
+pub mod build;
 pub mod check;
 pub mod diag;
 pub mod emit;
 pub mod explain;
 pub mod graph;
 pub mod lower;
+#[cfg(feature = "cli")]
 pub mod lsp;
 pub mod model;
 pub mod reference;
@@ -19,6 +21,8 @@ pub mod schema;
 pub mod simulate;
 pub mod template;
 pub mod yaml;
+
+pub use build::{Build, BuildError};
 
 use diag::{Diagnostic, FileReport, Pos, Span};
 use model::Provider;
@@ -274,10 +278,14 @@ fn cross_file(outcome: &mut Outcome) {
     }
 }
 
-/// A display path relative to `base` when possible.
+/// A display path relative to `base` when possible, without `./` steps: `./providers/a.yaml`
+/// and `providers/a.yaml` are one name, in diagnostics and in generated code.
 pub fn display_path(path: &Path, base: &Path) -> String {
     path.strip_prefix(base)
         .unwrap_or(path)
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect::<PathBuf>()
         .display()
         .to_string()
 }

@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use otvi_codegen::diag::{Format, Severity};
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,15 +33,16 @@ enum Command {
         #[arg(long)]
         require_samples: bool,
         /// Output format: `sarif` prints one SARIF 2.1.0 log for all files.
-        #[arg(long, value_enum, default_value_t = Format::Human)]
-        format: Format,
+        #[arg(long, value_enum, default_value_t = CheckFormat::Human)]
+        format: CheckFormat,
     },
     /// Check provider files and write the generated Rust modules into a directory.
     Emit {
         /// Provider files, or directories holding them.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
-        /// The directory to write `lib.rs` and one module per provider into.
+        /// The directory to write one module per provider and their root (`providers.rs`)
+        /// into: the audit copy a build's `Build::audit_copy` checks.
         #[arg(long)]
         out: PathBuf,
     },
@@ -102,6 +104,16 @@ fn checked(file: &std::path::Path, doing: &str) -> Result<otvi_codegen::model::P
     }
 }
 
+/// How `check` prints: one entry per diagnostic, or one SARIF 2.1.0 log for all files.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum CheckFormat {
+    Human,
+    Json,
+    Github,
+    /// One SARIF 2.1.0 log for all files, for code-scanning dashboards.
+    Sarif,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum ExplainFormat {
     Human,
@@ -140,17 +152,23 @@ fn main() -> ExitCode {
             }
             // A closed pipe (`| head`) ends the output quietly, never in a panic.
             let mut out = std::io::stdout().lock();
-            if format == Format::Sarif {
-                // One log for every file, empty results included: dashboards want one upload.
-                let log = otvi_codegen::sarif::render(outcome.files.iter().map(|f| &f.report));
-                let _ = out.write_all(log.as_bytes());
-            } else {
+            let per_file = match format {
+                CheckFormat::Human => Some(Format::Human),
+                CheckFormat::Json => Some(Format::Json),
+                CheckFormat::Github => Some(Format::Github),
+                CheckFormat::Sarif => None,
+            };
+            if let Some(format) = per_file {
                 for f in &outcome.files {
                     let _ = out.write_all(f.report.render(format).as_bytes());
                 }
+            } else {
+                // One log for every file, empty results included: dashboards want one upload.
+                let log = otvi_codegen::sarif::render(outcome.files.iter().map(|f| &f.report));
+                let _ = out.write_all(log.as_bytes());
             }
             let (errors, warnings) = (outcome.errors(), outcome.warnings());
-            if format == Format::Human {
+            if format == CheckFormat::Human {
                 let plural =
                     |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
                 if errors > 0 {
@@ -246,7 +264,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let mut build = otvi_codegen::simulate::Build::beside_compiler();
+            let mut build = otvi_codegen::simulate::Setup::beside_compiler();
             if let Some(r) = runtime {
                 build.runtime = r;
             }

@@ -84,7 +84,7 @@ pub fn select<'p>(p: &'p Provider, ids: &[String]) -> Result<Vec<&'p Flow>, Stri
 
 /// Where the throwaway crate finds the runtime and builds.
 #[derive(Debug, Clone)]
-pub struct Build {
+pub struct Setup {
     /// The `otvi-runtime` crate's directory.
     pub runtime: PathBuf,
     /// Cargo's target directory for the throwaway crates (kept between runs: the runtime is
@@ -94,15 +94,15 @@ pub struct Build {
     pub cargo: OsString,
 }
 
-impl Build {
+impl Setup {
     /// The runtime next to this compiler's sources, building under its workspace's
     /// `target/simulate`; `$CARGO` when cargo runs this program.
-    pub fn beside_compiler() -> Build {
+    pub fn beside_compiler() -> Setup {
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_default();
-        Build {
+        Setup {
             runtime: workspace.join("runtime"),
             target_dir: workspace.join("target").join("simulate"),
             cargo: std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
@@ -155,7 +155,7 @@ pub fn harness(
     let name = format!("otvi-simulation-{:016x}", h.finish());
     let manifest = format!(
         "[package]\nname = \"{name}\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
-         [lib]\nname = \"otvi_simulation\"\npath = \"src/lib.rs\"\n\n\
+         [lib]\nname = \"otvi_simulation\"\npath = \"src/providers.rs\"\n\n\
          [dependencies]\notvi-runtime = {{ path = {} }}\n\n\
          [profile.dev]\ndebug = false\n\n\
          # Not part of any enclosing workspace.\n[workspace]\n",
@@ -187,7 +187,7 @@ fn toml_string(s: &str) -> String {
 
 /// Builds and runs the simulation of `flows` of `p`; returns its transcript. Cargo's progress
 /// goes to this process's stderr.
-pub fn run(file: &str, p: &Provider, flows: &[&Flow], build: &Build) -> Result<String, String> {
+pub fn run(file: &str, p: &Provider, flows: &[&Flow], build: &Setup) -> Result<String, String> {
     let runtime = build.runtime.canonicalize().map_err(|e| {
         format!(
             "the runtime crate is not at {}: {e} (pass --runtime DIR)",

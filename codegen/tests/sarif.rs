@@ -326,7 +326,7 @@ fn render_of_one_file_is_a_valid_log_with_encoded_uri_and_character_columns() {
     let source = "provider: { name: \"😀\", idd: x }\n";
     let outcome = otvi_codegen::check_sources([("dir with space/a.yaml", source.as_bytes())]);
     let report = &outcome.files[0].report;
-    let log = valid_log(&report.render(otvi_codegen::diag::Format::Sarif));
+    let log = valid_log(&otvi_codegen::sarif::render([report]));
     assert_eq!(log["runs"][0]["columnKind"], "unicodeCodePoints");
     let results = results(&log);
     assert_eq!(results.len(), report.diagnostics.len());

@@ -12,11 +12,14 @@
 //! - [`indee`]: Indee admin auth: API key on every request, body-level status codes, SSO
 //!   through a separate identity-provider listener, refresh and logout.
 //!
+//! [`demo::start`] starts them all for `otvi demo`.
+//!
 //! Every mock is `Clone`, starts with `start().await`, and exposes `url()`, `received()` and
 //! `received_on(path)`; see [`record`] for the shared pieces.
 
 pub mod acme;
 pub mod ags;
+pub mod demo;
 pub mod indee;
 pub mod record;
 pub mod truenas;

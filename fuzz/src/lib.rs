@@ -9,9 +9,10 @@ use otvi_codegen::diag::Format;
 /// which checked input must never reach.
 pub fn provider_file(bytes: &[u8]) {
     let checked = otvi_codegen::check_one("fuzz.yaml", bytes);
-    for format in [Format::Human, Format::Json, Format::Github, Format::Sarif] {
+    for format in [Format::Human, Format::Json, Format::Github] {
         let _ = checked.report.render(format);
     }
+    let _ = otvi_codegen::sarif::render([&checked.report]);
     if let Some(p) = &checked.provider {
         for (name, src) in otvi_codegen::emit::emit_all(&[("fuzz.yaml", p)]) {
             if let Err(e) = syn::parse_file(&src) {
@@ -31,5 +32,5 @@ pub fn provider_file(bytes: &[u8]) {
 
 /// `login_body`: the `POST …/auth/login` body decoder. Any bytes give a value or a 400.
 pub fn login_body(bytes: &[u8]) {
-    let _ = otvi_runtime::api::parse_login(bytes);
+    let _ = otvi_server::api::parse_login(bytes);
 }

@@ -1,8 +1,13 @@
 //! The static description of a provider that generated code fills in and the engine reads.
 
+use crate::jsonpath::stored_text;
 use crate::request::{Outbound, StepCx, StepError};
-use crate::response::Reply;
+use crate::response::{clean_message, Reply};
+use crate::secrets::Secrets;
 use crate::JsonPath;
+use serde_json::Value;
+
+pub use crate::secrets::SecretDef;
 
 /// Who owns a provider's session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +84,41 @@ pub struct ExtractDef {
     pub optional: bool,
 }
 
+impl ExtractDef {
+    /// The value this takes from `reply`: `Ok(None)` for an optional miss.
+    pub fn read(&self, reply: &Reply) -> Result<Option<String>, StepError> {
+        let found = match self.source {
+            Source::Path(p) => reply
+                .json_or_fail()?
+                .and_then(|j| p.first(j).map(stored_text)),
+            Source::All(p) => reply.json_or_fail()?.and_then(|j| {
+                let all = p.all(j);
+                (!all.is_empty())
+                    .then(|| Value::Array(all.into_iter().cloned().collect()).to_string())
+            }),
+            Source::Header(name) => reply
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            Source::Cookie(name) => reply.cookie(name),
+            Source::Status => Some(reply.status.to_string()),
+        };
+        match found {
+            Some(v) => Ok(Some(v)),
+            None if self.optional => Ok(None),
+            None => Err(StepError::Provider(match self.source {
+                Source::Path(p) | Source::All(p) => {
+                    format!("the provider's answer has no value at `{}`", p.as_str())
+                }
+                Source::Header(h) => format!("the provider's answer has no `{h}` header"),
+                Source::Cookie(c) => format!("the provider's answer sets no cookie `{c}`"),
+                Source::Status => "the provider's answer has no status".into(),
+            })),
+        }
+    }
+}
+
 /// Where an outcome leads.
 #[derive(Debug)]
 pub enum Then {
@@ -145,18 +185,31 @@ pub struct FlowDef {
     pub uses_session: bool,
 }
 
+impl StepDef {
+    /// The message of this step failing with the provider's answer `reply` (under outcome `o`,
+    /// if one was selected): where the outcome or the step says the provider puts it, else
+    /// what the status says. Provider text has any secret replaced before it is cut to length,
+    /// so no part of one survives.
+    pub fn failure(&self, reply: &Reply, o: Option<&OutcomeDef>, secrets: &Secrets) -> String {
+        let fail = match o.map(|o| &o.then) {
+            Some(Then::Fail(f)) => Some(f),
+            _ => None,
+        };
+        let provider_text =
+            |p: &JsonPath| clean_message(&secrets.redact(reply.text_at(p)?.to_string()));
+        fail.and_then(|f| f.from)
+            .and_then(provider_text)
+            .or_else(|| fail.and_then(|f| f.message).map(str::to_owned))
+            .or_else(|| self.error_message.and_then(provider_text))
+            .unwrap_or_else(|| format!("the provider answered HTTP {}", reply.status))
+    }
+}
+
 impl FlowDef {
     /// The index of the step with this id.
     pub fn step_index(&self, id: &str) -> Option<usize> {
         self.steps.iter().position(|s| s.id == id)
     }
-}
-
-/// A provider secret: read from the environment variable `env` when the server starts.
-#[derive(Debug)]
-pub struct SecretDef {
-    pub key: &'static str,
-    pub env: &'static str,
 }
 
 #[derive(Debug)]
@@ -177,5 +230,152 @@ pub struct ProviderDef {
 impl ProviderDef {
     pub fn flow(&self, id: &str) -> Option<&'static FlowDef> {
         self.flows.iter().copied().find(|f| f.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE, SET_COOKIE};
+
+    static MESSAGE: JsonPath = JsonPath::new("$.m");
+    static STEP: StepDef = StepDef {
+        id: "0",
+        name: "Step",
+        build: |_| Err(StepError::MissingInput("x".into())),
+        decide: |_| None,
+        outcomes: &[],
+        error_message: Some(&MESSAGE),
+        follow_redirects: true,
+        success_form: false,
+    };
+
+    fn failed(body: serde_json::Value) -> Reply {
+        Reply::new(401, Default::default(), Bytes::from(body.to_string()))
+    }
+
+    #[test]
+    fn a_secret_straddling_the_length_limit_leaves_no_part_behind() {
+        let secrets =
+            crate::secrets::load([("p", &[SecretDef { key: "k", env: "K" }][..])], |_| {
+                Some("key-1234567".into())
+            })
+            .unwrap()
+            .remove("p")
+            .unwrap();
+        let text = format!("{} key-1234567", "x".repeat(195));
+        let msg = STEP.failure(&failed(serde_json::json!({ "m": text })), None, &secrets);
+        assert!(!msg.contains("key-"), "{msg}");
+        assert!(msg.ends_with(" ***"), "{msg}");
+    }
+
+    #[test]
+    fn a_failing_outcome_prefers_its_own_text_then_the_steps_then_the_status() {
+        static FROM: JsonPath = JsonPath::new("$.reason");
+        let none = &crate::secrets::NONE;
+        let outcome = |from, message| OutcomeDef {
+            extract: &[],
+            prompt: &[],
+            then: Then::Fail(FailDef {
+                from,
+                message,
+                clear_session: false,
+            }),
+            message: None,
+            at: "p.yaml:1",
+        };
+        let r = failed(serde_json::json!({ "reason": "revoked", "m": "step text" }));
+        let o = outcome(Some(&FROM), Some("literal"));
+        assert_eq!(STEP.failure(&r, Some(&o), none), "revoked");
+        let o = outcome(None, Some("literal"));
+        assert_eq!(STEP.failure(&r, Some(&o), none), "literal");
+        let o = outcome(None, None);
+        assert_eq!(STEP.failure(&r, Some(&o), none), "step text");
+        let bare = failed(serde_json::json!({ "m": 7 }));
+        assert_eq!(
+            STEP.failure(&bare, None, none),
+            "the provider answered HTTP 401"
+        );
+    }
+
+    static TYPE: JsonPath = JsonPath::new("$.response_type");
+    static IDS: JsonPath = JsonPath::new("$.accounts[*].id");
+
+    fn reply(body: &str) -> Reply {
+        let mut h = HeaderMap::new();
+        h.append(SET_COOKIE, HeaderValue::from_static("a=1; Path=/"));
+        h.append(
+            SET_COOKIE,
+            HeaderValue::from_static("tn_session=s3cr3t; HttpOnly"),
+        );
+        h.insert(
+            "location",
+            HeaderValue::from_static("https://x.example/next"),
+        );
+        Reply::new(300, h, Bytes::from(body.to_string()))
+    }
+
+    #[test]
+    fn every_source_extracts() {
+        let r = reply(r#"{"accounts":[{"id":1},{"id":"b"}]}"#);
+        let x = |source, optional| {
+            ExtractDef {
+                key: "k",
+                source,
+                optional,
+            }
+            .read(&r)
+        };
+        assert_eq!(x(Source::All(&IDS), false), Ok(Some(r#"[1,"b"]"#.into())));
+        assert_eq!(
+            x(Source::Cookie("tn_session"), false),
+            Ok(Some("s3cr3t".into()))
+        );
+        assert_eq!(
+            x(Source::Header("Location"), false),
+            Ok(Some("https://x.example/next".into()))
+        );
+        assert_eq!(x(Source::Status, false), Ok(Some("300".into())));
+        assert_eq!(x(Source::Path(&TYPE), true), Ok(None));
+        assert_eq!(
+            x(Source::Path(&TYPE), false),
+            Err(StepError::Provider(
+                "the provider's answer has no value at `$.response_type`".into()
+            ))
+        );
+        assert_eq!(
+            x(Source::Cookie("sid"), false),
+            Err(StepError::Provider(
+                "the provider's answer sets no cookie `sid`".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn an_html_page_is_named_as_such() {
+        static TOKEN: JsonPath = JsonPath::new("$.token");
+        let def = ExtractDef {
+            key: "token",
+            source: Source::Path(&TOKEN),
+            optional: false,
+        };
+        let html = "the provider answered with an HTML page, not JSON";
+        let not_json = "the provider's answer is not JSON";
+        let answer = |content_type: Option<&'static str>, body: &str| {
+            let mut h = HeaderMap::new();
+            if let Some(t) = content_type {
+                h.insert(CONTENT_TYPE, HeaderValue::from_static(t));
+            }
+            match def.read(&Reply::new(200, h, Bytes::from(body.to_string()))) {
+                Err(StepError::Provider(m)) => m,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(answer(Some("text/html; charset=utf-8"), "Sign in"), html);
+        assert_eq!(answer(None, "\n  <!DOCTYPE html><html></html>"), html);
+        assert_eq!(answer(Some("text/plain"), "<HTML><body>"), html);
+        assert_eq!(answer(Some("text/plain"), "oops <html>"), not_json);
+        assert_eq!(answer(None, ""), not_json);
     }
 }

@@ -1,28 +1,32 @@
-//! The otvi runtime: everything generated provider code calls, and the server around it.
+//! What otvi's generated provider code calls, and nothing else: the static description of a
+//! provider (`def`), building a step's request from typed values with encoding-aware
+//! substitution (`request`), reading the provider's answer (`response`, `JsonPath`), provider
+//! secrets (`secrets`), and running a flow against recorded answers (`simulate`).
 //!
-//! Generated code names only `def` (static provider descriptions), `request` (building a step's
-//! request from typed values with encoding-aware substitution), `response` (reading the
-//! provider's answer) and `JsonPath`. The rest — outbound HTTP, secrets, the engine that runs
-//! flows, the session store, JWT and the HTTP API — is the server.
+//! The modules form layers, each using only those below it: `secrets` → `request` →
+//! `jsonpath`, `response` → `def` → `simulate`. The server (engine, store, HTTP API) is
+//! `otvi-server`; this crate has no async runtime, database or HTTP client.
 
-pub mod api;
-pub mod auth;
 pub mod def;
-pub mod engine;
 pub mod jsonpath;
-pub mod limits;
-pub mod metrics;
 pub mod request;
 pub mod response;
-pub mod seal;
 pub mod secrets;
 pub mod simulate;
-pub mod store;
-pub mod upstream;
 
 pub use jsonpath::JsonPath;
 
-/// A map for the per-request lookups (verified tokens, the session cache): foldhash, seeded
-/// per map, instead of SipHash, which cost about a tenth of a `check`. Its keys are verified
-/// tokens and their subjects, not text a client chooses freely.
-pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// Includes the provider modules a build script compiled with `otvi_codegen::Build` into
+/// `OUT_DIR`: one module per provider file, and `PROVIDERS`, every compiled provider.
+///
+/// ```ignore
+/// mod providers {
+///     otvi_runtime::include_providers!();
+/// }
+/// ```
+#[macro_export]
+macro_rules! include_providers {
+    () => {
+        include!(concat!(env!("OUT_DIR"), "/otvi/providers.rs"));
+    };
+}

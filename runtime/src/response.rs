@@ -2,12 +2,10 @@
 //! the body parsed as JSON at most once, on first need (a step that looks only at the status
 //! or a header never parses it).
 
-use crate::def::{ExtractDef, Source};
-use crate::jsonpath::stored_text;
 use crate::request::StepError;
 use crate::JsonPath;
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, SET_COOKIE};
+use http::header::{HeaderMap, CONTENT_TYPE, SET_COOKIE};
 use serde_json::Value;
 use std::sync::OnceLock;
 
@@ -44,6 +42,11 @@ impl Expect {
             _ => false,
         }
     }
+}
+
+/// Is `v` an absolute http(s) URL: what a `link` field may show.
+pub fn is_web_link(v: &str) -> bool {
+    url::Url::parse(v).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
 }
 
 /// The longest provider message shown in `error`.
@@ -90,41 +93,8 @@ impl Reply {
         }
     }
 
-    /// The value `def` takes from this answer: `Ok(None)` for an optional miss.
-    pub fn extract(&self, def: &ExtractDef) -> Result<Option<String>, StepError> {
-        let found = match def.source {
-            Source::Path(p) => self
-                .json_or_fail()?
-                .and_then(|j| p.first(j).map(stored_text)),
-            Source::All(p) => self.json_or_fail()?.and_then(|j| {
-                let all = p.all(j);
-                (!all.is_empty())
-                    .then(|| Value::Array(all.into_iter().cloned().collect()).to_string())
-            }),
-            Source::Header(name) => self
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-            Source::Cookie(name) => self.cookie(name),
-            Source::Status => Some(self.status.to_string()),
-        };
-        match found {
-            Some(v) => Ok(Some(v)),
-            None if def.optional => Ok(None),
-            None => Err(StepError::Provider(match def.source {
-                Source::Path(p) | Source::All(p) => {
-                    format!("the provider's answer has no value at `{}`", p.as_str())
-                }
-                Source::Header(h) => format!("the provider's answer has no `{h}` header"),
-                Source::Cookie(c) => format!("the provider's answer sets no cookie `{c}`"),
-                Source::Status => "the provider's answer has no status".into(),
-            })),
-        }
-    }
-
     /// The JSON body; a body that is not JSON fails the step (a JSONPath cannot apply).
-    fn json_or_fail(&self) -> Result<Option<&Value>, StepError> {
+    pub(crate) fn json_or_fail(&self) -> Result<Option<&Value>, StepError> {
         match self.json() {
             Some(j) => Ok(Some(j)),
             None if self.is_html() => Err(StepError::Provider(
@@ -141,7 +111,7 @@ impl Reply {
     fn is_html(&self) -> bool {
         let declared = self
             .headers
-            .get(reqwest::header::CONTENT_TYPE)
+            .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|t| {
                 let t = t.trim_start().to_ascii_lowercase();
@@ -154,7 +124,7 @@ impl Reply {
     }
 
     /// The value of the cookie `name` that a `Set-Cookie` header of this answer sets.
-    fn cookie(&self, name: &str) -> Option<String> {
+    pub(crate) fn cookie(&self, name: &str) -> Option<String> {
         self.headers
             .get_all(SET_COOKIE)
             .iter()
@@ -168,11 +138,10 @@ impl Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
+    use http::header::HeaderValue;
 
     static TYPE: JsonPath = JsonPath::new("$.response_type");
     static CODE: JsonPath = JsonPath::new("$.code");
-    static IDS: JsonPath = JsonPath::new("$.accounts[*].id");
 
     fn reply(body: &str) -> Reply {
         let mut h = HeaderMap::new();
@@ -196,68 +165,6 @@ mod tests {
         assert!(r.is(&CODE, Expect::Int(0)));
         assert!(!r.is(&CODE, Expect::Str("0")));
         assert!(!reply("not json").is(&TYPE, Expect::Str("SUCCESS")));
-    }
-
-    #[test]
-    fn every_source_extracts() {
-        let r = reply(r#"{"accounts":[{"id":1},{"id":"b"}]}"#);
-        let x = |source, optional| {
-            r.extract(&ExtractDef {
-                key: "k",
-                source,
-                optional,
-            })
-        };
-        assert_eq!(x(Source::All(&IDS), false), Ok(Some(r#"[1,"b"]"#.into())));
-        assert_eq!(
-            x(Source::Cookie("tn_session"), false),
-            Ok(Some("s3cr3t".into()))
-        );
-        assert_eq!(
-            x(Source::Header("Location"), false),
-            Ok(Some("https://x.example/next".into()))
-        );
-        assert_eq!(x(Source::Status, false), Ok(Some("300".into())));
-        assert_eq!(x(Source::Path(&TYPE), true), Ok(None));
-        assert_eq!(
-            x(Source::Path(&TYPE), false),
-            Err(StepError::Provider(
-                "the provider's answer has no value at `$.response_type`".into()
-            ))
-        );
-        assert_eq!(
-            x(Source::Cookie("sid"), false),
-            Err(StepError::Provider(
-                "the provider's answer sets no cookie `sid`".into()
-            ))
-        );
-    }
-
-    #[test]
-    fn an_html_page_is_named_as_such() {
-        static TOKEN: JsonPath = JsonPath::new("$.token");
-        let def = ExtractDef {
-            key: "token",
-            source: Source::Path(&TOKEN),
-            optional: false,
-        };
-        let html = "the provider answered with an HTML page, not JSON";
-        let not_json = "the provider's answer is not JSON";
-        let answer = |content_type: Option<&'static str>, body: &str| {
-            let mut h = HeaderMap::new();
-            if let Some(t) = content_type {
-                h.insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static(t));
-            }
-            match Reply::new(200, h, Bytes::from(body.to_string())).extract(&def) {
-                Err(StepError::Provider(m)) => m,
-                other => panic!("{other:?}"),
-            }
-        };
-        assert_eq!(answer(Some("text/html; charset=utf-8"), "Sign in"), html);
-        assert_eq!(answer(None, "\n  <!DOCTYPE html><html></html>"), html);
-        assert_eq!(answer(Some("text/plain"), "<HTML><body>"), html);
-        assert_eq!(answer(Some("text/plain"), "oops <html>"), not_json);
-        assert_eq!(answer(None, ""), not_json);
     }
 
     #[test]

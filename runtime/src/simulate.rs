@@ -13,12 +13,11 @@
 //! text); a state reached again is referred to by its number.
 
 use crate::def::{FlowDef, ProviderDef, Then};
-use crate::engine::{failure, is_web_link};
 use crate::request::{base64, push_form, push_path_segment, StepCx};
-use crate::response::Reply;
+use crate::response::{is_web_link, Reply};
 use crate::secrets::{self, Secrets};
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt::Write as _;
 
@@ -168,10 +167,12 @@ impl Markers {
             shown.push((t.clone(), format!("<secret.{}>", s.key)));
             by_env.insert(s.env, t);
         }
-        let secrets = secrets::load(&[provider], |env| by_env.get(env).cloned())
-            .ok()
-            .and_then(|mut all| all.remove(provider.id))
-            .unwrap_or_default();
+        let secrets = secrets::load([(provider.id, provider.secrets)], |env| {
+            by_env.get(env).cloned()
+        })
+        .ok()
+        .and_then(|mut all| all.remove(provider.id))
+        .unwrap_or_default();
         let (uuid, run_id) = (token(), token());
         shown.push((uuid.clone(), "<uuid>".into()));
         shown.push((run_id.clone(), "<run_id>".into()));
@@ -350,7 +351,7 @@ fn answer(
 ) {
     let def = &flow.steps[state.step];
     let Some(o) = (def.decide)(reply) else {
-        let msg = failure(reply, def, None, &m.secrets);
+        let msg = def.failure(reply, None, &m.secrets);
         let _ = writeln!(
             out,
             "      no outcome matches: the step fails: {}",
@@ -366,7 +367,7 @@ fn answer(
     let _ = writeln!(out, "      outcome {j} ({})", o.at);
     let mut next = state.clone();
     for e in o.extract {
-        match reply.extract(e) {
+        match e.read(reply) {
             Ok(Some(v)) => {
                 let v = m.secrets.redact(v);
                 let _ = writeln!(out, "      keeps {} = {}", e.key, quote(&v));
@@ -387,7 +388,7 @@ fn answer(
     }
     match &o.then {
         Then::Fail(f) => {
-            let msg = failure(reply, def, Some(o), &m.secrets);
+            let msg = def.failure(reply, Some(o), &m.secrets);
             let _ = writeln!(out, "      the step fails: {}", m.show(&msg));
             if f.clear_session {
                 let _ = writeln!(out, "      the provider session is deleted");

@@ -3,22 +3,22 @@
 
 #![allow(dead_code)]
 
-use otvi::server::{self, Config};
-use otvi_runtime::auth::{unix_now, Claims, Jwt};
+use otvi_server::auth::{unix_now, Claims, Jwt};
+use otvi_server::config::{self as server, Config};
 use std::time::Duration;
 
 pub const SECRET: &str = "test-secret";
 /// The session key of test servers: one key, so a restarted server opens what it wrote.
 pub const SESSION_KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f000112233445566778899aabbccddeeff";
 
-pub fn sealer() -> otvi_runtime::seal::Sealer {
-    otvi_runtime::seal::Sealer::from_keys(SESSION_KEY, None).unwrap()
+pub fn sealer() -> otvi_server::seal::Sealer {
+    otvi_server::seal::Sealer::from_keys(SESSION_KEY, None).unwrap()
 }
 
 pub struct TestServer {
     pub url: String,
     pub database_url: String,
-    pub sealer: otvi_runtime::seal::Sealer,
+    pub sealer: otvi_server::seal::Sealer,
     pub client: reqwest::Client,
     _dir: Option<tempfile::TempDir>,
     task: tokio::task::JoinHandle<()>,
@@ -33,10 +33,11 @@ impl Drop for TestServer {
 /// A config pointing every provider at `base`, on a fresh SQLite file in `dir`.
 pub fn config(base: &str, dir: &std::path::Path) -> Config {
     let mut cfg = Config::new(
+        otvi::PROVIDERS,
         SECRET,
         format!("sqlite://{}?mode=rwc", dir.join("otvi.db").display()),
     );
-    cfg.base_urls = server::providers()
+    cfg.base_urls = otvi::PROVIDERS
         .iter()
         .map(|p| (p.id.to_string(), base.to_string()))
         .collect();
@@ -47,7 +48,7 @@ pub fn config(base: &str, dir: &std::path::Path) -> Config {
 
 /// A value for every provider secret, as `serve` reads them from the environment.
 pub fn secrets() -> std::collections::HashMap<String, String> {
-    server::providers()
+    otvi::PROVIDERS
         .iter()
         .flat_map(|p| p.secrets)
         .map(|s| {
@@ -73,7 +74,7 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let task = tokio::spawn(async move {
-            let _ = otvi_runtime::api::serve(listener, app, std::future::pending()).await;
+            let _ = otvi_server::api::serve(listener, app, std::future::pending()).await;
         });
         TestServer {
             url,
@@ -191,7 +192,7 @@ pub async fn session_of(
     owner: &str,
     provider: &str,
 ) -> Option<std::collections::HashMap<String, String>> {
-    let store = otvi_runtime::store::Store::connect(&s.database_url, s.sealer.clone())
+    let store = otvi_server::store::Store::connect(&s.database_url, s.sealer.clone())
         .await
         .unwrap();
     store.session(owner, provider).await.unwrap()
@@ -211,8 +212,13 @@ impl RealServer {
     /// Starts `otvi serve --bind 127.0.0.1:0 ARGS…` with the test JWT secret, the test session
     /// key, every provider secret and `envs`; waits for it to listen.
     pub fn start(args: &[String], envs: &[(&str, &str)]) -> RealServer {
+        Self::start_bin(std::path::Path::new(env!("CARGO_BIN_EXE_otvi")), args, envs)
+    }
+
+    /// `start` with another binary built the same way (a team's).
+    pub fn start_bin(bin: &std::path::Path, args: &[String], envs: &[(&str, &str)]) -> RealServer {
         use std::io::BufRead;
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_otvi"));
+        let mut cmd = std::process::Command::new(bin);
         cmd.args(["serve", "--bind", "127.0.0.1:0"])
             .args(args)
             .env("OTVI_JWT_SECRET", SECRET)
@@ -334,7 +340,7 @@ pub fn shipped() -> Vec<(
         .into_iter()
         .map(|f| {
             let p = f.provider.expect("the shipped providers check clean");
-            let def = otvi_generated::PROVIDERS
+            let def = otvi::PROVIDERS
                 .iter()
                 .copied()
                 .find(|d| d.id == p.id.v)
