@@ -216,11 +216,19 @@ impl Build {
             .iter()
             .map(|p| crate::display_path(&from_base(p), &base))
             .collect();
-        let Some(providers) = outcome.providers() else {
-            return Err(BuildError::Invalid {
-                errors: outcome.errors(),
-                command: format!("otvi-codegen check {}", shown.join(" ")),
-            });
+        let providers = match outcome.providers() {
+            Some(p) if outcome.errors() == 0 => p,
+            _ => {
+                let deny = if self.deny_warnings {
+                    "--deny-warnings "
+                } else {
+                    ""
+                };
+                return Err(BuildError::Invalid {
+                    errors: outcome.errors(),
+                    command: format!("otvi-codegen check {deny}{}", shown.join(" ")),
+                });
+            }
         };
         let emitted = emit::emit_all(&providers);
         let out = match &self.out_dir {
