@@ -78,7 +78,7 @@ NGINX
 start_nginx mock "$MOCK_PORT" 1 "= /v2/auth/login"
 start_nginx ceiling "$CEILING_PORT" 0 "/api/"
 
-export OTVI_JWT_SECRET=bench-secret
+export OTVI_JWT_SECRET=bench-secret-0123456789abcdef-01234
 # The shipped Indee provider needs its API key to start; the benchmark never calls it.
 OTVI_SESSION_KEY="$("$BIN" session-key)" INDEE_API_KEY=bench-unused RUST_LOG=${RUST_LOG:-warn} \
     taskset -c 0 "$BIN" serve --bind "127.0.0.1:$SERVER_PORT" \

@@ -27,7 +27,7 @@ fn serve_refuses_to_start_without_a_jwt_secret_and_says_how_to_set_one() {
 #[test]
 fn token_mints_a_jwt_the_server_accepts() {
     let out = otvi()
-        .env("OTVI_JWT_SECRET", "s3cret")
+        .env("OTVI_JWT_SECRET", LONG_SECRET)
         .args([
             "token",
             "--sub",
@@ -47,7 +47,7 @@ fn token_mints_a_jwt_the_server_accepts() {
         String::from_utf8_lossy(&out.stderr)
     );
     let token = String::from_utf8(out.stdout).unwrap();
-    let claims = otvi_server::auth::Jwt::new(b"s3cret")
+    let claims = otvi_server::auth::Jwt::new(LONG_SECRET.as_bytes())
         .verify(token.trim())
         .unwrap();
     assert_eq!(claims.sub, "alice");
@@ -81,10 +81,27 @@ fn providers_lists_flows_and_steps() {
     );
 }
 
+/// A secret `serve` takes: 32 bytes or more.
+const LONG_SECRET: &str = "cli-test-secret-0123456789abcdef";
+
+#[test]
+fn serve_refuses_a_jwt_secret_under_32_bytes() {
+    let out = otvi()
+        .env("OTVI_JWT_SECRET", "s3cret")
+        .env("OTVI_SESSION_KEY", otvi_server::seal::new_key())
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("OTVI_JWT_SECRET is 6 bytes"), "{err}");
+    assert!(err.contains("at least 32"), "{err}");
+}
+
 #[test]
 fn provider_base_url_must_name_a_compiled_provider() {
     let out = otvi()
-        .env("OTVI_JWT_SECRET", "s")
+        .env("OTVI_JWT_SECRET", LONG_SECRET)
         .args(["serve", "--provider-base-url", "nope=http://127.0.0.1:1"])
         .output()
         .unwrap();
@@ -95,7 +112,7 @@ fn provider_base_url_must_name_a_compiled_provider() {
 #[test]
 fn serve_refuses_to_start_without_a_provider_secret_and_names_provider_and_variable() {
     let out = otvi()
-        .env("OTVI_JWT_SECRET", "s")
+        .env("OTVI_JWT_SECRET", LONG_SECRET)
         .env("OTVI_SESSION_KEY", otvi_server::seal::new_key())
         .env_remove("INDEE_API_KEY")
         .args([
@@ -118,7 +135,7 @@ fn serve_refuses_to_start_without_a_provider_secret_and_names_provider_and_varia
 #[test]
 fn serve_refuses_to_start_without_a_session_key_and_says_how_to_make_one() {
     let out = otvi()
-        .env("OTVI_JWT_SECRET", "s")
+        .env("OTVI_JWT_SECRET", LONG_SECRET)
         .args([
             "serve",
             "--bind",
@@ -142,7 +159,7 @@ fn a_malformed_session_key_is_refused_naming_the_variable() {
         ("OTVI_SESSION_KEY_OLD", "abcd".to_string()),
     ] {
         let out = otvi()
-            .env("OTVI_JWT_SECRET", "s")
+            .env("OTVI_JWT_SECRET", LONG_SECRET)
             .env("OTVI_SESSION_KEY", otvi_server::seal::new_key())
             .env(var, value)
             .args([

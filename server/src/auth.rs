@@ -1,8 +1,40 @@
 //! JWT: the claims the existing OTVI server issues, HS256 with a shared secret.
 
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::sync::{Arc, Mutex};
+
+/// The shortest secret `serve` takes: HS256 needs a key at least as long as its hash, 256
+/// bits (RFC 7518, section 3.2).
+pub const MIN_SECRET: usize = 32;
+
+/// Why a secret cannot sign tokens, if it cannot.
+pub fn weak_secret(secret: &str) -> Option<String> {
+    (secret.len() < MIN_SECRET).then(|| {
+        format!(
+            "OTVI_JWT_SECRET is {} bytes; HS256 needs at least {MIN_SECRET} (RFC 7518, 3.2). \
+             Make one with:  export OTVI_JWT_SECRET=\"$(openssl rand -hex 32)\"",
+            secret.len()
+        )
+    })
+}
+
+/// The token of an `Authorization` header value: the scheme `Bearer`, in any case, then the
+/// token.
+pub fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// A claim sent as `null` is a claim not sent: it takes its default.
+fn null_is_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -10,10 +42,10 @@ pub struct Claims {
     pub sub: String,
     /// Expiry, Unix seconds.
     pub exp: u64,
-    /// `admin` or `user`.
-    #[serde(default = "default_role")]
+    /// `admin` or `user` (absent or `null`: `user`).
+    #[serde(default = "default_role", deserialize_with = "role_or_default")]
     pub role: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_default")]
     pub must_change_password: bool,
     /// Providers this token may use; absent or empty: all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -25,6 +57,10 @@ pub struct Claims {
 
 fn default_role() -> String {
     "user".into()
+}
+
+fn role_or_default<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_else(default_role))
 }
 
 impl Claims {
@@ -61,11 +97,38 @@ impl std::fmt::Debug for Jwt {
     }
 }
 
+/// What a token must say beyond its signature and expiry: `--jwt-audience`, `--jwt-issuer`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expect {
+    /// One of these must be in `aud`; empty: `aud` is not looked at.
+    pub audience: Vec<String>,
+    /// `iss` must be this.
+    pub issuer: Option<String>,
+}
+
 impl Jwt {
     pub fn new(secret: &[u8]) -> Self {
+        Jwt::expecting(secret, &Expect::default())
+    }
+
+    /// A verifier that also wants `expect`'s audience and issuer. `nbf` is honoured: a token
+    /// is not valid before it.
+    pub fn expecting(secret: &[u8], expect: &Expect) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.validate_nbf = true;
+        let mut required = vec!["exp", "sub"];
+        if expect.audience.is_empty() {
+            validation.validate_aud = false;
+        } else {
+            validation.set_audience(&expect.audience);
+            required.push("aud");
+        }
+        if let Some(iss) = &expect.issuer {
+            validation.set_issuer(&[iss]);
+            required.push("iss");
+        }
+        validation.set_required_spec_claims(&required);
         Jwt {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
@@ -174,6 +237,98 @@ mod tests {
             .map(|c| Arc::make_mut(c).exp = unix_now() - 1)
             .unwrap();
         assert!(jwt.verify_cached(&soon).is_none());
+    }
+
+    /// A token with extra claims, signed with `secret`.
+    fn raw(secret: &[u8], claims: serde_json::Value) -> String {
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(secret),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_token_is_not_valid_before_its_nbf() {
+        let jwt = Jwt::new(b"secret");
+        let now = unix_now();
+        let later = raw(
+            b"secret",
+            serde_json::json!({"sub": "a", "exp": now + 60, "nbf": now + 30}),
+        );
+        assert!(jwt.verify(&later).is_none());
+        assert!(jwt.verify_cached(&later).is_none());
+        let now_valid = raw(
+            b"secret",
+            serde_json::json!({"sub": "a", "exp": now + 60, "nbf": now - 1}),
+        );
+        assert!(jwt.verify(&now_valid).is_some());
+    }
+
+    #[test]
+    fn audience_and_issuer_are_checked_only_when_configured() {
+        let now = unix_now();
+        let t = |extra: serde_json::Value| {
+            let mut c = serde_json::json!({"sub": "a", "exp": now + 60});
+            c.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            raw(b"secret", c)
+        };
+        let open = Jwt::new(b"secret");
+        assert!(open
+            .verify(&t(serde_json::json!({"aud": "anything"})))
+            .is_some());
+        assert!(open
+            .verify(&t(serde_json::json!({"aud": ["a", "b"], "iss": "x"})))
+            .is_some());
+        let strict = Jwt::expecting(
+            b"secret",
+            &Expect {
+                audience: vec!["otvi".into()],
+                issuer: Some("https://issuer.example".into()),
+            },
+        );
+        let both = serde_json::json!({"aud": ["web", "otvi"], "iss": "https://issuer.example"});
+        assert!(strict.verify(&t(both)).is_some());
+        let wrong_aud = serde_json::json!({"aud": "web", "iss": "https://issuer.example"});
+        assert!(strict.verify(&t(wrong_aud)).is_none());
+        let wrong_iss = serde_json::json!({"aud": "otvi", "iss": "https://other.example"});
+        assert!(strict.verify(&t(wrong_iss)).is_none());
+        assert!(strict
+            .verify(&t(serde_json::json!({"iss": "https://issuer.example"})))
+            .is_none());
+        assert!(strict
+            .verify(&t(serde_json::json!({"aud": "otvi"})))
+            .is_none());
+    }
+
+    #[test]
+    fn null_claims_take_their_defaults() {
+        let c: Claims = serde_json::from_str(
+            r#"{"sub":"a","exp":1,"role":null,"must_change_password":null,"providers":null}"#,
+        )
+        .unwrap();
+        assert_eq!(c.role, "user");
+        assert!(!c.must_change_password);
+        assert!(c.allows("x"));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("BEARER abc"), Some("abc"));
+        assert_eq!(bearer("bearer  abc "), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearer "), None);
+        assert_eq!(bearer("Bearerabc"), None);
+    }
+
+    #[test]
+    fn a_secret_under_32_bytes_is_weak() {
+        assert!(weak_secret("test-secret").unwrap().contains("11 bytes"));
+        assert_eq!(weak_secret(&"k".repeat(32)), None);
     }
 
     #[test]

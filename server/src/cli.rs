@@ -134,6 +134,18 @@ enum Command {
             hide_env_values = true
         )]
         metrics_token: Option<String>,
+        /// An audience a token's `aud` must name (repeatable, or comma-separated); without
+        /// one, `aud` is not looked at.
+        #[arg(
+            long,
+            env = "OTVI_JWT_AUDIENCE",
+            value_name = "AUD",
+            value_delimiter = ','
+        )]
+        jwt_audience: Vec<String>,
+        /// The issuer a token's `iss` must be; without one, `iss` is not looked at.
+        #[arg(long, env = "OTVI_JWT_ISSUER", value_name = "ISS")]
+        jwt_issuer: Option<String>,
     },
     /// Check a deployment: secrets and session key set, the database reachable and migrated,
     /// each provider's base URL resolvable. Prints what is wrong; exits 1 if anything is.
@@ -235,6 +247,9 @@ fn main(me: Cli, cli: Args) -> ExitCode {
                 providers,
                 username: None,
             };
+            if let Some(weak) = crate::auth::weak_secret(&secret) {
+                eprintln!("warning: {weak} (`serve` refuses it)");
+            }
             println!("{}", Jwt::new(secret.as_bytes()).sign(&claims));
             ExitCode::SUCCESS
         }
@@ -294,11 +309,17 @@ fn main(me: Cli, cli: Args) -> ExitCode {
             failure_window,
             client_ip_header,
             metrics_token,
+            jwt_audience,
+            jwt_issuer,
         } => {
             let Some(secret) = secret() else {
                 eprintln!("{NO_SECRET}");
                 return ExitCode::from(2);
             };
+            if let Some(weak) = crate::auth::weak_secret(&secret) {
+                eprintln!("error: {weak}");
+                return ExitCode::from(2);
+            }
             let sealer = match config::sealer_from_env(insecure_plaintext_sessions) {
                 Ok(s) => s,
                 Err(e) => {
@@ -319,6 +340,10 @@ fn main(me: Cli, cli: Args) -> ExitCode {
             };
             cfg.client_ip_header = client_ip_header;
             cfg.metrics_token = metrics_token.filter(|t| !t.is_empty());
+            cfg.jwt_expect = crate::auth::Expect {
+                audience: jwt_audience.into_iter().filter(|a| !a.is_empty()).collect(),
+                issuer: jwt_issuer.filter(|i| !i.is_empty()),
+            };
             block_on(async move {
                 let app = config::app(&cfg).await?;
                 let listener = tokio::net::TcpListener::bind(&bind)

@@ -21,6 +21,8 @@ pub struct Config {
     pub base_urls: HashMap<String, String>,
     pub upstream_timeout: Duration,
     pub jwt_secret: String,
+    /// `--jwt-audience`, `--jwt-issuer`.
+    pub jwt_expect: crate::auth::Expect,
     pub pending_ttl: Duration,
     /// Provider secrets by environment variable name, consulted before the environment (the
     /// demo and tests set the mocks' secrets here).
@@ -46,6 +48,7 @@ impl Config {
             base_urls: HashMap::new(),
             upstream_timeout: Duration::from_secs(10),
             jwt_secret: jwt_secret.into(),
+            jwt_expect: Default::default(),
             pending_ttl: Duration::from_secs(600),
             secret_values: HashMap::new(),
             sealer: Sealer::ephemeral(),
@@ -139,7 +142,7 @@ pub async fn app(cfg: &Config) -> Result<crate::api::App, String> {
         metrics_token: cfg.metrics_token.clone(),
         store,
         upstream: Upstream::new(cfg.upstream_timeout),
-        jwt: Jwt::new(cfg.jwt_secret.as_bytes()),
+        jwt: Jwt::expecting(cfg.jwt_secret.as_bytes(), &cfg.jwt_expect),
         base_urls: cfg.base_urls.clone(),
         pending_ttl: cfg.pending_ttl,
         secrets,

@@ -61,12 +61,13 @@ pub async fn run(opts: Options) -> Result<(), String> {
             "JWT secret",
             "OTVI_JWT_SECRET is not set (create one with `openssl rand -hex 32`)",
         ),
-        Some(s) if s.len() < 32 => r.say(
-            Level::Warn,
+        Some(s) if crate::auth::weak_secret(&s).is_some() => r.say(
+            Level::Fail,
             "JWT secret",
             format!(
-                "OTVI_JWT_SECRET is set but only {} bytes long; use at least 32",
-                s.len()
+                "OTVI_JWT_SECRET is set but only {} bytes long; `serve` wants at least {}",
+                s.len(),
+                crate::auth::MIN_SECRET
             ),
         ),
         Some(s) => r.say(

@@ -24,6 +24,15 @@ impl std::fmt::Display for TooManyRedirects {
 
 impl std::error::Error for TooManyRedirects {}
 
+/// Whether a redirect from `from` to `to` may be followed: the same scheme, host and port.
+/// Another host is never followed, and neither is `https` to `http` on the same host (the
+/// step's headers and body would go out in clear text).
+fn same_origin(from: &reqwest::Url, to: &reqwest::Url) -> bool {
+    from.scheme() == to.scheme()
+        && from.host_str() == to.host_str()
+        && from.port_or_known_default() == to.port_or_known_default()
+}
+
 #[derive(Debug, Clone)]
 pub struct Upstream {
     client: reqwest::Client,
@@ -45,15 +54,11 @@ impl Upstream {
             .unwrap_or_default();
         let client = builder()
             .redirect(reqwest::redirect::Policy::custom(|attempt| {
-                let same_host = attempt
+                let same_origin = attempt
                     .previous()
                     .first()
-                    .map(|u| (u.host_str(), u.port_or_known_default()))
-                    == Some((
-                        attempt.url().host_str(),
-                        attempt.url().port_or_known_default(),
-                    ));
-                if !same_host {
+                    .is_some_and(|first| same_origin(first, attempt.url()));
+                if !same_origin {
                     // The step sees the 3xx itself (and fails on it, or reads `Location`).
                     attempt.stop()
                 } else if attempt.previous().len() > MAX_REDIRECTS {
@@ -147,4 +152,25 @@ fn tls_error(e: &reqwest::Error) -> Option<&rustls::Error> {
         };
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirects_stay_on_the_origin_and_never_leave_https() {
+        let u = |s: &str| reqwest::Url::parse(s).unwrap();
+        let from = u("https://api.example/login");
+        assert!(same_origin(&from, &u("https://api.example/next")));
+        assert!(same_origin(&from, &u("https://api.example:443/next")));
+        assert!(!same_origin(&from, &u("http://api.example/next")));
+        assert!(!same_origin(&from, &u("http://api.example:443/next")));
+        assert!(!same_origin(&from, &u("https://other.example/next")));
+        assert!(!same_origin(&from, &u("https://api.example:8443/next")));
+        assert!(same_origin(
+            &u("http://127.0.0.1:9/a"),
+            &u("http://127.0.0.1:9/b")
+        ));
+    }
 }

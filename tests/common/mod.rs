@@ -7,7 +7,7 @@ use otvi_server::auth::{unix_now, Claims, Jwt};
 use otvi_server::config::{self as server, Config};
 use std::time::Duration;
 
-pub const SECRET: &str = "test-secret";
+pub const SECRET: &str = "test-secret-0123456789abcdef-0123";
 /// The session key of test servers: one key, so a restarted server opens what it wrote.
 pub const SESSION_KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f000112233445566778899aabbccddeeff";
 
