@@ -4,6 +4,7 @@
 
 use super::claim::claim_sqlite_file;
 use super::faults::Faults;
+use super::migrations::MIGRATOR;
 use super::{sqlite, Db, Store, StoreError};
 use crate::seal::Sealer;
 use sqlx::sqlite::SqliteConnectOptions;
@@ -57,7 +58,7 @@ impl Store {
         // The migrations run on a `sqlx` connection (its migration table and checksums); an
         // in-memory database lives on in the serving connection, opened before it closes.
         let mut migrating = SqliteConnection::connect_with(&opts).await?;
-        sqlx::migrate!("./migrations").run(&mut migrating).await?;
+        MIGRATOR.run(&mut migrating).await?;
         let store = Store {
             db: Db::One(local.clone()),
             faults,

@@ -1,11 +1,15 @@
-//! The embedded migrations, and what a database holds of them (`otvi doctor`). `connect` runs
-//! them.
+//! This build's migrations, embedded once (`connect` runs them), and what a database holds of
+//! them (`inspect`, for `otvi doctor`).
 
 use super::StoreError;
 use sqlx::any::AnyConnectOptions;
 use sqlx::{AnyConnection, Connection, Row};
 use std::str::FromStr;
 use std::time::Duration;
+
+/// This build's migrations (`server/migrations`), embedded: what `connect` runs and `inspect`
+/// compares a database with.
+pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// What a database holds of this build's migrations (`otvi doctor`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +68,7 @@ pub async fn inspect(url: &str) -> Result<Migrations, StoreError> {
         Vec::new()
     };
     let _ = c.close().await;
-    let migrator = sqlx::migrate!("./migrations");
+    let migrator = &MIGRATOR;
     let mut m = Migrations {
         applied: 0,
         pending: Vec::new(),

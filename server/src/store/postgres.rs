@@ -3,6 +3,7 @@
 //! merge of `complete` as one statement.
 
 use super::faults::Faults;
+use super::migrations::MIGRATOR;
 use super::query::{Cols, Query};
 use super::{now, session_place, session_query, Db, Store, StoreError, Values};
 use crate::seal::Sealer;
@@ -78,7 +79,7 @@ impl Store {
             _claim: None,
         };
         let mut c = store.pooled().await?;
-        let migrated = sqlx::migrate!("./migrations").run(&mut *c).await;
+        let migrated = MIGRATOR.run(&mut *c).await;
         store.failed(migrated)?;
         c.done();
         Ok(store)
