@@ -1,0 +1,95 @@
+//! The store's failures: when it last failed, so that the pool does not reuse connections
+//! opened before then, and how many times (the `otvi_store_errors` metric).
+
+use super::{Store, StoreError};
+use std::time::Duration;
+
+/// When the store last failed: pooled (PostgreSQL) connections opened before then are not
+/// reused, so a database that comes back (a disk writable again, a restarted server) is met on
+/// fresh connections, not on ones left in an error state. (SQLite's one connection is closed
+/// by the operation that failed on it.)
+#[derive(Debug)]
+pub(super) struct Faults {
+    origin: std::time::Instant,
+    /// Milliseconds after `origin`, plus one; 0 when the store never failed.
+    last: std::sync::atomic::AtomicU64,
+    /// Every failure so far (the `otvi_store_errors` metric).
+    count: prometheus_client::metrics::counter::Counter,
+}
+
+impl Faults {
+    pub(super) fn new() -> Faults {
+        Faults {
+            origin: std::time::Instant::now(),
+            last: Default::default(),
+            count: Default::default(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// May a connection of this age be used.
+    pub(super) fn fresh(&self, age: Duration) -> bool {
+        let last = self.last.load(std::sync::atomic::Ordering::Relaxed);
+        last == 0
+            || self
+                .now_ms()
+                .saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX))
+                >= last
+    }
+}
+
+impl Store {
+    /// Passes on an operation's result, noting a failure (see `Faults`).
+    pub(super) fn failed<T, E: Into<StoreError>>(&self, r: Result<T, E>) -> Result<T, StoreError> {
+        r.map_err(|e| self.fault(e))
+    }
+
+    /// Notes a failure (see `Faults`) and passes it on.
+    pub(super) fn fault(&self, e: impl Into<StoreError>) -> StoreError {
+        let at = self.faults.now_ms().saturating_add(1);
+        self.faults
+            .last
+            .store(at, std::sync::atomic::Ordering::Relaxed);
+        self.faults.count.inc();
+        e.into()
+    }
+
+    /// Counts the store's failures (shared: it goes up as they happen).
+    pub fn errors(&self) -> prometheus_client::metrics::counter::Counter {
+        self.faults.count.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::tempfile_dir;
+    use super::*;
+    use crate::seal::Sealer;
+    use sqlx::{AnyConnection, Connection};
+
+    #[tokio::test]
+    async fn a_failed_operation_is_counted_and_the_next_one_succeeds() {
+        let dir = tempfile_dir();
+        let url = format!("sqlite://{}", dir.join("s.db").display());
+        let store = Store::connect(&url, Sealer::Plaintext).await.unwrap();
+        let errors = store.errors();
+        // A table gone (by hand) fails the operation; put back, the next one succeeds.
+        let mut other = AnyConnection::connect(&url).await.unwrap();
+        sqlx::query("ALTER TABLE pending_runs RENAME TO pending_runs_away")
+            .execute(&mut other)
+            .await
+            .unwrap();
+        assert!(store.discard_pending("alice", "acme").await.is_err());
+        assert_eq!(errors.get(), 1);
+        sqlx::query("ALTER TABLE pending_runs_away RENAME TO pending_runs")
+            .execute(&mut other)
+            .await
+            .unwrap();
+        store.discard_pending("alice", "acme").await.unwrap();
+        assert_eq!(store.pending_runs().await.unwrap(), 0);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
