@@ -138,6 +138,19 @@ impl Lower {
     }
 
     fn map<'n>(&mut self, node: &'n Node, what: &str, known: &[&str]) -> Option<Map<'n>> {
+        self.map_with(node, what, known, &[])
+    }
+
+    /// `map`, where the keys `unlisted` are kept too but never offered in a hint: keys that
+    /// have an error of their own (`auth.refresh`), so suggesting them would only lead the
+    /// author into it.
+    fn map_with<'n>(
+        &mut self,
+        node: &'n Node,
+        what: &str,
+        known: &[&str],
+        unlisted: &[&str],
+    ) -> Option<Map<'n>> {
         let Kind::Map(entries) = &node.kind else {
             self.err(
                 "wrong-type",
@@ -149,7 +162,7 @@ impl Lower {
         let mut kept = Vec::new();
         for (k, v) in entries {
             let name = k.as_str().unwrap_or_default();
-            if known.contains(&name) {
+            if known.contains(&name) || unlisted.contains(&name) {
                 kept.push((k, v));
                 continue;
             }
@@ -353,8 +366,7 @@ impl Lower {
                     .help = Some(REFRESH_HELP.into());
                 }
             }
-            let known: Vec<&str> = keys::AUTH.iter().copied().chain(["refresh"]).collect();
-            if let Some(am) = self.map(a, "`auth`", &known) {
+            if let Some(am) = self.map_with(a, "`auth`", keys::AUTH, &["refresh"]) {
                 if let Some(s) = am.get("scope") {
                     scope = self
                         .choice(
