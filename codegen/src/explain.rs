@@ -43,10 +43,12 @@ pub struct StepReport {
 #[derive(Debug, Serialize)]
 pub struct RequestReport {
     pub method: String,
-    /// The URL with its placeholders, as written (base URL joined).
+    /// The URL with its placeholders, as written (base URL joined), and its query parameters
+    /// (`params`) appended, their fixed text encoded as the server sends it.
     pub url: String,
     pub scheme: String,
     pub host: String,
+    /// The URL's path, without the query.
     pub path: String,
     /// Every value the request carries, and where.
     pub sends: Vec<Use>,
@@ -219,6 +221,18 @@ fn text(t: &Template) -> String {
         .collect()
 }
 
+/// A query parameter's value: its fixed text form-encoded as the server sends it, its
+/// placeholders as written.
+fn query_text(t: &Template) -> String {
+    t.pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Lit(l) => url::form_urlencoded::byte_serialize(l.as_bytes()).collect(),
+            Piece::Var(v, _) => v.display(),
+        })
+        .collect()
+}
+
 fn var_name(v: &Var) -> String {
     let d = v.display();
     d.trim_start_matches("{{")
@@ -233,7 +247,7 @@ fn describe_request(
     sensitive: &dyn Fn(&Var) -> bool,
 ) -> RequestReport {
     let path = text(&r.path);
-    let url = if path.starts_with('/') {
+    let mut url = if path.starts_with('/') {
         format!("{}{path}", base.unwrap_or("").trim_end_matches('/'))
     } else {
         path.clone()
@@ -241,8 +255,16 @@ fn describe_request(
     // Placeholders in the host part would not parse: split by hand.
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url.as_str()));
     let (host_port, url_path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (scheme, url_path) = (scheme.to_string(), url_path.to_string());
     let host = host_port.rsplit('@').next().unwrap_or(host_port);
     let host = host.split(':').next().unwrap_or(host).to_string();
+    for (i, q) in r.params.iter().enumerate() {
+        let first = i == 0 && !url.contains('?');
+        url.push(if first { '?' } else { '&' });
+        url.extend(url::form_urlencoded::byte_serialize(q.name.v.as_bytes()));
+        url.push('=');
+        url.push_str(&query_text(&q.value));
+    }
     let mut sends = Vec::new();
     let mut add = |v: &Var, place: &str, name: Option<String>| {
         if matches!(v, Var::Input(_) | Var::Secret(_) | Var::Stored(_)) {
@@ -280,10 +302,10 @@ fn describe_request(
     }
     RequestReport {
         method: r.method.v.as_str().into(),
-        url: url.clone(),
-        scheme: scheme.into(),
+        url,
+        scheme,
         host,
-        path: url_path.into(),
+        path: url_path,
         sends,
     }
 }

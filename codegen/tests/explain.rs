@@ -148,3 +148,43 @@ fn a_file_that_does_not_check_is_not_explained() {
         "{err}"
     );
 }
+
+/// `text` as a provider file in a temporary directory, explained in `format`.
+fn explain_text(text: &str, format: &str) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.yaml");
+    std::fs::write(&file, text).unwrap();
+    explain(file.to_str().unwrap(), format)
+}
+
+#[test]
+fn a_requests_url_carries_its_query_parameters() {
+    let (code, out, err) = explain_text(
+        r#"provider: { id: t, name: T }
+defaults: { base_url: "https://api.t.example/v1" }
+auth:
+  flows:
+    - id: f
+      name: F
+      inputs: [ { key: email, label: Email } ]
+      steps:
+        - name: Start
+          request:
+            method: GET
+            path: /sso
+            params: { lang: en, email: "{{input.email}}", "a b": "x&y=z" }
+          on_success: { extract: { token: "$.token" } }
+"#,
+        "json",
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let r = &v["flows"][0]["steps"][0]["request"];
+    assert_eq!(
+        r["url"],
+        "https://api.t.example/v1/sso?lang=en&email={{input.email}}&a+b=x%26y%3Dz"
+    );
+    assert_eq!(r["path"], "/v1/sso");
+    let (_, out, _) = explain(&shipped("acme.yaml"), "human");
+    assert!(!out.contains('?'), "acme sends no query: {out}");
+}
