@@ -2,13 +2,14 @@
 //!
 //! For every request a flow (or the logout) can send: its method and destination, and for each
 //! user input, secret and stored value exactly where it goes (a JSON body field, a form field, a
-//! query parameter, a path segment, a header); for each outcome what is kept from the answer.
-//! Then, per sensitive value (passwords, codes, secrets), every place it is sent, and a warning
-//! when one goes to a host other than the provider's base URL host.
+//! query parameter, a path segment, a header); for each outcome what is kept from the answer,
+//! and for each way the step can fail the text the user sees. Then, per sensitive value
+//! (passwords, codes, secrets), every place it is sent, and a warning when one goes to a host
+//! other than the provider's base URL host.
 
 use crate::model::{
-    Body, BodyEncoding, Cond, FieldType, Flow, Piece, Provider, Request, Source, StatusSet,
-    StepRef, Template, Then, Var,
+    Body, BodyEncoding, Cond, FailureText, FieldType, Flow, Piece, Provider, Request, Source,
+    StatusSet, Step, StepRef, Template, Then, Var,
 };
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -38,6 +39,9 @@ pub struct StepReport {
     pub name: String,
     pub request: RequestReport,
     pub outcomes: Vec<OutcomeReport>,
+    /// When an answer matches none of the outcomes (the step fails): the text the user sees.
+    /// `None`: the last outcome takes every answer.
+    pub no_match: Option<Vec<ErrorText>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -89,6 +93,68 @@ pub struct OutcomeReport {
     pub keeps: Vec<(String, String)>,
     /// Fields asked of the user next.
     pub prompts: Vec<String>,
+    /// A failing outcome: where the text the user sees in `error` comes from, in the order
+    /// tried (the first that has text is shown).
+    pub error: Option<Vec<ErrorText>>,
+    /// An outcome that prompts with a `message`: shown in `error` beside `next_step`.
+    pub message: Option<String>,
+}
+
+/// One place the text of a failed step may come from; a list of them is tried in order, as
+/// the server does (`FailureText`, the model's rule).
+#[derive(Debug, Serialize, Clone, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorText {
+    /// The provider's text at this JSONPath, when it is a string (control characters removed,
+    /// at most 200 characters).
+    ProviderText(String),
+    /// This message, as written.
+    Message(String),
+    /// `the provider answered HTTP N`: the answer's status, or `N` when it may be several.
+    Status(String),
+}
+
+impl ErrorText {
+    fn describe(list: &[ErrorText]) -> String {
+        list.iter()
+            .map(|t| match t {
+                ErrorText::ProviderText(p) => format!("the provider's text at `{p}`"),
+                ErrorText::Message(m) | ErrorText::Status(m) => format!("{m:?}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", else ")
+    }
+}
+
+/// The error texts of `step` failing under `fail` (`None`: no outcome matched); `status`: the
+/// one status the answer can have there, if the conditions say so.
+fn error_texts(
+    step: &Step,
+    fail: Option<&crate::model::Fail>,
+    status: Option<u16>,
+) -> Vec<ErrorText> {
+    step.failure_texts(fail)
+        .into_iter()
+        .map(|t| match t {
+            FailureText::Provider(p) => ErrorText::ProviderText(p.v.clone()),
+            FailureText::Message(m) => ErrorText::Message(m.v.clone()),
+            FailureText::Status => ErrorText::Status(format!(
+                "the provider answered HTTP {}",
+                status.map_or_else(|| "N".to_string(), |s| s.to_string())
+            )),
+        })
+        .collect()
+}
+
+/// The one status `conds` allow, if they name exactly one.
+fn single_status(conds: &[Cond]) -> Option<u16> {
+    conds.iter().find_map(|c| match c {
+        Cond::Status(s) => match &s.v {
+            StatusSet::AnyOf(v) if v.len() == 1 => Some(v[0]),
+            _ => None,
+        },
+        Cond::Json { .. } => None,
+    })
 }
 
 #[derive(Debug, Serialize)]
@@ -151,8 +217,16 @@ pub fn explain(p: &Provider) -> Report {
                                 .flat_map(|p| p.fields.iter())
                                 .map(|f| format!("{} ({})", f.key.v, f.field_type.as_str()))
                                 .collect(),
+                            error: match &o.then {
+                                Then::Fail(fl) => {
+                                    Some(error_texts(s, Some(fl), single_status(&o.when)))
+                                }
+                                _ => None,
+                            },
+                            message: o.message.as_ref().map(|m| m.v.clone()),
                         })
                         .collect(),
+                    no_match: s.may_match_nothing().then(|| error_texts(s, None, None)),
                 })
                 .collect(),
         })
@@ -504,6 +578,16 @@ impl Report {
                     if !out.prompts.is_empty() {
                         let _ = writeln!(o, "      asks for {}", out.prompts.join(", "));
                     }
+                    if let Some(m) = &out.message {
+                        let _ = writeln!(o, "      says {m:?} beside the prompt");
+                    }
+                    if let Some(e) = &out.error {
+                        let _ = writeln!(o, "      error: {}", ErrorText::describe(e));
+                    }
+                }
+                if let Some(e) = &s.no_match {
+                    let _ = writeln!(o, "    when no outcome above matches -> fail");
+                    let _ = writeln!(o, "      error: {}", ErrorText::describe(e));
                 }
             }
         }
@@ -582,6 +666,9 @@ impl Report {
                         id(&f.id, s.index),
                         quote(&out.when)
                     );
+                }
+                if s.no_match.is_some() {
+                    let _ = writeln!(o, "    {} -->|\"no match\"| {fail}", id(&f.id, s.index));
                 }
             }
             let _ = writeln!(o, "  end");

@@ -158,6 +158,93 @@ fn explain_text(text: &str, format: &str) -> (i32, String, String) {
 }
 
 #[test]
+fn every_way_a_step_fails_says_the_text_the_user_sees() {
+    let (code, out, err) = explain(&shipped("truenas.yaml"), "human");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("    when $.response_type == \"AUTH_ERR\" -> fail\n      error: \"Invalid username or password\"\n"),
+        "{out}"
+    );
+    // A prompt's message is shown beside it.
+    assert!(
+        out.contains(
+            "      says \"That code was not accepted; enter the current one\" beside the prompt\n"
+        ),
+        "{out}"
+    );
+    // No outcome takes every answer: the step fails on the others, with the status.
+    assert!(
+        out.contains("    when no outcome above matches -> fail\n      error: \"the provider answered HTTP N\"\n"),
+        "{out}"
+    );
+
+    let (_, out, _) = explain(&shipped("indee.yaml"), "human");
+    // `fail.from`, then its message; the status is known from the condition.
+    assert!(
+        out.contains("-> fail (the stored session is cleared)\n      error: the provider's text at `$.status_message`, else \"The session has expired; sign in again\"\n"),
+        "{out}"
+    );
+    // The `on_success` form: an answer that is not a success fails with `error_message`.
+    assert!(
+        out.contains("    when status 2xx and $.status_code == \"A0000\" -> complete (the session is stored)\n      keeps token from body $.token\n      keeps refresh_token from body $.refresh_token\n    when no outcome above matches -> fail\n      error: the provider's text at `$.status_message`, else \"the provider answered HTTP N\"\n"),
+        "{out}"
+    );
+
+    let (_, json, _) = explain(&shipped("indee.yaml"), "json");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let refresh = &v["flows"][2]["steps"][0];
+    assert_eq!(
+        refresh["outcomes"][1]["error"],
+        serde_json::json!([
+            { "provider_text": "$.status_message" },
+            { "message": "The session has expired; sign in again" }
+        ])
+    );
+    assert_eq!(refresh["outcomes"][0]["error"], serde_json::Value::Null);
+    assert_eq!(
+        refresh["no_match"],
+        serde_json::json!([
+            { "provider_text": "$.status_message" },
+            { "status": "the provider answered HTTP N" }
+        ])
+    );
+}
+
+#[test]
+fn a_failing_outcome_of_one_status_names_it_and_one_that_takes_everything_leaves_no_gap() {
+    let (code, out, err) = explain_text(
+        r#"provider: { id: t, name: T }
+defaults: { base_url: "https://api.t.example" }
+auth:
+  flows:
+    - id: f
+      name: F
+      inputs: [ { key: email, label: Email } ]
+      steps:
+        - name: Sign In
+          request: { method: POST, path: /login, body: '{"e": "{{input.email}}"}' }
+          outcomes:
+            - when: { status: 200 }
+              extract: { token: "$.token" }
+            - when: { status: 403 }
+              fail: { clear_session: true }
+            - fail: { from: "$.message" }
+"#,
+        "human",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("    when status 403 -> fail (the stored session is cleared)\n      error: \"the provider answered HTTP 403\"\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("    when otherwise -> fail\n      error: the provider's text at `$.message`, else \"the provider answered HTTP N\"\n"),
+        "{out}"
+    );
+    assert!(!out.contains("no outcome above matches"), "{out}");
+}
+
+#[test]
 fn a_requests_url_carries_its_query_parameters() {
     let (code, out, err) = explain_text(
         r#"provider: { id: t, name: T }
