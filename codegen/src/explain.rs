@@ -3,13 +3,15 @@
 //! For every request a flow (or the logout) can send: its method and destination, and for each
 //! user input, secret and stored value exactly where it goes (a JSON body field, a form field, a
 //! query parameter, a path segment, a header); for each outcome what is kept from the answer,
-//! and for each way the step can fail the text the user sees. Then, per sensitive value
-//! (passwords, codes, secrets), every place it is sent, and a warning when one goes to a host
+//! and for each way the step can fail the text the user sees. Then, per sensitive value (as
+//! `check::sensitive` decides: secrets, passwords, codes, what is kept from the provider's
+//! answer), every place it is sent, and a warning when an input or a secret goes to a host
 //! other than the provider's base URL host.
 
+use crate::check::sensitive::{self, Sensitivity};
 use crate::model::{
-    Body, BodyEncoding, Cond, FailureText, FieldType, Flow, Piece, Provider, Request, Source,
-    StatusSet, Step, StepRef, Template, Then, Var,
+    Body, BodyEncoding, Cond, FailureText, Flow, Piece, Provider, Request, Source, StatusSet, Step,
+    StepRef, Template, Then, Var,
 };
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -68,6 +70,9 @@ pub struct Use {
     /// The JSON path, form field, parameter or header name (`None` for the path and raw bodies).
     pub name: Option<String>,
     pub sensitive: bool,
+    /// Why it is sensitive (`check::sensitive`'s rule), in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 impl Use {
@@ -89,8 +94,8 @@ pub struct OutcomeReport {
     pub when: String,
     /// What it leads to: `step N (name)`, `complete`, `fail`.
     pub then: String,
-    /// Response values kept: (name, where from).
-    pub keeps: Vec<(String, String)>,
+    /// Response values kept.
+    pub keeps: Vec<Keep>,
     /// Fields asked of the user next.
     pub prompts: Vec<String>,
     /// A failing outcome: where the text the user sees in `error` comes from, in the order
@@ -157,9 +162,23 @@ fn single_status(conds: &[Cond]) -> Option<u16> {
     })
 }
 
+/// One value an outcome keeps from the answer.
+#[derive(Debug, Serialize)]
+pub struct Keep {
+    pub key: String,
+    /// Where from: `body $.token`, `cookie `tn_session``, …
+    pub from: String,
+    /// A miss keeps nothing (instead of failing the step).
+    pub optional: bool,
+    /// What this extract keeps is sensitive (`check::sensitive::extract`).
+    pub sensitive: bool,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Sensitive {
     pub value: String,
+    /// Why it is sensitive, in words.
+    pub why: String,
     /// `METHOD URL, place` for each place it is sent.
     pub sent_to: Vec<String>,
 }
@@ -167,29 +186,15 @@ pub struct Sensitive {
 /// The report of a checked provider.
 pub fn explain(p: &Provider) -> Report {
     let base = p.base_url.as_ref().map(|b| b.v.clone());
-    let sensitive_inputs: Vec<String> = p
-        .flows
-        .iter()
-        .flat_map(Flow::fields)
-        .filter(|f| f.field_type == FieldType::Password || f.key.v.contains("otp"))
-        .map(|f| f.key.v.clone())
-        .collect();
-    let is_sensitive = |v: &Var| match v {
-        Var::Secret(_) => true,
-        Var::Input(k) => {
-            sensitive_inputs.contains(k) || k.contains("password") || k.contains("code")
-        }
-        Var::Stored(k) => {
-            let k = k.to_ascii_lowercase();
-            k.contains("token") || k.contains("cookie") || k.contains("secret")
-        }
-        _ => false,
+    let sensitivity = Sensitivity::of(p);
+    let request = |flow: Option<usize>, r: &Request| {
+        describe_request(p, base.as_deref(), r, &|v: &Var| sensitivity.var(flow, v))
     };
-    let request = |r: &Request| describe_request(p, base.as_deref(), r, &is_sensitive);
     let flows: Vec<FlowReport> = p
         .flows
         .iter()
-        .map(|f| FlowReport {
+        .enumerate()
+        .map(|(fi, f)| FlowReport {
             id: f.id.v.clone(),
             name: f.name.v.clone(),
             steps: f
@@ -199,7 +204,7 @@ pub fn explain(p: &Provider) -> Report {
                 .map(|(i, s)| StepReport {
                     index: i,
                     name: s.name.v.clone(),
-                    request: request(&s.request),
+                    request: request(Some(fi), &s.request),
                     outcomes: s
                         .outcomes
                         .iter()
@@ -209,7 +214,12 @@ pub fn explain(p: &Provider) -> Report {
                             keeps: o
                                 .extract
                                 .iter()
-                                .map(|e| (e.key.v.clone(), source(&e.source, e.optional)))
+                                .map(|e| Keep {
+                                    key: e.key.v.clone(),
+                                    from: source(&e.source),
+                                    optional: e.optional,
+                                    sensitive: sensitive::extract(e).is_some(),
+                                })
                                 .collect(),
                             prompts: o
                                 .prompt
@@ -231,7 +241,7 @@ pub fn explain(p: &Provider) -> Report {
                 .collect(),
         })
         .collect();
-    let logout = p.logout.as_ref().map(request);
+    let logout = p.logout.as_ref().map(|r| request(None, r));
 
     // Every place each sensitive value goes.
     let mut sensitive: Vec<Sensitive> = Vec::new();
@@ -252,6 +262,7 @@ pub fn explain(p: &Provider) -> Report {
                 }
                 None => sensitive.push(Sensitive {
                     value: u.value.clone(),
+                    why: u.why.clone().unwrap_or_default(),
                     sent_to: vec![at],
                 }),
             }
@@ -318,7 +329,7 @@ fn describe_request(
     p: &Provider,
     base: Option<&str>,
     r: &Request,
-    sensitive: &dyn Fn(&Var) -> bool,
+    sensitive: &dyn Fn(&Var) -> Option<sensitive::Reason>,
 ) -> RequestReport {
     let path = text(&r.path);
     let mut url = if path.starts_with('/') {
@@ -342,11 +353,13 @@ fn describe_request(
     let mut sends = Vec::new();
     let mut add = |v: &Var, place: &str, name: Option<String>| {
         if matches!(v, Var::Input(_) | Var::Secret(_) | Var::Stored(_)) {
+            let why = sensitive(v);
             let u = Use {
                 value: var_name(v),
                 place: place.into(),
                 name,
-                sensitive: sensitive(v),
+                sensitive: why.is_some(),
+                why: why.map(|w| w.describe().to_string()),
             };
             if !sends
                 .iter()
@@ -523,11 +536,11 @@ fn then(f: &Flow, i: usize, t: &Then) -> String {
     }
 }
 
-fn source(s: &Source, optional: bool) -> String {
-    let from = match s {
+fn source(s: &Source) -> String {
+    match s {
         Source::Path { path, all } => {
             if *all {
-                format!("body {} (every match)", path.v)
+                format!("body {}, every match", path.v)
             } else {
                 format!("body {}", path.v)
             }
@@ -535,11 +548,6 @@ fn source(s: &Source, optional: bool) -> String {
         Source::Header(h) => format!("header `{}`", h.v),
         Source::Cookie(c) => format!("cookie `{}`", c.v),
         Source::Status => "the status code".into(),
-    };
-    if optional {
-        format!("{from} (optional)")
-    } else {
-        from
     }
 }
 
@@ -572,8 +580,18 @@ impl Report {
                 req(&mut o, &s.request);
                 for out in &s.outcomes {
                     let _ = writeln!(o, "    when {} -> {}", out.when, out.then);
-                    for (k, from) in &out.keeps {
-                        let _ = writeln!(o, "      keeps {k} from {from}");
+                    for k in &out.keeps {
+                        let notes: Vec<&str> =
+                            [(k.optional, "optional"), (k.sensitive, "sensitive")]
+                                .into_iter()
+                                .filter_map(|(on, note)| on.then_some(note))
+                                .collect();
+                        let _ = write!(o, "      keeps {} from {}", k.key, k.from);
+                        let _ = if notes.is_empty() {
+                            writeln!(o)
+                        } else {
+                            writeln!(o, " ({})", notes.join(", "))
+                        };
                     }
                     if !out.prompts.is_empty() {
                         let _ = writeln!(o, "      asks for {}", out.prompts.join(", "));
@@ -602,8 +620,9 @@ impl Report {
         for s in &self.sensitive {
             let _ = writeln!(
                 o,
-                "  `{}` -> {}; nowhere else",
+                "  `{}` ({}) -> {}; nowhere else",
                 s.value,
+                s.why,
                 s.sent_to.join("; ")
             );
         }

@@ -77,6 +77,9 @@ pub struct Field {
     pub transform: Option<Transform>,
     /// Display fields (`link`, `info`): the template rendered into `next_step.fields[].value`.
     pub value: Option<Template>,
+    /// `sensitive:` as written; what a field is without it is `check::sensitive::field`'s
+    /// rule.
+    pub sensitive: Option<S<bool>>,
     pub span: Span,
 }
 
@@ -383,6 +386,9 @@ pub struct Extract {
     pub source: Source,
     /// A miss stores nothing instead of failing the step.
     pub optional: bool,
+    /// `sensitive:` as written; what a value is without it is `check::sensitive::extract`'s
+    /// rule.
+    pub sensitive: Option<S<bool>>,
     pub span: Span,
 }
 

@@ -383,6 +383,10 @@ fn hover_on_a_stored_value_names_the_step_that_extracts_it_and_its_path() {
     let md = c.hover(&uri, position(&good, "{{stored.request_id}}", 0, 12));
     assert!(md.contains("**`{{stored.request_id}}`**"), "{md}");
     assert!(md.contains("Extracted by"), "{md}");
+    assert!(
+        md.contains("**Sensitive**: kept from the provider's answer"),
+        "{md}"
+    );
     assert!(md.contains("step 0 (`Send Verification Code`)"), "{md}");
     assert!(md.contains("JSONPath `$.data.request_id`"), "{md}");
     assert!(!md.contains("Not defined"), "{md}");

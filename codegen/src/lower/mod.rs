@@ -22,7 +22,15 @@ pub mod keys {
     pub const DEFAULTS: &[&str] = &["base_url", "headers"];
     pub const AUTH: &[&str] = &["scope", "flows", "logout"];
     pub const FLOW: &[&str] = &["id", "name", "inputs", "steps"];
-    pub const FIELD: &[&str] = &["key", "label", "type", "required", "transform", "value"];
+    pub const FIELD: &[&str] = &[
+        "key",
+        "label",
+        "type",
+        "required",
+        "transform",
+        "value",
+        "sensitive",
+    ];
     pub const STEP: &[&str] = &[
         "id",
         "name",
@@ -44,7 +52,15 @@ pub mod keys {
     pub const SAMPLE: &[&str] = &["name", "status", "headers", "body", "file"];
     pub const FAIL: &[&str] = &["from", "message", "clear_session"];
     /// An extract written as a mapping; exactly one of `SOURCES` is its source.
-    pub const EXTRACT: &[&str] = &["path", "optional", "all", "header", "cookie", "status"];
+    pub const EXTRACT: &[&str] = &[
+        "path",
+        "optional",
+        "all",
+        "header",
+        "cookie",
+        "status",
+        "sensitive",
+    ];
     pub const SOURCES: &[&str] = &["path", "header", "cookie", "status"];
     pub const SECRET: &[&str] = &["env"];
     pub const REQUEST: &[&str] = &[
@@ -583,6 +599,26 @@ impl Lower {
                 None
             }
         };
+        let sensitive = match m.entry("sensitive") {
+            Some((k, _)) if display => {
+                self.not_for_display(k, "sensitive", field_type);
+                None
+            }
+            Some((_, v)) => self
+                .boolean(v, "`sensitive`")
+                .map(|b| S { v: b, span: v.span }),
+            None => None,
+        };
+        if let (FieldType::Password, Some(S { v: false, span })) = (field_type, &sensitive) {
+            self.err(
+                "password-not-sensitive",
+                *span,
+                "a `password` field is always sensitive",
+            )
+            .help = Some(
+                "remove `sensitive: false`; a value that is not secret is `type: text`".into(),
+            );
+        }
         Some(Field {
             key: key?,
             label,
@@ -590,6 +626,7 @@ impl Lower {
             required,
             transform,
             value,
+            sensitive,
             span: node.span,
         })
     }

@@ -5,6 +5,7 @@
 //! the step defines, and session values); a placeholder is read by the compiler's template
 //! parser. This module only finds the place in the model and says where values come from.
 
+use crate::check::sensitive::Sensitivity;
 use crate::check::{self, At, Names};
 use crate::diag::{Pos, Span};
 use crate::model::{
@@ -396,6 +397,12 @@ pub fn hover(p: &Provider, at: Option<At>, var: &Var) -> String {
             }
         },
         Var::Uuid | Var::UtcNow | Var::UtcDate | Var::RunId => {}
+    }
+    if matches!(var, Var::Input(_) | Var::Stored(_) | Var::Secret(_)) {
+        let _ = match Sensitivity::of(p).var(flow_of(at), var) {
+            Some(why) => writeln!(md, "**Sensitive**: {}.\n", why.describe()),
+            None => writeln!(md, "Not sensitive.\n"),
+        };
     }
     if let Some(a) = availability(names.as_ref(), at, var) {
         let _ = writeln!(md, "{a}\n");
