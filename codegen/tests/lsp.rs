@@ -512,6 +512,47 @@ fn hover_on_a_stored_value_names_earlier_steps_or_the_session_never_a_later_step
 }
 
 #[test]
+fn yaml_files_that_are_not_provider_files_are_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut c, _) = Client::initialized();
+    let compose =
+        "services:\n  db:\n    image: postgres\n    environment: { POSTGRES_PASSWORD: x }\n";
+    let uri = url::Url::from_file_path(dir.path().join("docker-compose.yml"))
+        .unwrap()
+        .to_string();
+    assert_eq!(c.open(&uri, compose), Vec::<Value>::new());
+    let hover = c.at("textDocument/hover", &uri, position(compose, "image", 0, 1));
+    assert_eq!(hover, Value::Null);
+    // Not even its YAML errors: it is not ours to judge.
+    assert_eq!(c.change(&uri, 2, "services: [\n"), Vec::<Value>::new());
+
+    // A file that has a key of the language is checked, even when broken.
+    let (acme, text) = provider("acme.yaml");
+    let without_provider = text.replacen("provider:", "provder:", 1);
+    let diags = c.open(&acme, &without_provider);
+    assert!(
+        diags.iter().any(|d| d["code"] == "unknown-key"),
+        "{diags:#?}"
+    );
+    let broken = format!("{text}\n  oops: [\n");
+    let diags = c.change(&acme, 2, &broken);
+    assert_eq!(diags.len(), 1, "{diags:#?}");
+    assert_eq!(diags[0]["code"], "yaml-syntax");
+
+    // An empty file becomes a provider file as its first key is written.
+    let new = url::Url::from_file_path(dir.path().join("providers/new.yaml"))
+        .unwrap()
+        .to_string();
+    assert_eq!(c.open(&new, ""), Vec::<Value>::new());
+    let diags = c.change(&new, 2, "provider: { id: n, name: N }\n");
+    assert!(
+        diags.iter().any(|d| d["code"] == "missing-key"),
+        "{diags:#?}"
+    );
+    assert_eq!(c.shutdown_and_exit(), Some(0));
+}
+
+#[test]
 fn completion_offers_the_stored_values_valid_at_the_step() {
     let (uri, _) = provider("acme.yaml");
     let probe = "\"probe\": \"{{stored.";
