@@ -1,5 +1,6 @@
 //! The `otvi` command line as a new user meets it.
 
+use std::io::{Read, Write};
 use std::process::Command;
 
 fn otvi() -> Command {
@@ -215,6 +216,38 @@ fn doctor(db: &str, base: &str, extra: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// A local HTTP server that answers 200 at the paths `ok` and 404 everywhere else; its URL.
+/// It serves until the test process ends.
+fn http_server(ok: &'static [&'static str]) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut head = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let head = String::from_utf8_lossy(&head);
+            let path = head.split_whitespace().nth(1).unwrap_or("/");
+            let status = if ok.contains(&path) {
+                "200 OK"
+            } else {
+                "404 Not Found"
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+        }
+    });
+    url
+}
+
 #[test]
 fn doctor_migrates_on_request_then_finds_a_complete_deployment_in_order() {
     let dir = tempfile::tempdir().unwrap();
@@ -229,7 +262,9 @@ fn doctor_migrates_on_request_then_finds_a_complete_deployment_in_order() {
     assert!(!dir.path().join("d.db").exists());
     let (code, out) = doctor(&db, "http://127.0.0.1:9", &["--migrate"]);
     assert_eq!(code, 0, "{out}");
-    let (code, out) = doctor(&db, "http://localhost:9", &[]);
+    // Every provider at a host that answers at the base URL's path.
+    let base = http_server(&["/"]);
+    let (code, out) = doctor(&db, &base, &[]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("ok    JWT secret"), "{out}");
     assert!(
@@ -242,7 +277,15 @@ fn doctor_migrates_on_request_then_finds_a_complete_deployment_in_order() {
     );
     assert!(out.contains("migrations applied"), "{out}");
     assert!(
-        out.contains("ok    provider acme base URL http://localhost:9: localhost resolves"),
+        out.contains(&format!(
+            "ok    provider acme base URL {base}: 127.0.0.1 resolves"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "ok    provider acme base URL {base}: answers HTTP 200 at /"
+        )),
         "{out}"
     );
     assert!(
@@ -319,4 +362,42 @@ fn doctor_checks_postgresql_reachable_and_migrated() {
         "{out}"
     );
     assert!(!out.contains(":pw@"), "{out}");
+}
+
+#[test]
+fn doctor_warns_when_the_base_url_path_answers_404_while_the_host_answers() {
+    // Only the host given, where the API lives under a path: the deployment.
+    let host = http_server(&["/"]);
+    let base = format!("{host}/wrong");
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("d.db").display());
+    let (code, out) = doctor(&db, &base, &["--migrate"]);
+    assert_eq!(code, 0, "a warning, not a failure: {out}");
+    assert!(
+        out.contains(&format!(
+            "warn  provider acme base URL {base}: answers HTTP 404 at /wrong while its / answers HTTP 200: the path may be wrong"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("--provider-base-url replaces the whole base URL, path included"),
+        "{out}"
+    );
+    assert!(out.contains("no problems; "), "{out}");
+}
+
+#[test]
+fn doctor_never_fails_because_a_host_answers_404_on_its_root() {
+    let host = http_server(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("d.db").display());
+    let (code, out) = doctor(&db, &host, &["--migrate"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "warn  provider acme base URL {host}: answers HTTP 404 at /; many APIs do at their root"
+        )),
+        "{out}"
+    );
+    assert!(!out.contains("FAIL"), "{out}");
 }

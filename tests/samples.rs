@@ -1,12 +1,13 @@
 //! The compiler reads a response sample as the server does: every sample of every shipped
 //! provider, and variants of each (other statuses, bodies that are not JSON, values of another
 //! type), run through the generated `decide` function and the runtime's extraction, select the
-//! outcome, find the values and show the error text `otvi-codegen` says they do.
+//! outcome, find the values and show the error text `otvi-codegen` says they do (`explain`
+//! lists where a failure's text comes from with the same rule, `Step::failure_texts`).
 
 mod common;
 
 use axum::body::Bytes;
-use otvi_codegen::model::{Sample, Step};
+use otvi_codegen::model::{FailureText, Sample, Step, Then};
 use otvi_codegen::sample::{Answer, Found};
 use otvi_runtime::def::StepDef;
 use otvi_runtime::response::{clean_message, Reply};
@@ -102,6 +103,26 @@ fn compare(step: &Step, def: &StepDef, sample: &Sample) -> Vec<String> {
                     a.extract(e)
                 ));
             }
+        }
+    }
+    // A failure: the text `explain` says the user sees is the server's.
+    let fail = match compiler.map(|j| &step.outcomes[j].then) {
+        None => Some(None),
+        Some(Then::Fail(f)) => Some(Some(f)),
+        Some(_) => None,
+    };
+    if let Some(fail) = fail {
+        let said = step.failure_texts(fail).into_iter().find_map(|t| match t {
+            FailureText::Provider(p) => a.message_at(&p.v).and_then(|m| clean_message(&m)),
+            FailureText::Message(m) => Some(m.v.clone()),
+            FailureText::Status => Some(format!("the provider answered HTTP {}", sample.status.v)),
+        });
+        let outcome = server.map(|j| def.outcomes[j]);
+        let shown = def.failure(&r, outcome, &otvi_runtime::secrets::NONE);
+        if said.as_deref() != Some(shown.as_str()) {
+            out.push(format!(
+                "{what}: the failure reads {said:?} to the compiler, {shown:?} to the server"
+            ));
         }
     }
     if let (Some(p), Some(d)) = (&step.error_message, def.error_message) {

@@ -2,12 +2,15 @@
 //!
 //! For every request a flow (or the logout) can send: its method and destination, and for each
 //! user input, secret and stored value exactly where it goes (a JSON body field, a form field, a
-//! query parameter, a path segment, a header); for each outcome what is kept from the answer.
-//! Then, per sensitive value (passwords, codes, secrets), every place it is sent, and a warning
-//! when one goes to a host other than the provider's base URL host.
+//! query parameter, a path segment, a header); for each outcome what is kept from the answer,
+//! and for each way the step can fail the text the user sees. Then, per sensitive value (as
+//! `check::sensitive` decides: secrets, passwords, codes, what is kept from the provider's
+//! answer), every place it is sent, and a warning when an input or a secret goes to a host
+//! other than the provider's base URL host.
 
+use crate::check::sensitive::{self, Sensitivity};
 use crate::model::{
-    Body, BodyEncoding, Cond, FieldType, Flow, Piece, Provider, Request, Source, StatusSet,
+    Body, BodyEncoding, Cond, FailureText, Flow, Piece, Provider, Request, Source, StatusSet, Step,
     StepRef, Template, Then, Var,
 };
 use serde::Serialize;
@@ -38,15 +41,20 @@ pub struct StepReport {
     pub name: String,
     pub request: RequestReport,
     pub outcomes: Vec<OutcomeReport>,
+    /// When an answer matches none of the outcomes (the step fails): the text the user sees.
+    /// `None`: the last outcome takes every answer.
+    pub no_match: Option<Vec<ErrorText>>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct RequestReport {
     pub method: String,
-    /// The URL with its placeholders, as written (base URL joined).
+    /// The URL with its placeholders, as written (base URL joined), and its query parameters
+    /// (`params`) appended, their fixed text encoded as the server sends it.
     pub url: String,
     pub scheme: String,
     pub host: String,
+    /// The URL's path, without the query.
     pub path: String,
     /// Every value the request carries, and where.
     pub sends: Vec<Use>,
@@ -62,6 +70,9 @@ pub struct Use {
     /// The JSON path, form field, parameter or header name (`None` for the path and raw bodies).
     pub name: Option<String>,
     pub sensitive: bool,
+    /// Why it is sensitive (`check::sensitive`'s rule), in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 impl Use {
@@ -83,15 +94,91 @@ pub struct OutcomeReport {
     pub when: String,
     /// What it leads to: `step N (name)`, `complete`, `fail`.
     pub then: String,
-    /// Response values kept: (name, where from).
-    pub keeps: Vec<(String, String)>,
+    /// Response values kept.
+    pub keeps: Vec<Keep>,
     /// Fields asked of the user next.
     pub prompts: Vec<String>,
+    /// A failing outcome: where the text the user sees in `error` comes from, in the order
+    /// tried (the first that has text is shown).
+    pub error: Option<Vec<ErrorText>>,
+    /// An outcome that prompts with a `message`: shown in `error` beside `next_step`.
+    pub message: Option<String>,
+}
+
+/// One place the text of a failed step may come from; a list of them is tried in order, as
+/// the server does (`FailureText`, the model's rule).
+#[derive(Debug, Serialize, Clone, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorText {
+    /// The provider's text at this JSONPath, when it is a string (control characters removed,
+    /// at most 200 characters).
+    ProviderText(String),
+    /// This message, as written.
+    Message(String),
+    /// `the provider answered HTTP N`: the answer's status, or `N` when it may be several.
+    Status(String),
+}
+
+impl ErrorText {
+    fn describe(list: &[ErrorText]) -> String {
+        list.iter()
+            .map(|t| match t {
+                ErrorText::ProviderText(p) => format!("the provider's text at `{p}`"),
+                ErrorText::Message(m) | ErrorText::Status(m) => format!("{m:?}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", else ")
+    }
+}
+
+/// The error texts of `step` failing under `fail` (`None`: no outcome matched); `status`: the
+/// one status the answer can have there, if the conditions say so.
+fn error_texts(
+    step: &Step,
+    fail: Option<&crate::model::Fail>,
+    status: Option<u16>,
+) -> Vec<ErrorText> {
+    step.failure_texts(fail)
+        .into_iter()
+        .map(|t| match t {
+            FailureText::Provider(p) => ErrorText::ProviderText(p.v.clone()),
+            FailureText::Message(m) => ErrorText::Message(m.v.clone()),
+            FailureText::Status => ErrorText::Status(format!(
+                "the provider answered HTTP {}",
+                status.map_or_else(|| "N".to_string(), |s| s.to_string())
+            )),
+        })
+        .collect()
+}
+
+/// The one status `conds` allow, if they name exactly one.
+fn single_status(conds: &[Cond]) -> Option<u16> {
+    conds.iter().find_map(|c| match c {
+        Cond::Status(s) => match &s.v {
+            StatusSet::AnyOf(v) if v.len() == 1 => Some(v[0]),
+            _ => None,
+        },
+        Cond::Json { .. } => None,
+    })
+}
+
+/// One value an outcome keeps from the answer.
+#[derive(Debug, Serialize)]
+pub struct Keep {
+    pub key: String,
+    /// Where from: `body $.token`, `cookie `tn_session``, …
+    pub from: String,
+    /// A miss keeps nothing (instead of failing the step).
+    pub optional: bool,
+    /// What this extract keeps is sensitive (`check::sensitive::extract`).
+    pub sensitive: bool,
 }
 
 #[derive(Debug, Serialize)]
 pub struct Sensitive {
     pub value: String,
+    /// Why it is sensitive, in words.
+    pub why: String,
     /// `METHOD URL, place` for each place it is sent.
     pub sent_to: Vec<String>,
 }
@@ -99,29 +186,15 @@ pub struct Sensitive {
 /// The report of a checked provider.
 pub fn explain(p: &Provider) -> Report {
     let base = p.base_url.as_ref().map(|b| b.v.clone());
-    let sensitive_inputs: Vec<String> = p
-        .flows
-        .iter()
-        .flat_map(Flow::fields)
-        .filter(|f| f.field_type == FieldType::Password || f.key.v.contains("otp"))
-        .map(|f| f.key.v.clone())
-        .collect();
-    let is_sensitive = |v: &Var| match v {
-        Var::Secret(_) => true,
-        Var::Input(k) => {
-            sensitive_inputs.contains(k) || k.contains("password") || k.contains("code")
-        }
-        Var::Stored(k) => {
-            let k = k.to_ascii_lowercase();
-            k.contains("token") || k.contains("cookie") || k.contains("secret")
-        }
-        _ => false,
+    let sensitivity = Sensitivity::of(p);
+    let request = |flow: Option<usize>, r: &Request| {
+        describe_request(p, base.as_deref(), r, &|v: &Var| sensitivity.var(flow, v))
     };
-    let request = |r: &Request| describe_request(p, base.as_deref(), r, &is_sensitive);
     let flows: Vec<FlowReport> = p
         .flows
         .iter()
-        .map(|f| FlowReport {
+        .enumerate()
+        .map(|(fi, f)| FlowReport {
             id: f.id.v.clone(),
             name: f.name.v.clone(),
             steps: f
@@ -131,7 +204,7 @@ pub fn explain(p: &Provider) -> Report {
                 .map(|(i, s)| StepReport {
                     index: i,
                     name: s.name.v.clone(),
-                    request: request(&s.request),
+                    request: request(Some(fi), &s.request),
                     outcomes: s
                         .outcomes
                         .iter()
@@ -141,7 +214,12 @@ pub fn explain(p: &Provider) -> Report {
                             keeps: o
                                 .extract
                                 .iter()
-                                .map(|e| (e.key.v.clone(), source(&e.source, e.optional)))
+                                .map(|e| Keep {
+                                    key: e.key.v.clone(),
+                                    from: source(&e.source),
+                                    optional: e.optional,
+                                    sensitive: sensitive::extract(e).is_some(),
+                                })
                                 .collect(),
                             prompts: o
                                 .prompt
@@ -149,13 +227,21 @@ pub fn explain(p: &Provider) -> Report {
                                 .flat_map(|p| p.fields.iter())
                                 .map(|f| format!("{} ({})", f.key.v, f.field_type.as_str()))
                                 .collect(),
+                            error: match &o.then {
+                                Then::Fail(fl) => {
+                                    Some(error_texts(s, Some(fl), single_status(&o.when)))
+                                }
+                                _ => None,
+                            },
+                            message: o.message.as_ref().map(|m| m.v.clone()),
                         })
                         .collect(),
+                    no_match: s.may_match_nothing().then(|| error_texts(s, None, None)),
                 })
                 .collect(),
         })
         .collect();
-    let logout = p.logout.as_ref().map(request);
+    let logout = p.logout.as_ref().map(|r| request(None, r));
 
     // Every place each sensitive value goes.
     let mut sensitive: Vec<Sensitive> = Vec::new();
@@ -176,6 +262,7 @@ pub fn explain(p: &Provider) -> Report {
                 }
                 None => sensitive.push(Sensitive {
                     value: u.value.clone(),
+                    why: u.why.clone().unwrap_or_default(),
                     sent_to: vec![at],
                 }),
             }
@@ -219,6 +306,18 @@ fn text(t: &Template) -> String {
         .collect()
 }
 
+/// A query parameter's value: its fixed text form-encoded as the server sends it, its
+/// placeholders as written.
+fn query_text(t: &Template) -> String {
+    t.pieces
+        .iter()
+        .map(|p| match p {
+            Piece::Lit(l) => url::form_urlencoded::byte_serialize(l.as_bytes()).collect(),
+            Piece::Var(v, _) => v.display(),
+        })
+        .collect()
+}
+
 fn var_name(v: &Var) -> String {
     let d = v.display();
     d.trim_start_matches("{{")
@@ -230,10 +329,10 @@ fn describe_request(
     p: &Provider,
     base: Option<&str>,
     r: &Request,
-    sensitive: &dyn Fn(&Var) -> bool,
+    sensitive: &dyn Fn(&Var) -> Option<sensitive::Reason>,
 ) -> RequestReport {
     let path = text(&r.path);
-    let url = if path.starts_with('/') {
+    let mut url = if path.starts_with('/') {
         format!("{}{path}", base.unwrap_or("").trim_end_matches('/'))
     } else {
         path.clone()
@@ -241,16 +340,26 @@ fn describe_request(
     // Placeholders in the host part would not parse: split by hand.
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url.as_str()));
     let (host_port, url_path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (scheme, url_path) = (scheme.to_string(), url_path.to_string());
     let host = host_port.rsplit('@').next().unwrap_or(host_port);
     let host = host.split(':').next().unwrap_or(host).to_string();
+    for (i, q) in r.params.iter().enumerate() {
+        let first = i == 0 && !url.contains('?');
+        url.push(if first { '?' } else { '&' });
+        url.extend(url::form_urlencoded::byte_serialize(q.name.v.as_bytes()));
+        url.push('=');
+        url.push_str(&query_text(&q.value));
+    }
     let mut sends = Vec::new();
     let mut add = |v: &Var, place: &str, name: Option<String>| {
         if matches!(v, Var::Input(_) | Var::Secret(_) | Var::Stored(_)) {
+            let why = sensitive(v);
             let u = Use {
                 value: var_name(v),
                 place: place.into(),
                 name,
-                sensitive: sensitive(v),
+                sensitive: why.is_some(),
+                why: why.map(|w| w.describe().to_string()),
             };
             if !sends
                 .iter()
@@ -280,10 +389,10 @@ fn describe_request(
     }
     RequestReport {
         method: r.method.v.as_str().into(),
-        url: url.clone(),
-        scheme: scheme.into(),
+        url,
+        scheme,
         host,
-        path: url_path.into(),
+        path: url_path,
         sends,
     }
 }
@@ -427,11 +536,11 @@ fn then(f: &Flow, i: usize, t: &Then) -> String {
     }
 }
 
-fn source(s: &Source, optional: bool) -> String {
-    let from = match s {
+fn source(s: &Source) -> String {
+    match s {
         Source::Path { path, all } => {
             if *all {
-                format!("body {} (every match)", path.v)
+                format!("body {}, every match", path.v)
             } else {
                 format!("body {}", path.v)
             }
@@ -439,11 +548,6 @@ fn source(s: &Source, optional: bool) -> String {
         Source::Header(h) => format!("header `{}`", h.v),
         Source::Cookie(c) => format!("cookie `{}`", c.v),
         Source::Status => "the status code".into(),
-    };
-    if optional {
-        format!("{from} (optional)")
-    } else {
-        from
     }
 }
 
@@ -476,12 +580,32 @@ impl Report {
                 req(&mut o, &s.request);
                 for out in &s.outcomes {
                     let _ = writeln!(o, "    when {} -> {}", out.when, out.then);
-                    for (k, from) in &out.keeps {
-                        let _ = writeln!(o, "      keeps {k} from {from}");
+                    for k in &out.keeps {
+                        let notes: Vec<&str> =
+                            [(k.optional, "optional"), (k.sensitive, "sensitive")]
+                                .into_iter()
+                                .filter_map(|(on, note)| on.then_some(note))
+                                .collect();
+                        let _ = write!(o, "      keeps {} from {}", k.key, k.from);
+                        let _ = if notes.is_empty() {
+                            writeln!(o)
+                        } else {
+                            writeln!(o, " ({})", notes.join(", "))
+                        };
                     }
                     if !out.prompts.is_empty() {
                         let _ = writeln!(o, "      asks for {}", out.prompts.join(", "));
                     }
+                    if let Some(m) = &out.message {
+                        let _ = writeln!(o, "      says {m:?} beside the prompt");
+                    }
+                    if let Some(e) = &out.error {
+                        let _ = writeln!(o, "      error: {}", ErrorText::describe(e));
+                    }
+                }
+                if let Some(e) = &s.no_match {
+                    let _ = writeln!(o, "    when no outcome above matches -> fail");
+                    let _ = writeln!(o, "      error: {}", ErrorText::describe(e));
                 }
             }
         }
@@ -496,8 +620,9 @@ impl Report {
         for s in &self.sensitive {
             let _ = writeln!(
                 o,
-                "  `{}` -> {}; nowhere else",
+                "  `{}` ({}) -> {}; nowhere else",
                 s.value,
+                s.why,
                 s.sent_to.join("; ")
             );
         }
@@ -560,6 +685,9 @@ impl Report {
                         id(&f.id, s.index),
                         quote(&out.when)
                     );
+                }
+                if s.no_match.is_some() {
+                    let _ = writeln!(o, "    {} -->|\"no match\"| {fail}", id(&f.id, s.index));
                 }
             }
             let _ = writeln!(o, "  end");

@@ -86,6 +86,25 @@ pub fn reachable(flow: &Flow, edges: &[Edge]) -> Vec<bool> {
     seen
 }
 
+/// Which steps can run before step `i` in the same run: those a run reaches from the first
+/// step and from which some path of outcomes leads to `i` (`i` itself when it is on a loop).
+pub fn leads_to(flow: &Flow, edges: &[Edge], i: usize) -> Vec<bool> {
+    let reach = reachable(flow, edges);
+    let mut seen = vec![false; flow.steps.len()];
+    let mut todo = vec![i];
+    while let Some(t) = todo.pop() {
+        for e in edges {
+            if e.target == Target::Step(t)
+                && reach.get(e.step) == Some(&true)
+                && !std::mem::replace(&mut seen[e.step], true)
+            {
+                todo.push(e.step);
+            }
+        }
+    }
+    seen
+}
+
 /// Loops of steps that run one after another without pausing for the user: for each, the
 /// edge that closes it and the steps on it, in order.
 pub fn silent_cycles(flow: &Flow, edges: &[Edge]) -> Vec<(Edge, Vec<usize>)> {
@@ -244,6 +263,19 @@ mod tests {
             a.stored.is_empty(),
             "the first visit to `a` has extracted nothing"
         );
+    }
+
+    #[test]
+    fn the_steps_before_one_are_those_with_a_path_to_it() {
+        let f = flow(LOOP);
+        let e = edges(&f);
+        // `b` loops on itself and back to `a`: both can run before either.
+        assert_eq!(leads_to(&f, &e, 0), vec![true, true]);
+        assert_eq!(leads_to(&f, &e, 1), vec![true, true]);
+        let f = flow("        - name: A\n          request: { method: POST, path: /a }\n        - name: B\n          request: { method: POST, path: /b }\n");
+        let e = edges(&f);
+        assert_eq!(leads_to(&f, &e, 0), vec![false, false]);
+        assert_eq!(leads_to(&f, &e, 1), vec![true, false]);
     }
 
     #[test]

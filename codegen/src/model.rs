@@ -77,6 +77,9 @@ pub struct Field {
     pub transform: Option<Transform>,
     /// Display fields (`link`, `info`): the template rendered into `next_step.fields[].value`.
     pub value: Option<Template>,
+    /// `sensitive:` as written; what a field is without it is `check::sensitive::field`'s
+    /// rule.
+    pub sensitive: Option<S<bool>>,
     pub span: Span,
 }
 
@@ -145,6 +148,29 @@ pub struct Step {
 }
 
 impl Step {
+    /// Where the text the user sees comes from when this step fails: under the failing
+    /// outcome `fail`, or (`None`) when no outcome takes the answer. Tried in order; the last
+    /// always has text.
+    pub fn failure_texts<'a>(&'a self, fail: Option<&'a Fail>) -> Vec<FailureText<'a>> {
+        let mut out = Vec::new();
+        if let Some(from) = fail.and_then(|f| f.from.as_ref()) {
+            out.push(FailureText::Provider(from));
+        }
+        if let Some(m) = fail.and_then(|f| f.message.as_ref()) {
+            out.push(FailureText::Message(m));
+            return out;
+        }
+        if let Some(p) = &self.error_message {
+            out.push(FailureText::Provider(p));
+        }
+        out.push(FailureText::Status);
+        out
+    }
+    /// Some answer may match none of the outcomes (the step then fails): the last outcome
+    /// has conditions.
+    pub fn may_match_nothing(&self) -> bool {
+        self.outcomes.last().is_none_or(|o| !o.when.is_empty())
+    }
     /// Every extract of every outcome.
     pub fn extracts(&self) -> impl Iterator<Item = &Extract> {
         self.outcomes.iter().flat_map(|o| o.extract.iter())
@@ -166,6 +192,19 @@ impl Step {
                 .flat_map(|(j, o)| o.samples.iter().map(move |s| (Some(j), s))),
         )
     }
+}
+
+/// One place the text of a failed step may come from (`StepDef::failure` in the runtime
+/// tries them in this order, the first with text wins).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FailureText<'a> {
+    /// The provider's text at this JSONPath (`fail.from`, `error_message`), when it is a
+    /// string: control characters removed, at most 200 characters.
+    Provider(&'a S<String>),
+    /// This message, as written (`fail: "…"`, `fail.message`).
+    Message(&'a S<String>),
+    /// `the provider answered HTTP N`, with the answer's status: always has text.
+    Status,
 }
 
 /// One entry of `outcomes` (or the success outcome of `on_success`).
@@ -347,6 +386,9 @@ pub struct Extract {
     pub source: Source,
     /// A miss stores nothing instead of failing the step.
     pub optional: bool,
+    /// `sensitive:` as written; what a value is without it is `check::sensitive::extract`'s
+    /// rule.
+    pub sensitive: Option<S<bool>>,
     pub span: Span,
 }
 

@@ -321,6 +321,21 @@ pub const KEYS: &[KeyDoc] = &[
         example: r#"value: "{{stored.redirect}}""#,
     },
     KeyDoc {
+        path: "auth.flows[].inputs[].sensitive",
+        meaning: "Whether the value is sensitive: a credential to account for. `otvi-codegen \
+            explain` lists every place each sensitive value is sent, and the language server's \
+            hover says which values are. Without it, a `password` field is sensitive, and so is a field a prompt asks for \
+            (the provider asked in the middle of a sign-in: a one-time code, a verification \
+            code, a code copied from a sign-in page), and an input whose key contains \
+            `password`, `code` or `otp`; others are not. `sensitive: false` says a prompted \
+            field or such an input is not secret (an account to choose); a `password` field \
+            is always sensitive, so `false` on one is an error. Display fields take no \
+            `sensitive`.",
+        example: r#"key: account
+label: "Account to use"
+sensitive: false"#,
+    },
+    KeyDoc {
         path: "auth.flows[].steps",
         meaning: "The requests of the flow, at least one, run in order unless an outcome's \
             `next` says otherwise. A step that does not prompt leads straight to the next step \
@@ -504,6 +519,18 @@ all: true"#,
         meaning: "The source is the response's HTTP status, kept as text; `status: true` is \
             its only form.",
         example: "status: true",
+    },
+    KeyDoc {
+        path: "auth.flows[].steps[].on_success.extract.<name>.sensitive",
+        meaning: "Whether the value kept is sensitive (see the field key of the same name). \
+            Without it, every value kept from the provider's answer is: a JSONPath, a header \
+            or a cookie may carry a token or a session, whatever its name. The status \
+            (`status: true`) is not, unless its name contains `token`, `cookie` or `secret`. \
+            `sensitive: false` says a value is not secret (a request id, a display name). A \
+            stored value is one per key: it stays sensitive while any extract of that key is \
+            (a warning says so).",
+        example: r#"path: "$.data.request_id"
+sensitive: false"#,
     },
     KeyDoc {
         path: "auth.flows[].steps[].on_success.prompt",

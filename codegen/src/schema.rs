@@ -33,6 +33,9 @@ fn field() -> Value {
         "value" => {
             json!({ "type": "string", "description": "`link` and `info` fields: the template shown, rendered after the step's extraction" })
         }
+        "sensitive" => {
+            json!({ "type": "boolean", "description": "without it: a `password` field, a field a prompt asks for, and an input named like a password or code are sensitive" })
+        }
         _ => json!({ "type": "string" }),
     });
     if let Value::Object(m) = &mut f {
@@ -75,6 +78,9 @@ fn extract() -> Value {
         "path" => json!({ "type": "string", "description": "a JSONPath" }),
         "optional" | "all" => json!({ "type": "boolean", "default": false }),
         "status" => json!({ "const": true }),
+        "sensitive" => {
+            json!({ "type": "boolean", "description": "without it: every value kept from the answer is sensitive, except the status" })
+        }
         _ => json!({ "type": "string" }),
     });
     json!({

@@ -24,7 +24,7 @@ fn the_report_says_where_each_value_goes_and_nowhere_else() {
     let (code, out, err) = explain(&shipped("acme.yaml"), "human");
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("`input.password` -> POST https://api.acme.example/v2/auth/login, JSON body field `$.password`; nowhere else"),
+        out.contains("`input.password` (a `password` field) -> POST https://api.acme.example/v2/auth/login, JSON body field `$.password`; nowhere else"),
         "{out}"
     );
     assert!(
@@ -32,7 +32,7 @@ fn the_report_says_where_each_value_goes_and_nowhere_else() {
         "{out}"
     );
     assert!(
-        out.contains("keeps access_token from body $.data.access_token"),
+        out.contains("keeps access_token from body $.data.access_token (sensitive)"),
         "{out}"
     );
     assert!(out.contains("asks for otp (text)"), "{out}");
@@ -146,5 +146,235 @@ fn a_file_that_does_not_check_is_not_explained() {
     assert!(
         err.contains("on_sucess") && err.contains("nothing to explain"),
         "{err}"
+    );
+}
+
+/// `text` as a provider file in a temporary directory, explained in `format`.
+fn explain_text(text: &str, format: &str) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.yaml");
+    std::fs::write(&file, text).unwrap();
+    explain(file.to_str().unwrap(), format)
+}
+
+#[test]
+fn every_way_a_step_fails_says_the_text_the_user_sees() {
+    let (code, out, err) = explain(&shipped("truenas.yaml"), "human");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("    when $.response_type == \"AUTH_ERR\" -> fail\n      error: \"Invalid username or password\"\n"),
+        "{out}"
+    );
+    // A prompt's message is shown beside it.
+    assert!(
+        out.contains(
+            "      says \"That code was not accepted; enter the current one\" beside the prompt\n"
+        ),
+        "{out}"
+    );
+    // No outcome takes every answer: the step fails on the others, with the status.
+    assert!(
+        out.contains("    when no outcome above matches -> fail\n      error: \"the provider answered HTTP N\"\n"),
+        "{out}"
+    );
+
+    let (_, out, _) = explain(&shipped("indee.yaml"), "human");
+    // `fail.from`, then its message; the status is known from the condition.
+    assert!(
+        out.contains("-> fail (the stored session is cleared)\n      error: the provider's text at `$.status_message`, else \"The session has expired; sign in again\"\n"),
+        "{out}"
+    );
+    // The `on_success` form: an answer that is not a success fails with `error_message`.
+    assert!(
+        out.contains("    when status 2xx and $.status_code == \"A0000\" -> complete (the session is stored)\n      keeps token from body $.token (sensitive)\n      keeps refresh_token from body $.refresh_token (sensitive)\n    when no outcome above matches -> fail\n      error: the provider's text at `$.status_message`, else \"the provider answered HTTP N\"\n"),
+        "{out}"
+    );
+
+    let (_, json, _) = explain(&shipped("indee.yaml"), "json");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let refresh = &v["flows"][2]["steps"][0];
+    assert_eq!(
+        refresh["outcomes"][1]["error"],
+        serde_json::json!([
+            { "provider_text": "$.status_message" },
+            { "message": "The session has expired; sign in again" }
+        ])
+    );
+    assert_eq!(refresh["outcomes"][0]["error"], serde_json::Value::Null);
+    assert_eq!(
+        refresh["no_match"],
+        serde_json::json!([
+            { "provider_text": "$.status_message" },
+            { "status": "the provider answered HTTP N" }
+        ])
+    );
+}
+
+#[test]
+fn a_failing_outcome_of_one_status_names_it_and_one_that_takes_everything_leaves_no_gap() {
+    let (code, out, err) = explain_text(
+        r#"provider: { id: t, name: T }
+defaults: { base_url: "https://api.t.example" }
+auth:
+  flows:
+    - id: f
+      name: F
+      inputs: [ { key: email, label: Email } ]
+      steps:
+        - name: Sign In
+          request: { method: POST, path: /login, body: '{"e": "{{input.email}}"}' }
+          outcomes:
+            - when: { status: 200 }
+              extract: { token: "$.token" }
+            - when: { status: 403 }
+              fail: { clear_session: true }
+            - fail: { from: "$.message" }
+"#,
+        "human",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("    when status 403 -> fail (the stored session is cleared)\n      error: \"the provider answered HTTP 403\"\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("    when otherwise -> fail\n      error: the provider's text at `$.message`, else \"the provider answered HTTP N\"\n"),
+        "{out}"
+    );
+    assert!(!out.contains("no outcome above matches"), "{out}");
+}
+
+#[test]
+fn a_requests_url_carries_its_query_parameters() {
+    let (code, out, err) = explain_text(
+        r#"provider: { id: t, name: T }
+defaults: { base_url: "https://api.t.example/v1" }
+auth:
+  flows:
+    - id: f
+      name: F
+      inputs: [ { key: email, label: Email } ]
+      steps:
+        - name: Start
+          request:
+            method: GET
+            path: /sso
+            params: { lang: en, email: "{{input.email}}", "a b": "x&y=z" }
+          on_success: { extract: { token: "$.token" } }
+"#,
+        "json",
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let r = &v["flows"][0]["steps"][0]["request"];
+    assert_eq!(
+        r["url"],
+        "https://api.t.example/v1/sso?lang=en&email={{input.email}}&a+b=x%26y%3Dz"
+    );
+    assert_eq!(r["path"], "/v1/sso");
+    let (_, out, _) = explain(&shipped("acme.yaml"), "human");
+    assert!(!out.contains('?'), "acme sends no query: {out}");
+}
+
+#[test]
+fn sensitivity_follows_where_a_value_comes_from_not_its_name() {
+    // TrueNAS keeps its session cookie as `session`: sensitive wherever it goes.
+    let (_, out, _) = explain(&shipped("truenas.yaml"), "human");
+    assert!(
+        out.contains("keeps session from cookie `tn_session` (sensitive)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("sends stored.session (sensitive) in the header `Cookie`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  `stored.session` (a cookie the provider set) -> POST https://truenas.example/api/v2.0/auth/login_ex_continue, header `Cookie`; nowhere else"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  `input.otp` (a code a prompt asks for) -> "),
+        "{out}"
+    );
+
+    let (code, out, err) = explain_text(
+        r#"provider: { id: t, name: T }
+defaults: { base_url: "https://api.t.example" }
+auth:
+  flows:
+    - id: f
+      name: F
+      inputs:
+        - { key: email, label: Email }
+        - { key: pin, label: PIN, type: tel, sensitive: true }
+        - { key: country_code, label: Country, sensitive: false }
+      steps:
+        - name: Start
+          request:
+            method: POST
+            path: /start
+            body: '{"e": "{{input.email}}", "p": "{{input.pin}}", "c": "{{input.country_code}}"}'
+          on_success:
+            extract:
+              sid: { header: X-Session }
+              request_id: { path: "$.id", sensitive: false }
+              http_status: { status: true }
+            prompt: [ { key: account, label: Account, sensitive: false } ]
+        - name: Finish
+          request:
+            method: POST
+            path: /finish
+            headers: { Cookie: "sid={{stored.sid}}" }
+            body: '{"a": "{{input.account}}", "r": "{{stored.request_id}}", "s": "{{stored.http_status}}"}'
+"#,
+        "json",
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let sent: Vec<(String, bool)> = v["flows"][0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["request"]["sends"].as_array().unwrap())
+        .map(|u| {
+            (
+                u["value"].as_str().unwrap().to_string(),
+                u["sensitive"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let is = |name: &str| {
+        sent.iter()
+            .find(|(v, _)| v == name)
+            .unwrap_or_else(|| panic!("{name} is not sent: {sent:?}"))
+            .1
+    };
+    assert!(!is("input.email"));
+    assert!(is("input.pin"), "marked");
+    assert!(
+        !is("input.country_code"),
+        "a name that says code, marked not"
+    );
+    assert!(is("stored.sid"), "kept from the answer, whatever its name");
+    assert!(!is("stored.request_id"), "marked not");
+    assert!(!is("stored.http_status"), "a status");
+    assert!(!is("input.account"), "a prompted field marked not");
+    let keeps = &v["flows"][0]["steps"][0]["outcomes"][0]["keeps"];
+    assert_eq!(
+        keeps[0],
+        serde_json::json!({ "key": "sid", "from": "header `X-Session`", "optional": false, "sensitive": true })
+    );
+    let why: Vec<(&str, &str)> = v["sensitive"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["value"].as_str().unwrap(), s["why"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        why,
+        [
+            ("input.pin", "marked `sensitive: true`"),
+            ("stored.sid", "kept from the provider's answer"),
+        ]
     );
 }

@@ -105,3 +105,21 @@ fn whitespace_inside_placeholder_braces_is_allowed() {
         .vars()
         .any(|(v, _)| *v == otvi_codegen::model::Var::Input("email".into())));
 }
+
+#[test]
+fn the_hint_for_an_unknown_key_in_auth_leaves_out_refresh() {
+    let src = VALID.replace("  logout:\n", "  tokens: {}\n  logout:\n");
+    let c = check_one("a.yaml", src.as_bytes());
+    let d = &c.report.diagnostics;
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0].code, "unknown-key");
+    assert_eq!(
+        d[0].help.as_deref(),
+        Some("`auth` accepts: scope, flows, logout")
+    );
+    // `refresh` itself still has its own error, with its advice.
+    let src = VALID.replace("  logout:\n", "  refresh: {}\n  logout:\n");
+    let c = check_one("a.yaml", src.as_bytes());
+    let codes: Vec<&str> = c.report.diagnostics.iter().map(|d| d.code).collect();
+    assert_eq!(codes, ["refresh-unsupported"]);
+}

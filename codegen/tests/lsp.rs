@@ -382,7 +382,12 @@ fn hover_on_a_stored_value_names_the_step_that_extracts_it_and_its_path() {
     c.open(&uri, &good);
     let md = c.hover(&uri, position(&good, "{{stored.request_id}}", 0, 12));
     assert!(md.contains("**`{{stored.request_id}}`**"), "{md}");
-    assert!(md.contains("Extracted by"), "{md}");
+    assert!(md.contains("Extracted earlier in this run by"), "{md}");
+    assert!(!md.contains("these steps keep"), "{md}");
+    assert!(
+        md.contains("**Sensitive**: kept from the provider's answer"),
+        "{md}"
+    );
     assert!(md.contains("step 0 (`Send Verification Code`)"), "{md}");
     assert!(md.contains("JSONPath `$.data.request_id`"), "{md}");
     assert!(!md.contains("Not defined"), "{md}");
@@ -424,6 +429,127 @@ fn acme_typing(probe: &str) -> String {
         );
     assert_eq!(typed.matches(probe).count(), 2, "acme.yaml changed");
     typed
+}
+
+/// A refresh flow that reads the session's refresh token, then rotates it: `login` keeps it,
+/// `refresh` reads it at step 0 and extracts a new one at step 1, which step 2 sends.
+const ROTATION: &str = r#"provider: { id: rot, name: Rot }
+defaults: { base_url: "https://api.rot.example" }
+auth:
+  flows:
+    - id: login
+      name: Login
+      inputs: [ { key: email, label: Email } ]
+      steps:
+        - name: Sign In
+          request: { method: POST, path: /login, body: '{"e": "{{input.email}}"}' }
+          on_success: { extract: { refresh_token: "$.refresh", access_token: "$.access" } }
+    - id: refresh
+      name: Refresh
+      steps:
+        - name: Redeem
+          request: { method: POST, path: /redeem, body: '{"t": "{{stored.refresh_token}}"}' }
+          on_success: { extract: { grant: "$.grant" } }
+        - name: Rotate
+          request: { method: POST, path: /rotate, body: '{"g": "{{stored.grant}}"}' }
+          on_success: { extract: { refresh_token: "$.refresh" } }
+        - name: Confirm
+          request: { method: POST, path: /confirm, body: '{"t": "{{stored.refresh_token}}"}' }
+          on_success: { extract: { access_token: "$.access" } }
+"#;
+
+#[test]
+fn hover_on_a_stored_value_names_earlier_steps_or_the_session_never_a_later_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("providers/rot.yaml");
+    let uri = url::Url::from_file_path(&path).unwrap().to_string();
+    let (mut c, _) = Client::initialized();
+    assert_eq!(c.open(&uri, ROTATION), Vec::<Value>::new());
+
+    // Step 0 of `refresh`: no earlier step keeps it; step 1 (later) must not be named as
+    // where it comes from, but as a step that keeps it in the session after a run.
+    let md = c.hover(&uri, position(ROTATION, "{{stored.refresh_token}}", 0, 10));
+    assert!(!md.contains("Extracted earlier"), "{md}");
+    assert!(
+        md.contains("No earlier step of this run extracts it: a value of the user's provider session, which these steps keep:"),
+        "{md}"
+    );
+    assert!(md.contains("- flow `login`, step 0 (`Sign In`)"), "{md}");
+    assert!(
+        md.contains("- flow `refresh` (this flow, in an earlier run), step 1 (`Rotate`)"),
+        "{md}"
+    );
+    assert!(!md.contains("Not defined"), "{md}");
+
+    // Step 2: step 1 of this run extracted it on every path; the session is not read.
+    let md = c.hover(&uri, position(ROTATION, "{{stored.refresh_token}}", 1, 10));
+    assert!(md.contains("Extracted earlier in this run by:"), "{md}");
+    assert!(md.contains("- step 1 (`Rotate`)"), "{md}");
+    assert!(!md.contains("these steps keep"), "{md}");
+    assert!(!md.contains("Sign In"), "{md}");
+
+    // Go-to-definition follows the same answer.
+    let r = c.at(
+        "textDocument/definition",
+        &uri,
+        position(ROTATION, "{{stored.refresh_token}}", 1, 10),
+    );
+    let lines: Vec<u64> = r
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["range"]["start"]["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        [u64::from(line_of(
+            ROTATION,
+            "extract: { refresh_token: \"$.refresh\" } }",
+            0
+        ))]
+    );
+    assert_eq!(c.shutdown_and_exit(), Some(0));
+}
+
+#[test]
+fn yaml_files_that_are_not_provider_files_are_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut c, _) = Client::initialized();
+    let compose =
+        "services:\n  db:\n    image: postgres\n    environment: { POSTGRES_PASSWORD: x }\n";
+    let uri = url::Url::from_file_path(dir.path().join("docker-compose.yml"))
+        .unwrap()
+        .to_string();
+    assert_eq!(c.open(&uri, compose), Vec::<Value>::new());
+    let hover = c.at("textDocument/hover", &uri, position(compose, "image", 0, 1));
+    assert_eq!(hover, Value::Null);
+    // Not even its YAML errors: it is not ours to judge.
+    assert_eq!(c.change(&uri, 2, "services: [\n"), Vec::<Value>::new());
+
+    // A file that has a key of the language is checked, even when broken.
+    let (acme, text) = provider("acme.yaml");
+    let without_provider = text.replacen("provider:", "provder:", 1);
+    let diags = c.open(&acme, &without_provider);
+    assert!(
+        diags.iter().any(|d| d["code"] == "unknown-key"),
+        "{diags:#?}"
+    );
+    let broken = format!("{text}\n  oops: [\n");
+    let diags = c.change(&acme, 2, &broken);
+    assert_eq!(diags.len(), 1, "{diags:#?}");
+    assert_eq!(diags[0]["code"], "yaml-syntax");
+
+    // An empty file becomes a provider file as its first key is written.
+    let new = url::Url::from_file_path(dir.path().join("providers/new.yaml"))
+        .unwrap()
+        .to_string();
+    assert_eq!(c.open(&new, ""), Vec::<Value>::new());
+    let diags = c.change(&new, 2, "provider: { id: n, name: N }\n");
+    assert!(
+        diags.iter().any(|d| d["code"] == "missing-key"),
+        "{diags:#?}"
+    );
+    assert_eq!(c.shutdown_and_exit(), Some(0));
 }
 
 #[test]

@@ -14,7 +14,7 @@ pub struct Options {
     pub migrate: bool,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Level {
     Ok,
     Warn,
@@ -180,44 +180,14 @@ pub async fn run(opts: Options) -> Result<(), String> {
         }
     }
 
-    // Each provider's base URL: its host resolves.
+    // Each provider's base URL: its host resolves, and it answers at the base URL's path.
     for p in providers {
         let base = opts.base_urls.get(p.id).map_or(p.base_url, String::as_str);
         let what = format!("provider {} base URL {base}", p.id);
-        let url = match url::Url::parse(base) {
-            Ok(u) => u,
-            Err(e) => {
-                r.say(Level::Fail, &what, format!("not a URL: {e}"));
-                continue;
-            }
-        };
-        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
-            r.say(Level::Fail, &what, "has no host");
-            continue;
-        };
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        match tokio::time::timeout(
-            Duration::from_secs(5),
-            tokio::net::lookup_host((host.clone(), port)),
-        )
-        .await
+        for (level, detail) in
+            base_url(p.base_url, opts.base_urls.get(p.id).map(String::as_str)).await
         {
-            Ok(Ok(addrs)) => {
-                let n = addrs.count();
-                r.say(
-                    Level::Ok,
-                    &what,
-                    format!(
-                        "{host} resolves ({n} address{})",
-                        if n == 1 { "" } else { "es" }
-                    ),
-                )
-            }
-            Ok(Err(e)) => r.say(Level::Fail, &what, format!("{host} does not resolve: {e}")),
-            Err(_) => r.say(Level::Fail, &what, format!("{host}: no DNS answer in 5 s")),
+            r.say(level, &what, detail);
         }
     }
 
@@ -235,6 +205,127 @@ pub async fn run(opts: Options) -> Result<(), String> {
     }
 }
 
+/// How long `doctor` waits for a provider's host to resolve, and then for it to answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What `doctor` says of a provider's base URL, `overridden` (by `--provider-base-url`) or
+/// the `compiled` one: that its host resolves, and what it answers at the base URL's path.
+///
+/// Requests go to the base URL followed by each step's `path`, so a base URL that lacks the
+/// path its API lives under makes every login "the provider answered HTTP 404". Only the base
+/// URL itself can be asked without signing in, and many APIs answer 404 there even when it is
+/// right, so a 404 is a warning with a hint, never a failure; the override's path is compared
+/// with the compiled one's, which needs no request at all.
+async fn base_url(compiled: &str, overridden: Option<&str>) -> Vec<(Level, String)> {
+    let mut out = Vec::new();
+    let base = overridden.unwrap_or(compiled);
+    let url = match url::Url::parse(base) {
+        Ok(u) => u,
+        Err(e) => return vec![(Level::Fail, format!("not a URL: {e}"))],
+    };
+    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+        return vec![(Level::Fail, "has no host".into())];
+    };
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+
+    // The override replaces the whole base URL: the compiled path goes with it.
+    let compiled_path = url::Url::parse(compiled)
+        .map(|u| u.path().trim_end_matches('/').to_string())
+        .unwrap_or_default();
+    let path = url.path().trim_end_matches('/');
+    if overridden.is_some() && !compiled_path.is_empty() && !path.ends_with(&compiled_path) {
+        out.push((
+            Level::Warn,
+            format!(
+                "the compiled base URL {compiled} has the path `{compiled_path}`, which this one \
+                 lacks: --provider-base-url replaces the whole base URL, path included (did you \
+                 mean {}{compiled_path}?)",
+                base.trim_end_matches('/')
+            ),
+        ));
+    }
+
+    match tokio::time::timeout(PROBE_TIMEOUT, tokio::net::lookup_host((host.clone(), port))).await {
+        Ok(Ok(addrs)) => {
+            let n = addrs.count();
+            out.push((
+                Level::Ok,
+                format!(
+                    "{host} resolves ({n} address{})",
+                    if n == 1 { "" } else { "es" }
+                ),
+            ));
+        }
+        Ok(Err(e)) => {
+            out.push((Level::Fail, format!("{host} does not resolve: {e}")));
+            return out;
+        }
+        Err(_) => {
+            out.push((Level::Fail, format!("{host}: no DNS answer in 5 s")));
+            return out;
+        }
+    }
+
+    let hint = "--provider-base-url replaces the whole base URL, path included: if logins \
+                fail with \"the provider answered HTTP 404\", give the path the API lives under";
+    let shown = if path.is_empty() { "/" } else { url.path() };
+    match probe(url.as_str()).await {
+        Err(e) => out.push((
+            Level::Warn,
+            format!("{host} gave no HTTP answer at {shown}: {e}; logins fail until it does"),
+        )),
+        Ok(404) if path.is_empty() => out.push((
+            Level::Warn,
+            format!(
+                "answers HTTP 404 at /; many APIs do at their root, and then logins still work, \
+                 but {hint}"
+            ),
+        )),
+        Ok(404) => {
+            let mut root = url.clone();
+            root.set_path("/");
+            root.set_query(None);
+            let detail = match probe(root.as_str()).await {
+                Ok(status) if status != 404 => format!(
+                    "answers HTTP 404 at {shown} while its / answers HTTP {status}: the path \
+                     may be wrong; {hint}"
+                ),
+                _ => format!(
+                    "answers HTTP 404 at {shown} and at /; if the API is not under this path, \
+                     {hint}"
+                ),
+            };
+            out.push((Level::Warn, detail));
+        }
+        Ok(status) => out.push((Level::Ok, format!("answers HTTP {status} at {shown}"))),
+    }
+    out
+}
+
+/// The status of a `GET url`, redirects not followed; or why there is none, in a few words.
+async fn probe(url: &str) -> Result<u16, String> {
+    let client = reqwest::Client::builder()
+        .timeout(PROBE_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| e.to_string())?;
+    match client.get(url).send().await {
+        Ok(r) => Ok(r.status().as_u16()),
+        Err(e) if e.is_timeout() => Err("no answer in 5 s".into()),
+        Err(e) => {
+            // The innermost cause says it best ("Connection refused", a certificate error).
+            let mut cause: &dyn std::error::Error = &e;
+            while let Some(inner) = cause.source() {
+                cause = inner;
+            }
+            Err(cause.to_string())
+        }
+    }
+}
+
 /// The URL without its password.
 fn redact(url: &str) -> String {
     match url::Url::parse(url) {
@@ -243,5 +334,94 @@ fn redact(url: &str) -> String {
             u.to_string()
         }
         _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use axum::Router;
+
+    /// A local HTTP server answering 200 on `paths` and 404 elsewhere; its URL.
+    async fn server(paths: &[&'static str]) -> String {
+        let mut app = Router::new();
+        for p in paths {
+            app = app.route(p, get(|| async { "ok" }));
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    fn levels(said: &[(Level, String)]) -> Vec<Level> {
+        said.iter().map(|(l, _)| *l).collect()
+    }
+
+    #[tokio::test]
+    async fn a_base_url_that_answers_is_in_order() {
+        let url = server(&["/v2"]).await;
+        let said = base_url("https://api.example/v2", Some(&format!("{url}/v2"))).await;
+        assert_eq!(levels(&said), [Level::Ok, Level::Ok], "{said:?}");
+        assert!(said[1].1.contains("answers HTTP 200 at /v2"), "{said:?}");
+    }
+
+    #[tokio::test]
+    async fn an_override_without_the_compiled_path_is_a_warning_naming_the_fix() {
+        let url = server(&["/"]).await;
+        let said = base_url("https://api.example/v2/", Some(&url)).await;
+        let (level, text) = &said[0];
+        assert_eq!(*level, Level::Warn);
+        assert!(text.contains("has the path `/v2`"), "{text}");
+        assert!(
+            text.contains("replaces the whole base URL, path included"),
+            "{text}"
+        );
+        assert!(text.contains(&format!("did you mean {url}/v2?")), "{text}");
+        // The host's root answers: not a failure.
+        assert!(!levels(&said).contains(&Level::Fail), "{said:?}");
+    }
+
+    #[tokio::test]
+    async fn a_404_on_the_path_while_the_root_answers_says_the_path_may_be_wrong() {
+        let url = server(&["/"]).await;
+        let said = base_url("https://api.example", Some(&format!("{url}/wrong"))).await;
+        assert_eq!(levels(&said), [Level::Ok, Level::Warn], "{said:?}");
+        assert!(
+            said[1]
+                .1
+                .contains("answers HTTP 404 at /wrong while its / answers HTTP 200"),
+            "{said:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_404_on_the_root_is_a_warning_with_a_hint_never_a_failure() {
+        let url = server(&[]).await;
+        let said = base_url("https://api.example", Some(&url)).await;
+        assert_eq!(levels(&said), [Level::Ok, Level::Warn], "{said:?}");
+        assert!(said[1].1.contains("answers HTTP 404 at /"), "{said:?}");
+        assert!(said[1].1.contains("path included"), "{said:?}");
+        let said = base_url("https://api.example", Some(&format!("{url}/api"))).await;
+        assert_eq!(levels(&said), [Level::Ok, Level::Warn], "{said:?}");
+        assert!(said[1].1.contains("at /api and at /"), "{said:?}");
+    }
+
+    #[tokio::test]
+    async fn a_host_that_does_not_answer_is_a_warning() {
+        // Bound, then closed: nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let said = base_url(
+            "https://api.example",
+            Some(&format!("http://127.0.0.1:{port}")),
+        )
+        .await;
+        assert_eq!(levels(&said), [Level::Ok, Level::Warn], "{said:?}");
+        assert!(said[1].1.contains("gave no HTTP answer"), "{said:?}");
     }
 }

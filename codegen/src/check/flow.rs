@@ -187,13 +187,22 @@ impl<'a> Checker<'a> {
                 (Origin::Prompt(i, j, Some(t)), Origin::Prompt(i2, j2, Some(t2)))
                     if t == t2 && (i, j) != (i2, j2) =>
                 {
-                    if (first.field_type, first.transform, first.required)
-                        != (field.field_type, field.transform, field.required)
-                    {
+                    let sensitive = |x: &Field| super::sensitive::field(x, true).is_some();
+                    if (
+                        first.field_type,
+                        first.transform,
+                        first.required,
+                        sensitive(first),
+                    ) != (
+                        field.field_type,
+                        field.transform,
+                        field.required,
+                        sensitive(field),
+                    ) {
                         self.err(
                             "prompt-field-conflict",
                             field.key.span,
-                            format!("`{k}` is asked for again with another `type`, `transform` or `required`"),
+                            format!("`{k}` is asked for again with another `type`, `transform`, `required` or `sensitive`"),
                             Some(format!("`{k}` is first asked for at line {line}; a field asked for again must be asked for the same way")),
                         );
                     }

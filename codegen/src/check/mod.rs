@@ -8,6 +8,7 @@ mod flow;
 pub mod json_body;
 mod outcomes;
 pub mod samples;
+pub mod sensitive;
 
 use crate::diag::{did_you_mean, Diagnostic, Span};
 use crate::model::*;
@@ -223,6 +224,8 @@ impl<'a> Checker<'a> {
             self.request(l, &env);
         }
 
+        self.sensitivity_marks();
+
         for s in &p.secrets {
             if !self.secrets_used.contains(s.key.v.as_str()) {
                 self.warn(
@@ -235,6 +238,41 @@ impl<'a> Checker<'a> {
                     ),
                 );
             }
+        }
+    }
+
+    /// `sensitive: false` on an extract whose key another extract keeps as sensitive has no
+    /// effect: a stored value is one per key.
+    fn sensitivity_marks(&mut self) {
+        let extracts: Vec<&Extract> = self
+            .p
+            .flows
+            .iter()
+            .flat_map(|f| &f.steps)
+            .flat_map(Step::extracts)
+            .collect();
+        for e in &extracts {
+            let Some(S { v: false, span }) = e.sensitive else {
+                continue;
+            };
+            let Some((other, why)) = extracts.iter().find_map(|o| {
+                Some((o, sensitive::extract(o)?)).filter(|(o, _)| o.key.v == e.key.v)
+            }) else {
+                continue;
+            };
+            let k = &e.key.v;
+            self.warn(
+                "sensitive-ignored",
+                span,
+                format!(
+                    "`{k}` stays sensitive: line {} keeps it too ({})",
+                    other.key.span.start.line,
+                    why.describe()
+                ),
+                &format!(
+                    "a stored value is one per key; mark every extract of `{k}` with `sensitive: false`, or keep it sensitive"
+                ),
+            );
         }
     }
 

@@ -22,7 +22,15 @@ pub mod keys {
     pub const DEFAULTS: &[&str] = &["base_url", "headers"];
     pub const AUTH: &[&str] = &["scope", "flows", "logout"];
     pub const FLOW: &[&str] = &["id", "name", "inputs", "steps"];
-    pub const FIELD: &[&str] = &["key", "label", "type", "required", "transform", "value"];
+    pub const FIELD: &[&str] = &[
+        "key",
+        "label",
+        "type",
+        "required",
+        "transform",
+        "value",
+        "sensitive",
+    ];
     pub const STEP: &[&str] = &[
         "id",
         "name",
@@ -44,7 +52,15 @@ pub mod keys {
     pub const SAMPLE: &[&str] = &["name", "status", "headers", "body", "file"];
     pub const FAIL: &[&str] = &["from", "message", "clear_session"];
     /// An extract written as a mapping; exactly one of `SOURCES` is its source.
-    pub const EXTRACT: &[&str] = &["path", "optional", "all", "header", "cookie", "status"];
+    pub const EXTRACT: &[&str] = &[
+        "path",
+        "optional",
+        "all",
+        "header",
+        "cookie",
+        "status",
+        "sensitive",
+    ];
     pub const SOURCES: &[&str] = &["path", "header", "cookie", "status"];
     pub const SECRET: &[&str] = &["env"];
     pub const REQUEST: &[&str] = &[
@@ -138,6 +154,19 @@ impl Lower {
     }
 
     fn map<'n>(&mut self, node: &'n Node, what: &str, known: &[&str]) -> Option<Map<'n>> {
+        self.map_with(node, what, known, &[])
+    }
+
+    /// `map`, where the keys `unlisted` are kept too but never offered in a hint: keys that
+    /// have an error of their own (`auth.refresh`), so suggesting them would only lead the
+    /// author into it.
+    fn map_with<'n>(
+        &mut self,
+        node: &'n Node,
+        what: &str,
+        known: &[&str],
+        unlisted: &[&str],
+    ) -> Option<Map<'n>> {
         let Kind::Map(entries) = &node.kind else {
             self.err(
                 "wrong-type",
@@ -149,7 +178,7 @@ impl Lower {
         let mut kept = Vec::new();
         for (k, v) in entries {
             let name = k.as_str().unwrap_or_default();
-            if known.contains(&name) {
+            if known.contains(&name) || unlisted.contains(&name) {
                 kept.push((k, v));
                 continue;
             }
@@ -353,8 +382,7 @@ impl Lower {
                     .help = Some(REFRESH_HELP.into());
                 }
             }
-            let known: Vec<&str> = keys::AUTH.iter().copied().chain(["refresh"]).collect();
-            if let Some(am) = self.map(a, "`auth`", &known) {
+            if let Some(am) = self.map_with(a, "`auth`", keys::AUTH, &["refresh"]) {
                 if let Some(s) = am.get("scope") {
                     scope = self
                         .choice(
@@ -571,6 +599,26 @@ impl Lower {
                 None
             }
         };
+        let sensitive = match m.entry("sensitive") {
+            Some((k, _)) if display => {
+                self.not_for_display(k, "sensitive", field_type);
+                None
+            }
+            Some((_, v)) => self
+                .boolean(v, "`sensitive`")
+                .map(|b| S { v: b, span: v.span }),
+            None => None,
+        };
+        if let (FieldType::Password, Some(S { v: false, span })) = (field_type, &sensitive) {
+            self.err(
+                "password-not-sensitive",
+                *span,
+                "a `password` field is always sensitive",
+            )
+            .help = Some(
+                "remove `sensitive: false`; a value that is not secret is `type: text`".into(),
+            );
+        }
         Some(Field {
             key: key?,
             label,
@@ -578,6 +626,7 @@ impl Lower {
             required,
             transform,
             value,
+            sensitive,
             span: node.span,
         })
     }

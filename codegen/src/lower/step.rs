@@ -401,13 +401,14 @@ impl Lower {
                 Kind::Map(_) => self.extract_source(v),
                 _ => self
                     .string(v, "a JSONPath")
-                    .map(|path| (Source::Path { path, all: false }, false)),
+                    .map(|path| (Source::Path { path, all: false }, false, None)),
             };
-            if let Some((source, optional)) = found {
+            if let Some((source, optional, sensitive)) = found {
                 out.push(Extract {
                     key,
                     source,
                     optional,
+                    sensitive,
                     span: v.span,
                 });
             }
@@ -415,8 +416,9 @@ impl Lower {
         out
     }
 
-    /// `{ path, optional, all }`, `{ header }`, `{ cookie }` or `{ status: true }`.
-    fn extract_source(&mut self, node: &Node) -> Option<(Source, bool)> {
+    /// `{ path, optional, all }`, `{ header }`, `{ cookie }` or `{ status: true }`, each with
+    /// `sensitive` if given.
+    fn extract_source(&mut self, node: &Node) -> Option<(Source, bool, Option<S<bool>>)> {
         let m = self.map(node, "an extract", keys::EXTRACT)?;
         let given: Vec<(&Node, &Node)> = keys::SOURCES.iter().filter_map(|k| m.entry(k)).collect();
         let Some(&(first_key, first)) = given.first() else {
@@ -448,6 +450,10 @@ impl Lower {
         };
         let optional = flag(self, "optional");
         let all = flag(self, "all");
+        let sensitive = m.get("sensitive").and_then(|v| {
+            self.boolean(v, "`sensitive`")
+                .map(|b| S { v: b, span: v.span })
+        });
         let kind = first_key.as_str().unwrap_or_default();
         if kind != "path" {
             if let Some((k, _)) = all {
@@ -517,7 +523,7 @@ impl Lower {
                 Source::Status
             }
         };
-        Some((source, optional.is_some_and(|(_, b)| b)))
+        Some((source, optional.is_some_and(|(_, b)| b), sensitive))
     }
 }
 

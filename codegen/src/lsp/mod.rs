@@ -9,6 +9,10 @@
 //! a placeholder to the extracts, fields or secret it names. A file with errors is answered
 //! from the model as far as the compiler built it, or from the last text that had one.
 //!
+//! Editors attach a server by language, so it also sees YAML files that are not provider
+//! files (a `docker-compose.yml`): a file whose top level has none of the provider language's
+//! keys is left alone, with no diagnostics and no answers.
+//!
 //! Synchronous: `lsp-server` reads and writes the framed JSON-RPC messages on its own threads;
 //! requests are answered in order on this one.
 
@@ -135,6 +139,8 @@ struct Document {
     /// The model of the last earlier text that had one: answers while this text's YAML
     /// cannot be read (an unclosed quote as it is typed).
     earlier: Option<Provider>,
+    /// The text is a provider file (`is_provider_file`); otherwise it is not checked.
+    provider_file: bool,
 }
 
 impl Document {
@@ -157,6 +163,7 @@ impl Document {
             },
             model: None,
             earlier: None,
+            provider_file: false,
         };
         doc.set_text(text);
         doc
@@ -171,6 +178,13 @@ impl Document {
 
     /// Checks the current text (again: a `file:` sample may have changed on disk).
     fn check(&mut self) {
+        self.provider_file = is_provider_file(&self.text);
+        if !self.provider_file {
+            self.report.diagnostics.clear();
+            self.model = None;
+            self.earlier = None;
+            return;
+        }
         let draft = catch_unwind(AssertUnwindSafe(|| {
             crate::check_draft(
                 &self.name,
@@ -269,6 +283,30 @@ impl Document {
             })
             .collect()
     }
+}
+
+/// Whether `text` is a provider file: its top level has one of the language's own keys
+/// (`provider`, `defaults`, `auth`, `secrets`). Read as YAML when it parses, else line by line
+/// (a provider file with a syntax error is still one); an empty file is not one yet.
+pub fn is_provider_file(text: &str) -> bool {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let ours = |k: &str| crate::lower::keys::TOP.contains(&k);
+    if let (Some(root), diags) = crate::yaml::parse(text) {
+        if diags.is_empty() {
+            return match &root.kind {
+                crate::yaml::Kind::Map(entries) => {
+                    entries.iter().any(|(k, _)| k.as_str().is_some_and(ours))
+                }
+                _ => false,
+            };
+        }
+    }
+    text.lines().any(|l| {
+        l.split_once(':').is_some_and(|(k, _)| {
+            let k = k.trim_end().trim_matches(['"', '\'']);
+            !l.starts_with([' ', '\t', '#', '-']) && ours(k)
+        })
+    })
 }
 
 /// The local path of a `file:` URI.
@@ -407,19 +445,23 @@ impl Server<'_> {
         self.send(Notification::new(PublishDiagnostics::METHOD.into(), params).into());
     }
 
-    fn doc(&self, p: &TextDocumentPositionParams) -> Result<&Document, Failure> {
-        self.docs.get(&p.text_document.uri).ok_or_else(|| {
+    /// The open provider file the request is about; `None` for a file that is not one.
+    fn doc(&self, p: &TextDocumentPositionParams) -> Result<Option<&Document>, Failure> {
+        let doc = self.docs.get(&p.text_document.uri).ok_or_else(|| {
             (
                 ErrorCode::InvalidParams,
                 format!("`{}` is not open", p.text_document.uri.as_str()),
             )
-        })
+        })?;
+        Ok(doc.provider_file.then_some(doc))
     }
 
     /// On a placeholder: what it names and where its value comes from. On a key or its value:
     /// what the key means.
     fn hover(&self, p: &TextDocumentPositionParams) -> Result<Option<Hover>, Failure> {
-        let doc = self.doc(p)?;
+        let Some(doc) = self.doc(p)? else {
+            return Ok(None);
+        };
         let (pos, line) = doc.at(p.position);
         let markdown = |value: String, range: Range| Hover {
             contents: HoverContents::Markup(MarkupContent {
@@ -449,7 +491,9 @@ impl Server<'_> {
         &self,
         p: &TextDocumentPositionParams,
     ) -> Result<Option<CompletionResponse>, Failure> {
-        let doc = self.doc(p)?;
+        let Some(doc) = self.doc(p)? else {
+            return Ok(None);
+        };
         let (pos, line) = doc.at(p.position);
         let Some(typing) = names::typing_at(line, pos.col - 1) else {
             return Ok(None);
@@ -483,7 +527,9 @@ impl Server<'_> {
         &self,
         p: &TextDocumentPositionParams,
     ) -> Result<Option<GotoDefinitionResponse>, Failure> {
-        let doc = self.doc(p)?;
+        let Some(doc) = self.doc(p)? else {
+            return Ok(None);
+        };
         let (pos, line) = doc.at(p.position);
         let spans = match names::placeholder_at(line, pos.col - 1).and_then(|ph| ph.var) {
             Some(var) => match doc.located(pos) {

@@ -5,6 +5,7 @@
 //! the step defines, and session values); a placeholder is read by the compiler's template
 //! parser. This module only finds the place in the model and says where values come from.
 
+use crate::check::sensitive::Sensitivity;
 use crate::check::{self, At, Names};
 use crate::diag::{Pos, Span};
 use crate::model::{
@@ -162,35 +163,90 @@ pub struct Origin<'p> {
     pub extract: &'p Extract,
 }
 
-/// The extracts that `{{stored.K}}` at `at` reads: within a flow, its own steps that extract
-/// `k`, else (a value of the user's provider session) those of the other flows; at logout,
-/// every flow's. The flag says the value comes from the session.
-pub fn stored_origins<'p>(p: &'p Provider, at: Option<At>, k: &str) -> (Vec<Origin<'p>>, bool) {
-    let extracts = |f: &'p Flow| {
-        let mut out = Vec::new();
+/// Where the value `{{stored.K}}` reads at a place comes from.
+#[derive(Default)]
+pub struct Stored<'p> {
+    /// The extracts of `K` that can run before this place in the same run: steps with a path
+    /// to this one (this one too when it is on a loop), and for a display field the outcome's
+    /// own extraction.
+    pub earlier: Vec<Origin<'p>>,
+    /// Every path into this place runs one of `earlier`: the user's provider session is never
+    /// read for it.
+    pub every_path: bool,
+    /// When it is not: the extracts that keep `K` in the user's provider session, after their
+    /// run completed (every other extract of `K` in the provider).
+    pub session: Vec<Origin<'p>>,
+}
+
+/// Where `{{stored.K}}` at `at` reads its value from: earlier steps of the run, or the user's
+/// provider session (at logout and outside a flow, only the session).
+pub fn stored_origins<'p>(p: &'p Provider, at: Option<At>, k: &str) -> Stored<'p> {
+    // Every extract of `k`, with whether it runs before `at` in the same run.
+    let mut all: Vec<(Origin<'p>, bool)> = Vec::new();
+    let place = match at {
+        Some(At::Request { flow, step }) => Some((flow, step, None)),
+        Some(At::Display {
+            flow,
+            step,
+            outcome,
+        }) => Some((flow, step, Some(outcome))),
+        _ => None,
+    };
+    let mut every_path = false;
+    for (fi, f) in p.flows.iter().enumerate() {
+        let before = match place {
+            Some((pf, ps, shown)) if pf == fi => {
+                let edges = crate::graph::edges(f);
+                let defined = crate::graph::defined(f, &edges)
+                    .into_iter()
+                    .nth(ps)
+                    .flatten();
+                let step = f.steps.get(ps);
+                every_path = match (defined, shown, step) {
+                    (Some(d), Some(o), Some(s)) => s
+                        .outcomes
+                        .get(o)
+                        .is_some_and(|o| d.shown(o).stored.contains(k)),
+                    (Some(d), None, _) => d.stored.contains(k),
+                    _ => false,
+                };
+                let mut before = crate::graph::leads_to(f, &edges, ps);
+                before.resize(f.steps.len(), false);
+                Some((before, ps, shown))
+            }
+            _ => None,
+        };
         for (si, s) in f.steps.iter().enumerate() {
             for (oi, o) in s.outcomes.iter().enumerate() {
-                out.extend(o.extract.iter().filter(|e| e.key.v == k).map(|e| Origin {
-                    flow: f,
-                    step_index: si,
-                    step: s,
-                    outcome: (s.outcomes.len() > 1).then_some(oi),
-                    extract: e,
+                let earlier = before
+                    .as_ref()
+                    .is_some_and(|(b, ps, shown)| b[si] || (si == *ps && *shown == Some(oi)));
+                all.extend(o.extract.iter().filter(|e| e.key.v == k).map(|e| {
+                    (
+                        Origin {
+                            flow: f,
+                            step_index: si,
+                            step: s,
+                            outcome: (s.outcomes.len() > 1).then_some(oi),
+                            extract: e,
+                        },
+                        earlier,
+                    )
                 }));
             }
         }
-        out
-    };
-    let Some(own) = flow_of(at).and_then(|i| p.flows.get(i)) else {
-        return (p.flows.iter().flat_map(extracts).collect(), true);
-    };
-    let mine = extracts(own);
-    if !mine.is_empty() {
-        return (mine, false);
     }
-    // As the checks reckon session values: what flows with another id extract.
-    let others = p.flows.iter().filter(|f| f.id.v != own.id.v);
-    (others.flat_map(extracts).collect(), true)
+    let (earlier, session): (Vec<_>, Vec<_>) = all.into_iter().partition(|(_, e)| *e);
+    let every_path = every_path && !earlier.is_empty();
+    Stored {
+        earlier: earlier.into_iter().map(|(o, _)| o).collect(),
+        every_path,
+        session: if every_path {
+            Vec::new()
+        } else {
+            session.into_iter().map(|(o, _)| o).collect()
+        },
+    }
 }
 
 /// The fields `{{input.K}}` at `at` may stand for: its flow's input and the fields prompts ask
@@ -227,11 +283,14 @@ pub fn input_fields<'p>(
 /// an input, the secret's entry.
 pub fn definitions(p: &Provider, at: Option<At>, var: &Var) -> Vec<Span> {
     match var {
-        Var::Stored(k) => stored_origins(p, at, k)
-            .0
-            .iter()
-            .map(|o| o.extract.key.span)
-            .collect(),
+        Var::Stored(k) => {
+            let s = stored_origins(p, at, k);
+            s.earlier
+                .iter()
+                .chain(&s.session)
+                .map(|o| o.extract.key.span)
+                .collect()
+        }
         Var::Input(k) => input_fields(p, at, k)
             .iter()
             .map(|(_, _, x)| x.key.span)
@@ -269,11 +328,16 @@ pub fn source_text(e: &Extract) -> String {
 }
 
 /// One line about an extract: the step, the outcome if the step has several, the line, the
-/// source; the flow too when `with_flow`.
-fn origin_text(o: &Origin<'_>, with_flow: bool) -> String {
+/// source; the flow too when `flow` is given (`Some(own)`: the flow of the place, which keeps
+/// the value in the session when an earlier run of it completed).
+fn origin_text(o: &Origin<'_>, flow: Option<Option<&Flow>>) -> String {
     let mut s = String::new();
-    if with_flow {
-        let _ = write!(s, "flow `{}`, ", o.flow.id.v);
+    if let Some(own) = flow {
+        let _ = write!(s, "flow `{}`", o.flow.id.v);
+        if own.is_some_and(|f| std::ptr::eq(f, o.flow)) {
+            s.push_str(" (this flow, in an earlier run)");
+        }
+        s.push_str(", ");
     }
     s.push_str(&step_name(o.step_index, o.step));
     if let Some(i) = o.outcome {
@@ -344,26 +408,43 @@ pub fn hover(p: &Provider, at: Option<At>, var: &Var) -> String {
             if names.as_ref().is_some_and(|n| n.stored.is_none()) {
                 not_allowed(&mut md, "`defaults.headers`");
             }
-            let (origins, session) = stored_origins(p, at, k);
-            if origins.is_empty() {
-                let _ = writeln!(md, "No step of this provider extracts `{k}`.\n");
-            } else {
-                let _ = match (session, at) {
-                    (false, _) => writeln!(md, "Extracted by:\n"),
-                    (true, Some(At::Logout)) => writeln!(
+            let s = stored_origins(p, at, k);
+            let own = flow_of(at).and_then(|i| p.flows.get(i));
+            let list = |md: &mut String, origins: &[Origin<'_>], flow: Option<Option<&Flow>>| {
+                for o in origins {
+                    let _ = writeln!(md, "- {}", origin_text(o, flow));
+                }
+                md.push('\n');
+            };
+            if !s.earlier.is_empty() {
+                let _ = if s.every_path {
+                    writeln!(md, "Extracted earlier in this run by:\n")
+                } else {
+                    writeln!(md, "Extracted earlier in this run on some paths, by:\n")
+                };
+                list(&mut md, &s.earlier, None);
+            }
+            if !s.session.is_empty() {
+                let _ = match (s.earlier.is_empty(), at) {
+                    (_, Some(At::Logout | At::Defaults) | None) => writeln!(
                         md,
                         "A value of the user's provider session, which these steps keep:\n"
                     ),
                     (true, _) => writeln!(
                         md,
-                        "No step of this flow extracts it: a value of the user's provider \
-                         session, which these steps of other flows keep:\n"
+                        "No earlier step of this run extracts it: a value of the user's \
+                         provider session, which these steps keep:\n"
+                    ),
+                    (false, _) => writeln!(
+                        md,
+                        "On the other paths, a value of the user's provider session, which \
+                         these steps keep:\n"
                     ),
                 };
-                for o in &origins {
-                    let _ = writeln!(md, "- {}", origin_text(o, session));
-                }
-                md.push('\n');
+                list(&mut md, &s.session, Some(own));
+            }
+            if s.earlier.is_empty() && s.session.is_empty() {
+                let _ = writeln!(md, "No step of this provider extracts `{k}`.\n");
             }
         }
         Var::Input(k) => {
@@ -396,6 +477,12 @@ pub fn hover(p: &Provider, at: Option<At>, var: &Var) -> String {
             }
         },
         Var::Uuid | Var::UtcNow | Var::UtcDate | Var::RunId => {}
+    }
+    if matches!(var, Var::Input(_) | Var::Stored(_) | Var::Secret(_)) {
+        let _ = match Sensitivity::of(p).var(flow_of(at), var) {
+            Some(why) => writeln!(md, "**Sensitive**: {}.\n", why.describe()),
+            None => writeln!(md, "Not sensitive.\n"),
+        };
     }
     if let Some(a) = availability(names.as_ref(), at, var) {
         let _ = writeln!(md, "{a}\n");
@@ -441,11 +528,13 @@ pub fn candidates(p: &Provider, at: At, namespace: Option<Namespace>) -> Vec<Can
             .iter()
             .flatten()
             .map(|k| {
-                let (origins, session) = stored_origins(p, Some(at), k);
+                let s = stored_origins(p, Some(at), k);
+                let own = flow_of(Some(at)).and_then(|i| p.flows.get(i));
                 let mut detail: Vec<String> =
-                    origins.iter().map(|o| origin_text(o, session)).collect();
-                if session {
-                    detail.insert(0, "session value".into());
+                    s.earlier.iter().map(|o| origin_text(o, None)).collect();
+                if !s.session.is_empty() {
+                    detail.push("session value".into());
+                    detail.extend(s.session.iter().map(|o| origin_text(o, Some(own))));
                 }
                 c(k, detail.join("; "))
             })
