@@ -132,6 +132,10 @@ async fn allauth_totp_prompt_wrong_code_right_code_check_and_logout() {
     assert_ne!(token, pending);
     assert_eq!(allauth_session(&real, &pending).await, 410);
     assert_eq!(allauth_session(&real, &token).await, 200);
+    // The password step's token was replaced by the one the code step extracted.
+    let kept = run.kept().await;
+    assert_eq!(kept["session_token"], token);
+    assert_eq!(kept["user_name"], "totp");
 
     run.logs_out().await;
     assert_eq!(
@@ -226,6 +230,11 @@ async fn better_auth_totp_prompt_wrong_code_right_code_check_and_logout() {
         assert_eq!(s.header("origin").as_deref(), Some("https://tv.example"));
     }
     let cookie = sent[1].set_cookie("better-auth.session_token").unwrap();
+    // The session cookie is kept, and so is the spent challenge: nothing in the language
+    // marks a value as needed only for the rest of its run.
+    let kept = run.kept().await;
+    assert_eq!(kept["session"], cookie);
+    assert_eq!(kept["two_factor"], challenge);
     assert_eq!(
         better_auth_session(&real, &cookie).await["user"]["email"],
         TOTP
@@ -259,6 +268,7 @@ async fn better_auth_session(real: &Real, cookie: &str) -> Value {
 
 struct Run {
     provider: &'static str,
+    owner: String,
     token: String,
     proxy: Proxy,
     server: TestServer,
@@ -277,9 +287,11 @@ impl Run {
         );
         cfg.base_urls.insert(real.id.to_string(), proxy.url.clone());
         cfg.sealer = sealer();
+        let owner = format!("real-{}", uuid::Uuid::new_v4());
         Run {
             provider: real.id,
-            token: user(&format!("real-{}", uuid::Uuid::new_v4())),
+            token: user(&owner),
+            owner,
             proxy,
             server: TestServer::start_with(cfg, Some(dir)).await,
         }
@@ -330,6 +342,13 @@ impl Run {
         let (status, text) = self.server.check(&self.token, self.provider).await;
         assert_eq!(status, 200, "{text}");
         json(&text)["valid"].as_bool().unwrap()
+    }
+
+    /// The provider session the server keeps for this user.
+    async fn kept(&self) -> std::collections::HashMap<String, String> {
+        session_of(&self.server, &self.owner, self.provider)
+            .await
+            .expect("a provider session is kept")
     }
 
     async fn logs_out(&self) {

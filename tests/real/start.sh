@@ -104,7 +104,7 @@ start_allauth() {
     export ALLAUTH_STATE_DIR=$dir PYTHONPYCACHEPREFIX=$dir/pycache
     local manage=("$dir/venv/bin/python" "$here/allauth/manage.py")
     (cd "$here/allauth" && "${manage[@]}" migrate --verbosity 0 </dev/null >&2)
-    (cd "$here/allauth" && "${manage[@]}" shell -c "import accounts; accounts.main()" </dev/null >&2)
+    (cd "$here/allauth" && "${manage[@]}" shell --verbosity 0 -c "import accounts; accounts.main()" </dev/null >&2)
     free_port >"$dir/port"
     (cd "$here/allauth" && launch "$dir" "${manage[@]}" runserver --noreload \
         "127.0.0.1:$(cat "$dir/port")")
@@ -119,7 +119,7 @@ install_better_auth() {
         rm -rf "$dir/app"
         mkdir -p "$dir/app"
         cp "$here/better-auth/package.json" "$here/better-auth/package-lock.json" "$dir/app/"
-        (cd "$dir/app" && npm ci --no-progress --loglevel=error </dev/null >&2)
+        (cd "$dir/app" && npm ci --no-progress --silent </dev/null >&2)
         echo "$stamp" >"$dir/app/installed"
     fi
     cp "$here/better-auth/server.mjs" "$dir/app/"
