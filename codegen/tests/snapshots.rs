@@ -28,3 +28,55 @@ fn fixture_emission_matches_the_snapshot() {
         snap.display()
     );
 }
+
+/// Stored values are read through the `keys` constants into each function's `Stored` struct:
+/// no lookup by a string in generated code, and every sensitive value (what `explain` marks)
+/// typed `Secret`. Over the shipped providers and the fixture.
+#[test]
+fn stored_values_are_typed_and_named_by_constants() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files: Vec<_> = std::fs::read_dir(root.join("providers"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.push(root.join("tests/fixtures/fixture.yaml"));
+    let mut structs = 0;
+    for file in files {
+        let name = file.display().to_string();
+        let checked = otvi_codegen::check_one(&name, &std::fs::read(&file).unwrap());
+        let p = checked.provider.unwrap();
+        let code = otvi_codegen::emit::provider_module(&p, &name);
+        assert!(!code.contains("cx.stored(\""), "{name}: a lookup by string");
+        assert!(
+            !code.contains("field_type: \""),
+            "{name}: a field type as a string"
+        );
+        let sensitivity = otvi_codegen::check::sensitive::Sensitivity::of(&p);
+        for line in code.lines() {
+            // `name: cx.stored(keys::NAME)?` or `name: Secret::new(cx.stored(keys::NAME)?)`.
+            let Some((field, read)) = line.trim().split_once(": ") else {
+                continue;
+            };
+            let Some(konst) = read.split("cx.stored(keys::").nth(1) else {
+                continue;
+            };
+            let konst = konst.split(')').next().unwrap();
+            let key = p
+                .flows
+                .iter()
+                .flat_map(|f| &f.steps)
+                .flat_map(|s| s.extracts())
+                .map(|e| e.key.v.as_str())
+                .find(|k| k.to_uppercase() == konst)
+                .unwrap_or_else(|| panic!("{name}: no stored value for keys::{konst}"));
+            structs += 1;
+            assert_eq!(
+                read.starts_with("Secret::new("),
+                sensitivity.stored(key).is_some(),
+                "{name}: `{field}` reads `{key}`"
+            );
+        }
+    }
+    assert!(structs > 10, "only {structs} stored reads found");
+}

@@ -33,8 +33,7 @@ impl Scope {
 pub struct FieldDef {
     pub key: &'static str,
     pub label: &'static str,
-    /// `text`, `email`, `password`, `tel`, `link` or `info`.
-    pub field_type: &'static str,
+    pub field_type: FieldType,
     pub required: bool,
     /// Display fields: renders the value shown to the user.
     pub value: Option<RenderFn>,
@@ -42,11 +41,44 @@ pub struct FieldDef {
 
 impl FieldDef {
     pub fn is_password(&self) -> bool {
-        self.field_type == "password"
+        self.field_type == FieldType::Password
     }
     /// Shown, not collected.
     pub fn is_display(&self) -> bool {
-        matches!(self.field_type, "link" | "info")
+        matches!(self.field_type, FieldType::Link | FieldType::Info)
+    }
+}
+
+/// A field's type, as a provider file names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    Text,
+    Email,
+    Password,
+    Tel,
+    /// Shown: a link the user opens (an identity provider's sign-in page).
+    Link,
+    /// Shown: text the user reads.
+    Info,
+}
+
+impl FieldType {
+    /// The name in provider files and in the API's `field_type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldType::Text => "text",
+            FieldType::Email => "email",
+            FieldType::Password => "password",
+            FieldType::Tel => "tel",
+            FieldType::Link => "link",
+            FieldType::Info => "info",
+        }
+    }
+}
+
+impl std::fmt::Display for FieldType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -12,7 +12,7 @@
 //! step leads to, exactly as the engine would act on it (outcome, extraction, prompt, failure
 //! text); a state reached again is referred to by its number.
 
-use crate::def::{FlowDef, ProviderDef, Then};
+use crate::def::{FieldType, FlowDef, ProviderDef, Then};
 use crate::request::{base64, push_form, push_path_segment, StepCx};
 use crate::response::{is_web_link, Reply};
 use crate::secrets::{self, Secrets};
@@ -457,7 +457,7 @@ fn prompt(
     for f in fields {
         match f.value {
             Some(render) => match render(&cx) {
-                Ok(v) if f.field_type == "link" && !is_web_link(&v) => {
+                Ok(v) if f.field_type == FieldType::Link && !is_web_link(&v) => {
                     let _ = writeln!(
                         out,
                         "      the step fails: the provider's link for `{}` is not an http(s) URL",
@@ -528,7 +528,7 @@ mod tests {
     static LINK: FieldDef = FieldDef {
         key: "page",
         label: "Page",
-        field_type: "link",
+        field_type: FieldType::Link,
         required: false,
         value: Some(|cx| cx.stored("url").map(str::to_owned)),
     };

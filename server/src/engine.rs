@@ -7,7 +7,7 @@
 use crate::metrics::Metrics;
 use crate::store::{PendingRun, Store, StoreError, Values};
 use crate::upstream::Upstream;
-use otvi_runtime::def::{FieldDef, FlowDef, OutcomeDef, ProviderDef, Then};
+use otvi_runtime::def::{FieldDef, FieldType, FlowDef, OutcomeDef, ProviderDef, Then};
 use otvi_runtime::request::{StepCx, StepError};
 use otvi_runtime::response::{is_web_link, Reply};
 use otvi_runtime::secrets::Secrets;
@@ -348,7 +348,7 @@ impl Engine<'_> {
                 None => None,
                 Some(render) => {
                     let v = render(&cx).map_err(|e| e.to_string())?;
-                    if f.field_type == "link" && !is_web_link(&v) {
+                    if f.field_type == FieldType::Link && !is_web_link(&v) {
                         return Err(format!(
                             "the provider's link for `{}` is not an http(s) URL",
                             f.key

@@ -12,8 +12,8 @@ use quote::quote;
 use std::collections::BTreeSet;
 
 /// The module of flow `f` of provider `p`, from `file`.
-pub(super) fn module(p: &Provider, f: &Flow, file: &str) -> TokenStream {
-    let cx = FlowCx::new(f);
+pub(super) fn module(p: &Provider, f: &Flow, file: &str, keys: &super::Keys) -> TokenStream {
+    let cx = FlowCx::new(f, keys);
     let mut items = Vec::new();
     if !cx.fields.is_empty() {
         items.push(inputs_struct(f, &cx.fields, file));
@@ -163,7 +163,15 @@ fn inputs_struct(f: &Flow, fields: &[(&Field, proc_macro2::Ident)], file: &str) 
 
 /// A `FieldDef`; `render` names the function that renders a display field's value.
 fn field_def(f: &Field, render: Option<&proc_macro2::Ident>) -> TokenStream {
-    let (key, label, ty, req) = (&f.key.v, &f.label.v, f.field_type.as_str(), f.required);
+    let (key, label, req) = (&f.key.v, &f.label.v, f.required);
+    let ty = match f.field_type {
+        FieldType::Text => quote! { FieldType::Text },
+        FieldType::Email => quote! { FieldType::Email },
+        FieldType::Password => quote! { FieldType::Password },
+        FieldType::Tel => quote! { FieldType::Tel },
+        FieldType::Link => quote! { FieldType::Link },
+        FieldType::Info => quote! { FieldType::Info },
+    };
     let value = match render {
         Some(r) => quote! { Some(#r) },
         None => quote! { None },
@@ -225,7 +233,7 @@ impl StepEmit<'_, '_> {
         let conds: Vec<TokenStream> = o.when.iter().map(|c| self.condition(c)).collect();
         let cond = (!conds.is_empty()).then(|| quote! { #(#conds)&&* });
 
-        let extracts: Vec<TokenStream> = o.extract.iter().map(|e| self.extract(e)).collect();
+        let extracts: Vec<TokenStream> = o.extract.iter().map(|e| self.extract(e, cx)).collect();
         let mut prompt = Vec::new();
         for fd in o.prompt.iter().flat_map(|p| p.fields.iter()) {
             let render = fd.value.as_ref().map(|t| {
@@ -325,7 +333,7 @@ impl StepEmit<'_, '_> {
         }
     }
 
-    fn extract(&mut self, e: &Extract) -> TokenStream {
+    fn extract(&mut self, e: &Extract, cx: &FlowCx<'_>) -> TokenStream {
         let source = match &e.source {
             Source::Path { path, all } => {
                 let p = self.path(path);
@@ -345,7 +353,8 @@ impl StepEmit<'_, '_> {
             }
             Source::Status => quote! { Source::Status },
         };
-        let (key, optional) = (&e.key.v, e.optional);
+        let key = cx.key_const(&e.key.v);
+        let optional = e.optional;
         quote! { ExtractDef { key: #key, source: #source, optional: #optional } }
     }
 

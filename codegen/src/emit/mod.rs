@@ -2,16 +2,18 @@
 //!
 //! Templates are already split into pieces, so each request is assembled from string literals
 //! and typed values (`request`); each step's outcomes become a documented static apiece and a
-//! function whose conditions are plain Rust (`flow`). Every item's doc comment names the YAML
-//! file and line it came from.
+//! function whose conditions are plain Rust (`flow`). Stored values are named by constants
+//! (`keys`), and each function reads the ones it uses into a struct of its own, sensitive ones
+//! as `Secret`. Every item's doc comment names the YAML file and line it came from.
 
 mod flow;
 mod request;
 
+use crate::check::sensitive::{Reason, Sensitivity};
 use crate::model::*;
 use proc_macro2::{Ident, Span as PSpan, TokenStream};
 use quote::quote;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 /// A Rust identifier for `name`: snake_case, never a keyword, never empty.
 pub fn snake(name: &str, fallback: &str) -> String {
@@ -91,6 +93,7 @@ const RESERVED: &[&str] = &[
     "push_json_str",
     "push_path_segment",
     "secret",
+    "keys",
 ];
 
 /// Names taken in one generated module; a name asked for twice gets a numbered suffix.
@@ -113,6 +116,77 @@ impl Names {
             n += 1;
         }
         name
+    }
+}
+
+/// A provider's stored values: per key, the constant naming it in the generated `keys` module,
+/// the field a step's `Stored` struct reads it into, and whether it is sensitive (then the
+/// field is a `Secret`, which never prints).
+pub(super) struct Keys(BTreeMap<String, Key>);
+
+pub(super) struct Key {
+    pub konst: Ident,
+    pub field: Ident,
+    pub sensitive: Option<Reason>,
+    /// Where the key is first extracted: `file:line`.
+    at: String,
+}
+
+impl Keys {
+    fn of(p: &Provider, file: &str) -> Self {
+        let sensitivity = Sensitivity::of(p);
+        let (mut konsts, mut fields) = (Names::new([]), Names::new([]));
+        let mut keys = BTreeMap::new();
+        for e in p
+            .flows
+            .iter()
+            .flat_map(|f| &f.steps)
+            .flat_map(|s| s.extracts())
+        {
+            let k = &e.key.v;
+            if keys.contains_key(k) {
+                continue;
+            }
+            let name = snake(k, "value");
+            keys.insert(
+                k.clone(),
+                Key {
+                    konst: ident(&konsts.take(&name.to_uppercase())),
+                    field: ident(&fields.take(&name)),
+                    sensitive: sensitivity.stored(k),
+                    at: format!("{file}:{}", e.key.span.start.line),
+                },
+            );
+        }
+        Keys(keys)
+    }
+    pub fn get(&self, k: &str) -> Option<&Key> {
+        self.0.get(k)
+    }
+
+    /// `pub mod keys`: one constant per stored key.
+    fn module(&self) -> TokenStream {
+        if self.0.is_empty() {
+            return TokenStream::new();
+        }
+        let consts = self.0.iter().map(|(k, key)| {
+            let d = doc(match key.sensitive {
+                Some(r) => format!(
+                    "`{k}`, first kept at {}; sensitive ({}).",
+                    key.at,
+                    r.describe()
+                ),
+                None => format!("`{k}`, first kept at {}.", key.at),
+            });
+            let c = &key.konst;
+            quote! { #d pub const #c: &str = #k; }
+        });
+        quote! {
+            /// The provider's stored values, by key: what steps keep and later requests read.
+            pub mod keys {
+                #(#consts)*
+            }
+        }
     }
 }
 
@@ -148,10 +222,11 @@ fn template_text(t: &Template) -> String {
 /// The Rust source of one provider's module. `file` is how its YAML file is named in comments.
 pub fn provider_module(p: &Provider, file: &str) -> String {
     let names = unique_names(p.flows.iter().map(|f| f.id.v.as_str()), "flow");
-    let mut mods = Vec::new();
+    let keys = Keys::of(p, file);
+    let mut mods = vec![keys.module()];
     for (f, name) in p.flows.iter().zip(&names) {
         let m = ident(name);
-        let body = flow::module(p, f, file);
+        let body = flow::module(p, f, file, &keys);
         let d = doc(format!(
             "Flow `{}`, \"{}\" ({}:{}).",
             f.id.v, f.name.v, file, f.span.start.line
@@ -166,7 +241,7 @@ pub fn provider_module(p: &Provider, file: &str) -> String {
     }
     let logout = match &p.logout {
         Some(r) => {
-            let body = request::FlowCx::logout().request_fn(p, r);
+            let body = request::FlowCx::logout(&keys).request_fn(p, r);
             let d = doc(format!(
                 "The logout request ({}:{}): {} {}.",
                 file,
@@ -211,7 +286,7 @@ pub fn provider_module(p: &Provider, file: &str) -> String {
     ));
     let tokens = quote! {
         #[allow(unused_imports)]
-        use otvi_runtime::def::{ExtractDef, FailDef, FieldDef, FlowDef, OutcomeDef, ProviderDef, Scope, SecretDef, Source, StepDef, Then};
+        use otvi_runtime::def::{ExtractDef, FailDef, FieldDef, FieldType, FlowDef, OutcomeDef, ProviderDef, Scope, SecretDef, Source, StepDef, Then};
         #[allow(unused_imports)]
         use otvi_runtime::request::{base64, need, push_form, push_json_str, push_path_segment, Method, Outbound, Secret, StepCx, StepError};
         #[allow(unused_imports)]

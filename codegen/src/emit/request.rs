@@ -2,7 +2,7 @@
 //! values, with the encoder chosen from where the value stands (JSON string, form body, path
 //! segment, header or query value).
 
-use super::{ident, snake, Names};
+use super::{doc, ident, snake, Keys, Names};
 use crate::model::*;
 use proc_macro2::{Ident, TokenStream};
 use quote::quote;
@@ -20,10 +20,11 @@ pub(super) enum Enc {
 /// collects and the name of each in its `Inputs` struct (none for logout).
 pub(super) struct FlowCx<'a> {
     pub fields: Vec<(&'a Field, Ident)>,
+    keys: &'a Keys,
 }
 
 impl<'a> FlowCx<'a> {
-    pub fn new(flow: &'a Flow) -> Self {
+    pub fn new(flow: &'a Flow, keys: &'a Keys) -> Self {
         // snake_case, never a keyword, unique: `type` and `type_` get distinct names.
         let mut names = Names::new([]);
         let fields = flow
@@ -31,10 +32,23 @@ impl<'a> FlowCx<'a> {
             .into_iter()
             .map(|f| (f, ident(&names.take(&snake(&f.key.v, "field")))))
             .collect();
-        FlowCx { fields }
+        FlowCx { fields, keys }
     }
-    pub fn logout() -> Self {
-        FlowCx { fields: Vec::new() }
+    pub fn logout(keys: &'a Keys) -> Self {
+        FlowCx {
+            fields: Vec::new(),
+            keys,
+        }
+    }
+    /// The constant that names stored value `k`: `keys::K`.
+    pub fn key_const(&self, k: &str) -> TokenStream {
+        match self.keys.get(k) {
+            Some(key) => {
+                let c = &key.konst;
+                quote! { keys::#c }
+            }
+            None => quote! { #k },
+        }
     }
     fn field(&self, key: &str) -> Option<&(&'a Field, Ident)> {
         self.fields.iter().find(|(x, _)| x.key.v == key)
@@ -59,12 +73,62 @@ impl<'a> FlowCx<'a> {
                     _ => quote! { need(input.#f.as_deref(), #k)? },
                 }
             }
-            Var::Stored(k) => quote! { cx.stored(#k)? },
+            Var::Stored(k) => match self.keys.get(k) {
+                Some(key) if key.sensitive.is_some() => {
+                    let f = &key.field;
+                    quote! { stored.#f.expose() }
+                }
+                Some(key) => {
+                    let f = &key.field;
+                    quote! { stored.#f }
+                }
+                // Checked code names only kept values.
+                None => quote! { "" },
+            },
             Var::Uuid => quote! { cx.uuid() },
             Var::UtcNow => quote! { &cx.utcnow() },
             Var::UtcDate => quote! { &cx.utcdate() },
             Var::RunId => quote! { cx.run_id() },
             Var::Secret(k) => quote! { cx.secret(#k)? },
+        }
+    }
+
+    /// `struct Stored` and `let stored = Stored { … };`: the stored values `templates` name, in
+    /// order of first use, each read by its key's constant; nothing when they name none.
+    fn read_stored<'t>(&self, templates: impl Iterator<Item = &'t Template>) -> TokenStream {
+        let mut used: Vec<&str> = Vec::new();
+        for (v, _) in templates.flat_map(|t| t.vars()) {
+            if let Var::Stored(k) = v {
+                if self.keys.get(k).is_some() && !used.contains(&k.as_str()) {
+                    used.push(k);
+                }
+            }
+        }
+        if used.is_empty() {
+            return TokenStream::new();
+        }
+        let keys: Vec<_> = used.iter().filter_map(|k| self.keys.get(k)).collect();
+        let borrowed = keys.iter().any(|k| k.sensitive.is_none());
+        let decls = used.iter().zip(&keys).map(|(k, key)| {
+            let f = &key.field;
+            let d = doc(format!("`{{{{stored.{k}}}}}`."));
+            match key.sensitive {
+                Some(_) => quote! { #d #f: Secret },
+                None => quote! { #d #f: &'a str },
+            }
+        });
+        let reads = keys.iter().map(|key| {
+            let (f, c) = (&key.field, &key.konst);
+            match key.sensitive {
+                Some(_) => quote! { #f: Secret::new(cx.stored(keys::#c)?) },
+                None => quote! { #f: cx.stored(keys::#c)? },
+            }
+        });
+        let lifetime = borrowed.then(|| quote! { <'a> });
+        quote! {
+            /// The stored values this function uses.
+            struct Stored #lifetime { #(#decls,)* }
+            let stored = Stored { #(#reads,)* };
         }
     }
 
@@ -118,10 +182,12 @@ impl<'a> FlowCx<'a> {
             .vars()
             .any(|(v, _)| matches!(v, Var::Input(_)))
             .then(|| quote! { let input = Inputs::read(cx); });
+        let stored = self.read_stored(std::iter::once(t));
         let value = ident("value");
         let build = self.assemble(&value, t, Enc::Raw);
         quote! {
             #read
+            #stored
             #build
             Ok(#value)
         }
@@ -135,10 +201,24 @@ impl<'a> FlowCx<'a> {
 
     /// The body of a function `fn(cx: &StepCx<'_>) -> Result<Outbound, StepError>`.
     pub(super) fn request_fn(&self, p: &Provider, r: &Request) -> TokenStream {
+        // Headers: the provider's defaults, each replaced by a step header of the same name.
+        let mut headers: Vec<&Header> = p
+            .headers
+            .iter()
+            .filter(|d| {
+                !r.headers
+                    .iter()
+                    .any(|h| h.name.v.eq_ignore_ascii_case(&d.name.v))
+            })
+            .collect();
+        headers.extend(r.headers.iter());
         let mut stmts = Vec::new();
         if !self.fields.is_empty() && self.uses_inputs(r) {
             stmts.push(quote! { let input = Inputs::read(cx); });
         }
+        stmts.push(self.read_stored(
+            crate::check::request_templates(r).chain(headers.iter().map(|h| &h.value)),
+        ));
         let url = ident("url");
         let is_absolute =
             matches!(r.path.pieces.first(), Some(Piece::Lit(l)) if !l.starts_with('/'));
@@ -155,17 +235,6 @@ impl<'a> FlowCx<'a> {
         let method = ident(r.method.v.as_str());
         stmts.push(quote! { let mut req = Outbound::new(Method::#method, #url); });
 
-        // Headers: the provider's defaults, each replaced by a step header of the same name.
-        let mut headers: Vec<&Header> = p
-            .headers
-            .iter()
-            .filter(|d| {
-                !r.headers
-                    .iter()
-                    .any(|h| h.name.v.eq_ignore_ascii_case(&d.name.v))
-            })
-            .collect();
-        headers.extend(r.headers.iter());
         for h in &headers {
             let name = &h.name.v;
             let v = ident("value");

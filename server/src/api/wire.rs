@@ -160,7 +160,7 @@ impl From<Shown> for FieldOut {
         FieldOut {
             key: s.def.key.into(),
             label: s.def.label.into(),
-            field_type: s.def.field_type.into(),
+            field_type: s.def.field_type.as_str().into(),
             required: s.def.required,
             value: s.value,
         }
@@ -217,7 +217,7 @@ pub fn describe(p: &ProviderDef) -> ProviderInfo {
     let field = |f: &FieldDef| FieldInfo {
         key: f.key,
         label: f.label,
-        field_type: f.field_type,
+        field_type: f.field_type.as_str(),
         required: f.required,
     };
     ProviderInfo {
