@@ -101,6 +101,7 @@ pub mod email_password {
         prompt: &[],
         then: Then::Complete,
         message: None,
+        message_from: None,
         at: "providers/acme.yaml:38",
     };
     /// The outcome of step 0 `Sign In` that a response selects: the first, in file order, whose conditions hold; `None` fails the step.
@@ -204,6 +205,7 @@ pub mod phone_otp {
         ],
         then: Then::Step(1),
         message: None,
+        message_from: None,
         at: "providers/acme.yaml:73",
     };
     /// The outcome of step 0 `Send Verification Code` that a response selects: the first, in file order, whose conditions hold; `None` fails the step.
@@ -252,6 +254,7 @@ pub mod phone_otp {
         prompt: &[],
         then: Then::Complete,
         message: None,
+        message_from: None,
         at: "providers/acme.yaml:94",
     };
     /// The outcome of step 1 `Verify Code` that a response selects: the first, in file order, whose conditions hold; `None` fails the step.

@@ -86,6 +86,7 @@ pub mod email_password {
         prompt: &[],
         then: Then::Complete,
         message: None,
+        message_from: None,
         at: "providers/acme-shared.yaml:24",
     };
     /// The outcome of step 0 `Sign In` that a response selects: the first, in file order, whose conditions hold; `None` fails the step.

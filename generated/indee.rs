@@ -99,6 +99,7 @@ pub mod password {
         prompt: &[],
         then: Then::Complete,
         message: None,
+        message_from: None,
         at: "providers/indee.yaml:42",
     };
     /// The outcome of step 0 `Sign In` that a response selects: the first, in file order, whose conditions hold; `None` fails the step.
@@ -239,6 +240,7 @@ pub mod sso {
         ],
         then: Then::Step(1),
         message: None,
+        message_from: None,
         at: "providers/indee.yaml:76",
     };
     /// The outcome of step 0 `Start Single Sign-On` that a response selects: the first, in file order, whose conditions hold; `None` fails the step.
@@ -304,6 +306,7 @@ pub mod sso {
         prompt: &[],
         then: Then::Complete,
         message: None,
+        message_from: None,
         at: "providers/indee.yaml:112",
     };
     /// The outcome of step 1 `Finish Single Sign-On` that a response selects: the first, in file order, whose conditions hold; `None` fails the step.
@@ -393,6 +396,7 @@ pub mod refresh {
         prompt: &[],
         then: Then::Complete,
         message: None,
+        message_from: None,
         at: "providers/indee.yaml:133",
     };
     /// Step 0 outcome 1 (providers/indee.yaml:144): when the status is 401 and `$.status_code` is "A2003"; fails with the provider's message at `$.status_message` and deletes the session.
@@ -405,6 +409,7 @@ pub mod refresh {
             clear_session: true,
         }),
         message: None,
+        message_from: None,
         at: "providers/indee.yaml:144",
     };
     /// The outcome of step 0 `Refresh` that a response selects: the first, in file order, whose conditions hold; `None` fails the step.

@@ -104,6 +104,7 @@ pub mod sign_on {
         prompt: &[],
         then: Then::Complete,
         message: None,
+        message_from: None,
         at: "providers/opentv.yaml:42",
     };
     /// The value of display field `linked_accounts` (providers/opentv.yaml:66), rendered after the step's extraction.
@@ -143,6 +144,7 @@ pub mod sign_on {
         ],
         then: Then::Step(1),
         message: None,
+        message_from: None,
         at: "providers/opentv.yaml:51",
     };
     /// Step 0 outcome 2 (providers/opentv.yaml:72): when the status is 401; fails: "Invalid username or password".
@@ -155,6 +157,7 @@ pub mod sign_on {
             clear_session: false,
         }),
         message: None,
+        message_from: None,
         at: "providers/opentv.yaml:72",
     };
     /// The outcome of step 0 `Sign On` that a response selects: the first, in file order, whose conditions hold; `None` fails the step.
@@ -216,6 +219,7 @@ pub mod sign_on {
         prompt: &[],
         then: Then::Complete,
         message: None,
+        message_from: None,
         at: "providers/opentv.yaml:87",
     };
     /// The value of display field `linked_accounts` (providers/opentv.yaml:66), rendered after the step's extraction.
@@ -246,6 +250,7 @@ pub mod sign_on {
         message: Some(
             "That account is not linked to this sign-in; choose one of the accounts listed",
         ),
+        message_from: None,
         at: "providers/opentv.yaml:93",
     };
     /// The outcome of step 1 `Choose Account` that a response selects: the first, in file order, whose conditions hold; `None` fails the step.

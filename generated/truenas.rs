@@ -89,6 +89,7 @@ pub mod password {
         prompt: &[],
         then: Then::Complete,
         message: None,
+        message_from: None,
         at: "providers/truenas.yaml:38",
     };
     /// Step 0 outcome 1 (providers/truenas.yaml:56): when `$.response_type` is "OTP_REQUIRED"; keeps `session`; asks for `otp`; then step 1 `One-Time Password`.
@@ -111,6 +112,7 @@ pub mod password {
         ],
         then: Then::Step(1),
         message: None,
+        message_from: None,
         at: "providers/truenas.yaml:56",
     };
     /// Step 0 outcome 2 (providers/truenas.yaml:67): when `$.response_type` is "AUTH_ERR"; fails: "Invalid username or password".
@@ -123,6 +125,7 @@ pub mod password {
             clear_session: false,
         }),
         message: None,
+        message_from: None,
         at: "providers/truenas.yaml:67",
     };
     /// Step 0 outcome 3 (providers/truenas.yaml:70): when `$.response_type` is "EXPIRED"; fails: "The account's credentials have expired; renew them on the server".
@@ -137,6 +140,7 @@ pub mod password {
             clear_session: false,
         }),
         message: None,
+        message_from: None,
         at: "providers/truenas.yaml:70",
     };
     /// Step 0 outcome 4 (providers/truenas.yaml:75): when `$.response_type` is "REDIRECT"; fails: "This TrueNAS node is not the active one; sign in on the active node".
@@ -151,6 +155,7 @@ pub mod password {
             clear_session: false,
         }),
         message: None,
+        message_from: None,
         at: "providers/truenas.yaml:75",
     };
     /// The outcome of step 0 `Sign In` that a response selects: the first, in file order, whose conditions hold; `None` fails the step.
@@ -207,6 +212,7 @@ pub mod password {
         prompt: &[],
         then: Then::Complete,
         message: None,
+        message_from: None,
         at: "providers/truenas.yaml:92",
     };
     /// Step 1 outcome 1 (providers/truenas.yaml:104): when `$.response_type` is "OTP_REQUIRED"; asks for `otp`; then step 1 `One-Time Password`.
@@ -223,6 +229,7 @@ pub mod password {
         ],
         then: Then::Step(1),
         message: Some("That code was not accepted; enter the current one"),
+        message_from: None,
         at: "providers/truenas.yaml:104",
     };
     /// Step 1 outcome 2 (providers/truenas.yaml:111): when `$.response_type` is "AUTH_ERR"; fails: "Too many wrong codes; start again".
@@ -235,6 +242,7 @@ pub mod password {
             clear_session: false,
         }),
         message: None,
+        message_from: None,
         at: "providers/truenas.yaml:111",
     };
     /// Step 1 outcome 3 (providers/truenas.yaml:114): when `$.response_type` is "EXPIRED"; fails: "The sign-in attempt expired; start again".
@@ -247,6 +255,7 @@ pub mod password {
             clear_session: false,
         }),
         message: None,
+        message_from: None,
         at: "providers/truenas.yaml:114",
     };
     /// The outcome of step 1 `One-Time Password` that a response selects: the first, in file order, whose conditions hold; `None` fails the step.

@@ -101,8 +101,13 @@ pub struct OutcomeReport {
     /// A failing outcome: where the text the user sees in `error` comes from, in the order
     /// tried (the first that has text is shown).
     pub error: Option<Vec<ErrorText>>,
-    /// An outcome that prompts with a `message`: shown in `error` beside `next_step`.
+    /// An outcome that prompts with a `message`: shown in `error` beside `next_step`; with
+    /// `message_from`, the text shown when the provider's has none.
     pub message: Option<String>,
+    /// `message: { from }`: the JSONPath of the provider's text shown beside `next_step`
+    /// (control characters removed, at most 200 characters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_from: Option<String>,
 }
 
 /// One place the text of a failed step may come from; a list of them is tried in order, as
@@ -233,7 +238,16 @@ pub fn explain(p: &Provider) -> Report {
                                 }
                                 _ => None,
                             },
-                            message: o.message.as_ref().map(|m| m.v.clone()),
+                            message: o
+                                .message
+                                .as_ref()
+                                .and_then(|m| m.text.as_ref())
+                                .map(|t| t.v.clone()),
+                            message_from: o
+                                .message
+                                .as_ref()
+                                .and_then(|m| m.from.as_ref())
+                                .map(|p| p.v.clone()),
                         })
                         .collect(),
                     no_match: s.may_match_nothing().then(|| error_texts(s, None, None)),
@@ -596,9 +610,19 @@ impl Report {
                     if !out.prompts.is_empty() {
                         let _ = writeln!(o, "      asks for {}", out.prompts.join(", "));
                     }
-                    if let Some(m) = &out.message {
-                        let _ = writeln!(o, "      says {m:?} beside the prompt");
+                    match (&out.message_from, &out.message) {
+                        (Some(p), Some(m)) => writeln!(
+                            o,
+                            "      says the provider's text at `{p}`, else {m:?}, beside the prompt"
+                        ),
+                        (Some(p), None) => writeln!(
+                            o,
+                            "      says the provider's text at `{p}` (if any) beside the prompt"
+                        ),
+                        (None, Some(m)) => writeln!(o, "      says {m:?} beside the prompt"),
+                        (None, None) => Ok(()),
                     }
+                    .ok();
                     if let Some(e) = &out.error {
                         let _ = writeln!(o, "      error: {}", ErrorText::describe(e));
                     }

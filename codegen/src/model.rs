@@ -216,7 +216,7 @@ pub struct Outcome {
     pub prompt: Option<Prompt>,
     pub then: Then,
     /// `message`: shown in `error` alongside `next_step`.
-    pub message: Option<S<String>>,
+    pub message: Option<Message>,
     /// `samples:` listed under this outcome (under `on_success` in that form): recorded
     /// responses that must select it. Build-time only, never emitted.
     pub samples: Vec<Sample>,
@@ -240,6 +240,17 @@ impl Outcome {
             Then::Continue(None) => self.span,
         }
     }
+}
+
+/// `message: "text"`, or `message: { from: "$.message", fallback: "text" }`: what an outcome
+/// that prompts shows in `error` beside `next_step`.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// A JSONPath to the provider's text, shown with the same rules as `fail.from`.
+    pub from: Option<S<String>>,
+    /// The text as written: the message, or (with `from`) the fallback when `from` finds none.
+    pub text: Option<S<String>>,
+    pub span: Span,
 }
 
 /// A recorded provider response (`samples:`), checked against the step at build time: which

@@ -642,9 +642,23 @@ clear_session: true"#,
     KeyDoc {
         path: "auth.flows[].steps[].outcomes[].message",
         meaning: "On an outcome that prompts: text returned in `error` alongside `next_step`, \
-            to say why the user is asked (again). Shown as written: a placeholder is an error. \
-            Not allowed without a `prompt`.",
+            to say why the user is asked (again). As text, it is shown as written (a \
+            placeholder is an error); as a mapping, it is the provider's text at `from`, else \
+            `fallback`, else nothing. Not allowed without a `prompt`.",
         example: r#"message: "That code was not accepted; enter the current one""#,
+    },
+    KeyDoc {
+        path: "auth.flows[].steps[].outcomes[].message.from",
+        meaning: "A JSONPath to the provider's own text about the prompt, shown with the same \
+            rules as `fail.from`: a string only, control characters removed, at most 200 \
+            characters, any provider secret replaced by `***`.",
+        example: r#"from: "$.message""#,
+    },
+    KeyDoc {
+        path: "auth.flows[].steps[].outcomes[].message.fallback",
+        meaning: "The text shown when `from` is absent or finds no text; shown as written (a \
+            placeholder is an error).",
+        example: r#"fallback: "That code was not accepted; enter the current one""#,
     },
     KeyDoc {
         path: "auth.flows[].steps[].samples",

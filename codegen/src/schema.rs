@@ -138,6 +138,13 @@ fn outcome() -> Value {
                 _ => json!({ "type": "string" }),
             })
         ] }),
+        "message" => json!({ "oneOf": [
+            { "type": "string" },
+            object(keys::MESSAGE, &[], |k| match k {
+                "from" => json!({ "type": "string", "description": "a JSONPath to the provider's text" }),
+                _ => json!({ "type": "string", "description": "shown when `from` finds no text" }),
+            })
+        ] }),
         _ => json!({ "type": "string" }),
     })
 }

@@ -378,3 +378,46 @@ auth:
         ]
     );
 }
+
+#[test]
+fn a_prompts_message_from_the_provider_is_shown_with_its_fallback() {
+    let src = r#"provider: { id: t, name: T }
+defaults: { base_url: "https://api.t.example" }
+auth:
+  flows:
+    - id: f
+      name: F
+      inputs: [ { key: email, label: Email } ]
+      steps:
+        - name: Sign In
+          request: { method: POST, path: /login, body: '{"e": "{{input.email}}"}' }
+          outcomes:
+            - when: { status: 200 }
+              complete: true
+            - when: { status: 401 }
+              prompt: [ { key: code, label: Code } ]
+              message: { from: "$.notice", fallback: "Enter the code we sent" }
+            - when: { status: 403 }
+              prompt: [ { key: code, label: Code } ]
+              message: { from: "$.notice" }
+        - name: Code
+          request: { method: POST, path: /code, body: '{"c": "{{input.code}}"}' }
+"#;
+    let (code, out, err) = explain_text(src, "human");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("      says the provider's text at `$.notice`, else \"Enter the code we sent\", beside the prompt\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("      says the provider's text at `$.notice` (if any) beside the prompt\n"),
+        "{out}"
+    );
+    let (_, json, _) = explain_text(src, "json");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let outcomes = &v["flows"][0]["steps"][0]["outcomes"];
+    assert_eq!(outcomes[1]["message"], "Enter the code we sent");
+    assert_eq!(outcomes[1]["message_from"], "$.notice");
+    assert_eq!(outcomes[2]["message"], serde_json::Value::Null);
+    assert!(outcomes[0].get("message_from").is_none());
+}

@@ -147,10 +147,31 @@ pub struct OutcomeDef {
     /// Fields asked for (and shown) before the next step runs; empty: no pause.
     pub prompt: &'static [FieldDef],
     pub then: Then,
-    /// Shown in `error` alongside `next_step`.
+    /// Shown in `error` alongside `next_step`: the text as written, or the fallback when
+    /// `message_from` finds none.
     pub message: Option<&'static str>,
+    /// Where the provider puts the text shown alongside `next_step` (`message: { from }`).
+    pub message_from: Option<&'static JsonPath>,
     /// `file:line` of the outcome in its provider file, for logs.
     pub at: &'static str,
+}
+
+impl OutcomeDef {
+    /// The text shown in `error` alongside `next_step` when this outcome prompts: the
+    /// provider's text at `message_from` (as `StepDef::failure` shows provider text), else
+    /// `message`; `None`: nothing to say.
+    pub fn prompt_message(&self, reply: &Reply, secrets: &Secrets) -> Option<String> {
+        self.message_from
+            .and_then(|p| provider_text(reply, p, secrets))
+            .or_else(|| self.message.map(str::to_owned))
+    }
+}
+
+/// The provider's text at `p` made fit to show: a string only, secrets replaced before it is
+/// cut to length (so no part of one survives), control characters removed, at most
+/// `MAX_MESSAGE` characters; `None` when there is none.
+fn provider_text(reply: &Reply, p: &JsonPath, secrets: &Secrets) -> Option<String> {
+    clean_message(&secrets.redact(reply.text_at(p)?.to_string()))
 }
 
 #[derive(Debug)]
@@ -195,8 +216,7 @@ impl StepDef {
             Some(Then::Fail(f)) => Some(f),
             _ => None,
         };
-        let provider_text =
-            |p: &JsonPath| clean_message(&secrets.redact(reply.text_at(p)?.to_string()));
+        let provider_text = |p: &JsonPath| provider_text(reply, p, secrets);
         fail.and_then(|f| f.from)
             .and_then(provider_text)
             .or_else(|| fail.and_then(|f| f.message).map(str::to_owned))
@@ -283,6 +303,7 @@ mod tests {
                 clear_session: false,
             }),
             message: None,
+            message_from: None,
             at: "p.yaml:1",
         };
         let r = failed(serde_json::json!({ "reason": "revoked", "m": "step text" }));
@@ -297,6 +318,44 @@ mod tests {
             STEP.failure(&bare, None, none),
             "the provider answered HTTP 401"
         );
+    }
+
+    #[test]
+    fn a_prompt_message_is_the_providers_text_cleaned_else_the_fallback() {
+        static REASON: JsonPath = JsonPath::new("$.reason");
+        let secrets =
+            crate::secrets::load([("p", &[SecretDef { key: "k", env: "K" }][..])], |_| {
+                Some("key-1234567".into())
+            })
+            .unwrap()
+            .remove("p")
+            .unwrap();
+        let outcome = OutcomeDef {
+            extract: &[],
+            prompt: &[],
+            then: Then::Step(1),
+            message: Some("fallback"),
+            message_from: Some(&REASON),
+            at: "p.yaml:1",
+        };
+        let text = format!(" wrong\u{7} code {} key-1234567", "x".repeat(200));
+        let r = failed(serde_json::json!({ "reason": text }));
+        let shown = outcome.prompt_message(&r, &secrets).unwrap();
+        assert!(shown.starts_with("wrong code x"), "{shown}");
+        assert_eq!(shown.chars().count(), crate::response::MAX_MESSAGE);
+        assert!(!shown.contains("key-"), "{shown}");
+        let r = failed(serde_json::json!({ "reason": { "text": "an object" } }));
+        assert_eq!(
+            outcome.prompt_message(&r, &secrets).as_deref(),
+            Some("fallback")
+        );
+        let bare = OutcomeDef {
+            message: None,
+            ..outcome
+        };
+        assert_eq!(bare.prompt_message(&r, &secrets), None);
+        let r = failed(serde_json::json!({ "reason": "key-1234567" }));
+        assert_eq!(bare.prompt_message(&r, &secrets).as_deref(), Some("***"));
     }
 
     static TYPE: JsonPath = JsonPath::new("$.response_type");

@@ -420,8 +420,8 @@ fn answer(
                 if !prompt(flow, m, &mut next, o.prompt, out) {
                     return;
                 }
-                if let Some(msg) = o.message {
-                    let _ = writeln!(out, "      message: {}", quote(msg));
+                if let Some(msg) = o.prompt_message(reply, &m.secrets) {
+                    let _ = writeln!(out, "      message: {}", quote(&m.show(&msg)));
                 }
             }
             reach(next, out);
@@ -541,6 +541,7 @@ mod tests {
         prompt: &[LINK],
         then: Then::Step(1),
         message: None,
+        message_from: None,
         at: "p.yaml:9",
     };
     static FLOW: FlowDef = FlowDef {

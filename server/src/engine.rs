@@ -252,7 +252,7 @@ impl Engine<'_> {
                     });
                 }
                 Then::Step(j) if o.prompt.is_empty() => i = *j,
-                Then::Step(j) => return self.pause(run, (i, first), *j, o).await,
+                Then::Step(j) => return self.pause(run, (i, first), *j, o, &reply).await,
             }
         }
         self.store
@@ -296,13 +296,15 @@ impl Engine<'_> {
         reply
     }
 
-    /// Pauses the run before step `next` for the fields that outcome `o` of step `i` asks for.
+    /// Pauses the run before step `next` for the fields that outcome `o` of step `i` asks for
+    /// (on the provider's answer `reply`).
     async fn pause(
         &self,
         run: &mut Run<'_>,
         (i, first): (usize, usize),
         next: usize,
         o: &'static OutcomeDef,
+        reply: &Reply,
     ) -> Result<Login, EngineError> {
         let fields = match self.show(run, o) {
             Ok(f) => f,
@@ -334,7 +336,7 @@ impl Engine<'_> {
             step_index: next,
             step_name: run.flow.steps[next].name,
             fields,
-            message: o.message.map(str::to_owned),
+            message: o.prompt_message(reply, self.secrets),
         })
     }
 

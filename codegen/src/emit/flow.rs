@@ -267,7 +267,19 @@ impl StepEmit<'_, '_> {
             }
             _ => quote! { Then::Complete },
         };
-        let message = opt_str(o.message.as_ref().map(|m| m.v.as_str()));
+        let message = opt_str(
+            o.message
+                .as_ref()
+                .and_then(|m| m.text.as_ref())
+                .map(|t| t.v.as_str()),
+        );
+        let message_from = match o.message.as_ref().and_then(|m| m.from.as_ref()) {
+            Some(p) => {
+                let id = self.path(p);
+                quote! { Some(&#id) }
+            }
+            None => quote! { None },
+        };
         let at = format!("{}:{}", self.file, o.span.start.line);
         let id = ident(
             &self
@@ -286,6 +298,7 @@ impl StepEmit<'_, '_> {
                 prompt: &[#(#prompt),*],
                 then: #then,
                 message: #message,
+                message_from: #message_from,
                 at: #at,
             };
         });

@@ -51,6 +51,8 @@ pub mod keys {
     /// A recorded response: `body` (any YAML value) or `file` (JSON), not both.
     pub const SAMPLE: &[&str] = &["name", "status", "headers", "body", "file"];
     pub const FAIL: &[&str] = &["from", "message", "clear_session"];
+    /// `message` written as a mapping: the provider's text, and the text shown without it.
+    pub const MESSAGE: &[&str] = &["from", "fallback"];
     /// An extract written as a mapping; exactly one of `SOURCES` is its source.
     pub const EXTRACT: &[&str] = &[
         "path",

@@ -134,10 +134,7 @@ impl Lower {
             None => None,
         };
         let fail = m.get("fail").and_then(|f| self.fail(f));
-        let message = self.opt_string(&m, "message");
-        if let Some(msg) = &message {
-            self.literal_text(msg, "`message`");
-        }
+        let message = m.get("message").and_then(|n| self.message(n));
 
         // A `complete` or `fail` that conflicts with `next` or `prompt` is reported; the outcome
         // is then read as leading on, so that the steps it names are not reported again as
@@ -224,6 +221,59 @@ impl Lower {
             )
             .help = Some("write the message as plain text".into());
         }
+    }
+
+    /// `message: "text"` or `message: { from: "$.message", fallback: "text" }`.
+    fn message(&mut self, node: &Node) -> Option<Message> {
+        const SHAPE: &str = "write `message: \"That code was not accepted\"`, or `message: { from: \"$.message\", fallback: \"That code was not accepted\" }` to show the provider's text";
+        match &node.kind {
+            Kind::Scalar(..) if !node.is_null() => {
+                let text = self.string(node, "`message`")?;
+                self.literal_text(&text, "`message`");
+                return Some(Message {
+                    from: None,
+                    text: Some(text),
+                    span: node.span,
+                });
+            }
+            Kind::Map(_) => {}
+            _ => {
+                self.err(
+                    "wrong-type",
+                    node.span,
+                    format!(
+                        "`message` must be text or a mapping with `from` and `fallback`, found {}",
+                        node.describe()
+                    ),
+                )
+                .help = Some(SHAPE.into());
+                return None;
+            }
+        }
+        let m = self.map(node, "`message`", keys::MESSAGE)?;
+        let from = self.opt_string(&m, "from");
+        let text = self.opt_string(&m, "fallback");
+        if let Some(t) = &text {
+            self.literal_text(t, "`fallback`");
+        }
+        if from.is_none()
+            && text.is_none()
+            && m.get("from").is_none()
+            && m.get("fallback").is_none()
+        {
+            self.err(
+                "empty-message",
+                head(node),
+                "`message` needs `from`, `fallback` or both",
+            )
+            .help = Some(SHAPE.into());
+            return None;
+        }
+        Some(Message {
+            from,
+            text,
+            span: head(node),
+        })
     }
 
     /// `next: verify` (a step id) or `next: 2` (a step index).
