@@ -22,6 +22,8 @@ pub static PROVIDER: ProviderDef = ProviderDef {
     base_url: "https://api.acme.example",
     flows: &[&email_password::FLOW, &phone_otp::FLOW],
     logout: Some(logout),
+    logout_reads: &["access_token"],
+    logout_on_relogin: true,
     secrets: &[],
     source: "providers/acme.yaml",
 };
@@ -145,6 +147,7 @@ pub mod email_password {
         ],
         remember: &["email"],
         uses_session: false,
+        kept_for_run: &[],
     };
 }
 /// Flow `phone_otp`, "Phone Number" (providers/acme.yaml:54).
@@ -155,7 +158,7 @@ pub mod phone_otp {
     pub struct Inputs {
         /// `phone` (providers/acme.yaml:57).
         pub phone: Option<String>,
-        /// `otp` (providers/acme.yaml:78).
+        /// `otp` (providers/acme.yaml:79).
         pub otp: Option<String>,
     }
     impl Inputs {
@@ -181,11 +184,11 @@ pub mod phone_otp {
         req.body(body);
         Ok(req)
     }
-    /// `$.data.request_id`, read by step 0 (providers/acme.yaml:74).
+    /// `$.data.request_id`, read by step 0 (providers/acme.yaml:75).
     static SEND_VERIFICATION_CODE_REQUEST_ID: JsonPath = JsonPath::new(
         "$.data.request_id",
     );
-    /// Step 0 outcome 0 (providers/acme.yaml:73): when the status is 2xx; keeps `request_id`; asks for `otp`; then step 1 `Verify Code`.
+    /// Step 0 outcome 0 (providers/acme.yaml:73): when the status is 2xx; keeps `request_id` (for this run only); asks for `otp`; then step 1 `Verify Code`.
     static SEND_VERIFICATION_CODE_0: OutcomeDef = OutcomeDef {
         extract: &[
             ExtractDef {
@@ -215,7 +218,7 @@ pub mod phone_otp {
         }
         None
     }
-    /// Step 1 `Verify Code` (providers/acme.yaml:83): POST /v2/auth/otp/verify.
+    /// Step 1 `Verify Code` (providers/acme.yaml:84): POST /v2/auth/otp/verify.
     pub fn verify_code(cx: &StepCx<'_>) -> Result<Outbound, StepError> {
         let input = Inputs::read(cx);
         let url = cx.url("/v2/auth/otp/verify");
@@ -233,11 +236,11 @@ pub mod phone_otp {
         req.body(body);
         Ok(req)
     }
-    /// `$.data.access_token`, read by step 1 (providers/acme.yaml:95).
+    /// `$.data.access_token`, read by step 1 (providers/acme.yaml:96).
     static VERIFY_CODE_ACCESS_TOKEN: JsonPath = JsonPath::new("$.data.access_token");
-    /// `$.data.refresh_token`, read by step 1 (providers/acme.yaml:96).
+    /// `$.data.refresh_token`, read by step 1 (providers/acme.yaml:97).
     static VERIFY_CODE_REFRESH_TOKEN: JsonPath = JsonPath::new("$.data.refresh_token");
-    /// Step 1 outcome 0 (providers/acme.yaml:94): when the status is 2xx; keeps `access_token`, `refresh_token`; completes the run.
+    /// Step 1 outcome 0 (providers/acme.yaml:95): when the status is 2xx; keeps `access_token`, `refresh_token`; completes the run.
     static VERIFY_CODE_0: OutcomeDef = OutcomeDef {
         extract: &[
             ExtractDef {
@@ -255,7 +258,7 @@ pub mod phone_otp {
         then: Then::Complete,
         message: None,
         message_from: None,
-        at: "providers/acme.yaml:94",
+        at: "providers/acme.yaml:95",
     };
     /// The outcome of step 1 `Verify Code` that a response selects: the first, in file order, whose conditions hold; `None` fails the step.
     pub fn verify_code_outcome(r: &Reply) -> Option<&'static OutcomeDef> {
@@ -301,9 +304,10 @@ pub mod phone_otp {
         ],
         remember: &["phone", "otp"],
         uses_session: false,
+        kept_for_run: &["request_id"],
     };
 }
-/// The logout request (providers/acme.yaml:108): POST /v2/auth/logout.
+/// The logout request (providers/acme.yaml:109): POST /v2/auth/logout.
 pub fn logout(cx: &StepCx<'_>) -> Result<Outbound, StepError> {
     let url = cx.url("/v2/auth/logout");
     let mut req = Outbound::new(Method::POST, url);

@@ -22,6 +22,8 @@ pub static PROVIDER: ProviderDef = ProviderDef {
     base_url: "https://api.acme.example",
     flows: &[&email_password::FLOW],
     logout: Some(logout),
+    logout_reads: &["access_token"],
+    logout_on_relogin: true,
     secrets: &[],
     source: "providers/acme-shared.yaml",
 };
@@ -130,6 +132,7 @@ pub mod email_password {
         ],
         remember: &["email"],
         uses_session: false,
+        kept_for_run: &[],
     };
 }
 /// The logout request (providers/acme-shared.yaml:37): POST /v2/auth/logout.

@@ -22,6 +22,8 @@ pub static PROVIDER: ProviderDef = ProviderDef {
     base_url: "https://admin-api.indee.example",
     flows: &[&password::FLOW, &sso::FLOW, &refresh::FLOW],
     logout: Some(logout),
+    logout_reads: &["refresh_token"],
+    logout_on_relogin: true,
     secrets: &[
         SecretDef {
             key: "api_key",
@@ -145,6 +147,7 @@ pub mod password {
         ],
         remember: &["username"],
         uses_session: false,
+        kept_for_run: &[],
     };
 }
 /// Flow `sso`, "Single Sign-On" (providers/indee.yaml:63).
@@ -355,6 +358,7 @@ pub mod sso {
         ],
         remember: &["email", "code"],
         uses_session: false,
+        kept_for_run: &[],
     };
 }
 /// Flow `refresh`, "Refresh Access Token" (providers/indee.yaml:123).
@@ -441,6 +445,7 @@ pub mod refresh {
         ],
         remember: &[],
         uses_session: true,
+        kept_for_run: &[],
     };
 }
 /// The logout request (providers/indee.yaml:155): POST /v1/admin/auth/logout.

@@ -22,6 +22,8 @@ pub static PROVIDER: ProviderDef = ProviderDef {
     base_url: "https://ags.opentv.example",
     flows: &[&sign_on::FLOW],
     logout: None,
+    logout_reads: &[],
+    logout_on_relogin: false,
     secrets: &[],
     source: "providers/opentv.yaml",
 };
@@ -307,5 +309,6 @@ pub mod sign_on {
         ],
         remember: &["username", "account"],
         uses_session: false,
+        kept_for_run: &[],
     };
 }

@@ -22,6 +22,8 @@ pub static PROVIDER: ProviderDef = ProviderDef {
     base_url: "https://truenas.example",
     flows: &[&password::FLOW],
     logout: None,
+    logout_reads: &[],
+    logout_on_relogin: false,
     secrets: &[],
     source: "providers/truenas.yaml",
 };
@@ -318,5 +320,6 @@ pub mod password {
         ],
         remember: &["username", "otp"],
         uses_session: false,
+        kept_for_run: &[],
     };
 }

@@ -177,6 +177,9 @@ pub struct Keep {
     pub optional: bool,
     /// What this extract keeps is sensitive (`check::sensitive::extract`).
     pub sensitive: bool,
+    /// `keep: run`: kept for the rest of the run only, never written into the session.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub for_run: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -224,6 +227,7 @@ pub fn explain(p: &Provider) -> Report {
                                     from: source(&e.source),
                                     optional: e.optional,
                                     sensitive: sensitive::extract(e).is_some(),
+                                    for_run: e.for_run(),
                                 })
                                 .collect(),
                             prompts: o
@@ -595,11 +599,14 @@ impl Report {
                 for out in &s.outcomes {
                     let _ = writeln!(o, "    when {} -> {}", out.when, out.then);
                     for k in &out.keeps {
-                        let notes: Vec<&str> =
-                            [(k.optional, "optional"), (k.sensitive, "sensitive")]
-                                .into_iter()
-                                .filter_map(|(on, note)| on.then_some(note))
-                                .collect();
+                        let notes: Vec<&str> = [
+                            (k.optional, "optional"),
+                            (k.sensitive, "sensitive"),
+                            (k.for_run, "for this run only, never in the session"),
+                        ]
+                        .into_iter()
+                        .filter_map(|(on, note)| on.then_some(note))
+                        .collect();
                         let _ = write!(o, "      keeps {} from {}", k.key, k.from);
                         let _ = if notes.is_empty() {
                             writeln!(o)

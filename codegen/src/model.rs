@@ -23,9 +23,36 @@ pub struct Provider {
     pub scope: Scope,
     pub flows: Vec<Flow>,
     pub logout: Option<Request>,
+    /// `logout.on_relogin` as written; without it a new login logs out the session it
+    /// replaces.
+    pub logout_on_relogin: Option<S<bool>>,
     /// `secrets`: values read from the environment when the server starts.
     pub secrets: Vec<SecretDecl>,
     pub span: Span,
+}
+
+impl Provider {
+    /// Every extract of every flow.
+    pub fn extracts(&self) -> impl Iterator<Item = &Extract> {
+        self.flows
+            .iter()
+            .flat_map(|f| &f.steps)
+            .flat_map(Step::extracts)
+    }
+    /// The keys some flow keeps in the user's provider session (every extract but those with
+    /// `keep: run`): what logout may use, and a flow may read as a session value.
+    pub fn session_keys(&self) -> std::collections::BTreeSet<String> {
+        self.extracts()
+            .filter(|e| !e.for_run())
+            .map(|e| e.key.v.clone())
+            .collect()
+    }
+    /// An extract that keeps `key` for one run only, when no extract keeps it in the session.
+    pub fn kept_for_run_only(&self, key: &str) -> Option<&Extract> {
+        let of_key: Vec<&Extract> = self.extracts().filter(|e| e.key.v == key).collect();
+        let first = of_key.iter().copied().find(|e| e.for_run())?;
+        of_key.iter().all(|e| e.for_run()).then_some(first)
+    }
 }
 
 /// `secrets: { api_key: { env: INDEE_API_KEY } }`: one entry.
@@ -400,7 +427,31 @@ pub struct Extract {
     /// `sensitive:` as written; what a value is without it is `check::sensitive::extract`'s
     /// rule.
     pub sensitive: Option<S<bool>>,
+    /// `keep:` as written; without it the value is kept in the session.
+    pub keep: Option<S<Keep>>,
     pub span: Span,
+}
+
+impl Extract {
+    /// `keep: run`: later steps of the same run may use the value; it is never written into
+    /// the session.
+    pub fn for_run(&self) -> bool {
+        matches!(self.keep, Some(S { v: Keep::Run, .. }))
+    }
+}
+
+/// How long an extracted value is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Keep {
+    /// In the user's provider session, once the run completes (the default).
+    #[default]
+    Session,
+    /// For the rest of the run only: never written into the session.
+    Run,
+}
+
+impl Keep {
+    pub const ALL: [(&'static str, Keep); 2] = [("session", Keep::Session), ("run", Keep::Run)];
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -533,6 +533,18 @@ all: true"#,
 sensitive: false"#,
     },
     KeyDoc {
+        path: "auth.flows[].steps[].on_success.extract.<name>.keep",
+        meaning: "How long the value is kept. `session` (the default): in the user's provider \
+            session once the run completes. `run`: for the rest of this run only: later steps \
+            of the same flow read it as `{{stored.K}}` (a pending run keeps it, sealed, between \
+            requests), and it is never written into the session, so logout, another flow or a \
+            session check cannot use it (an error says so). For a half-login token that the \
+            next step exchanges. A stored value is one per key: every extract of a key keeps \
+            it for the run, or none does (`keep-conflict`).",
+        example: r#"path: "$.data.request_id"
+keep: run"#,
+    },
+    KeyDoc {
         path: "auth.flows[].steps[].on_success.prompt",
         meaning: "Fields to ask the user for before the next step: the answer is \
             `success: false` with `next_step` (the next step's index and name, and these \
@@ -742,8 +754,21 @@ clear_session: true"#,
     KeyDoc {
         path: "auth.logout.request",
         meaning: "The logout request, written like a step's. It runs outside a flow: it may \
-            use any `{{stored.K}}` some flow extracts, and no `{{input.K}}` or `{{run_id}}`.",
+            use any `{{stored.K}}` some flow keeps in the session (not one kept with \
+            `keep: run`), and no `{{input.K}}` or `{{run_id}}`.",
         example: r#"request: { method: DELETE, path: "/v1/sessions/{{stored.session_id}}" }"#,
+    },
+    KeyDoc {
+        path: "auth.logout.on_relogin",
+        meaning: "Whether a new login logs out the provider session it replaces (default \
+            `true`). When a user who has a session completes a flow again, the server first \
+            sends this logout request with the old session's values: best effort, logged, \
+            never failing the new login. It is skipped for a flow that reads the session (a \
+            refresh continues it) and when every value the logout request reads is unchanged \
+            (the provider answered with the same session). `false`: the old session is \
+            replaced without a logout, for a provider whose logout ends every session of the \
+            account.",
+        example: "on_relogin: false",
     },
     KeyDoc {
         path: "secrets",

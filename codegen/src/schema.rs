@@ -78,6 +78,9 @@ fn extract() -> Value {
         "path" => json!({ "type": "string", "description": "a JSONPath" }),
         "optional" | "all" => json!({ "type": "boolean", "default": false }),
         "status" => json!({ "const": true }),
+        "keep" => {
+            json!({ "enum": ["session", "run"], "default": "session", "description": "run: for the rest of the run only, never written into the session" })
+        }
         "sensitive" => {
             json!({ "type": "boolean", "description": "without it: every value kept from the answer is sensitive, except the status" })
         }
@@ -192,7 +195,12 @@ pub fn schema() -> Value {
     let auth = object(keys::AUTH, &["flows"], |k| match k {
         "scope" => json!({ "enum": ["per_user", "global"], "default": "per_user" }),
         "flows" => json!({ "type": "array", "items": flow, "minItems": 1 }),
-        _ => object(keys::LOGOUT, &["request"], |_| request()),
+        _ => object(keys::LOGOUT, &["request"], |k| match k {
+            "on_relogin" => {
+                json!({ "type": "boolean", "default": true, "description": "a new login logs out the provider session it replaces" })
+            }
+            _ => request(),
+        }),
     });
     let all_top: Vec<&str> = keys::TOP.iter().chain(keys::IGNORED_TOP).copied().collect();
     let mut root = object(&all_top, &["provider", "auth"], |k| match k {

@@ -421,3 +421,23 @@ auth:
     assert_eq!(outcomes[2]["message"], serde_json::Value::Null);
     assert!(outcomes[0].get("message_from").is_none());
 }
+
+#[test]
+fn a_value_kept_for_one_run_is_marked_so() {
+    let (code, out, err) = explain(&shipped("acme.yaml"), "human");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "keeps request_id from body $.data.request_id (sensitive, for this run only, never in the session)"
+        ),
+        "{out}"
+    );
+    let (_, json, _) = explain(&shipped("acme.yaml"), "json");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let keeps = &v["flows"][1]["steps"][0]["outcomes"][0]["keeps"][0];
+    assert_eq!(keeps["key"], "request_id");
+    assert_eq!(keeps["for_run"], true);
+    assert!(v["flows"][0]["steps"][0]["outcomes"][0]["keeps"][0]
+        .get("for_run")
+        .is_none());
+}

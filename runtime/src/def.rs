@@ -204,6 +204,22 @@ pub struct FlowDef {
     /// Some step reads a stored value that not every path through this flow extracts first:
     /// the user's provider session must be loaded before running it.
     pub uses_session: bool,
+    /// Keys extracted with `keep: run`: later steps of the run read them (a pending run keeps
+    /// them, sealed, between requests), and they are never written into the session.
+    pub kept_for_run: &'static [&'static str],
+}
+
+impl FlowDef {
+    /// What a completed run writes into the provider session: its extracted values but those
+    /// kept for the run only.
+    pub fn session_values<'v, V: 'v>(
+        &self,
+        extracted: impl IntoIterator<Item = (&'v String, &'v V)>,
+    ) -> impl Iterator<Item = (&'v String, &'v V)> {
+        extracted
+            .into_iter()
+            .filter(|(k, _)| !self.kept_for_run.contains(&k.as_str()))
+    }
 }
 
 impl StepDef {
@@ -242,6 +258,11 @@ pub struct ProviderDef {
     pub base_url: &'static str,
     pub flows: &'static [&'static FlowDef],
     pub logout: Option<BuildFn>,
+    /// The stored values the logout request reads.
+    pub logout_reads: &'static [&'static str],
+    /// A new login logs out the provider session it replaces (`logout.on_relogin`, default
+    /// true when there is a logout).
+    pub logout_on_relogin: bool,
     pub secrets: &'static [SecretDef],
     /// The YAML file it was compiled from.
     pub source: &'static str,

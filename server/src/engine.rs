@@ -243,9 +243,16 @@ impl Engine<'_> {
                     return self.fail(run, (i, first), msg, rejected).await;
                 }
                 Then::Complete => {
+                    // Values kept for the run only end with it, never in the session.
+                    let kept: Values = run
+                        .flow
+                        .session_values(&run.pending.extracted)
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    self.log_out_replaced(run, &kept).await;
                     let session = self
                         .store
-                        .complete(run.owner, run.provider.id, &run.pending.extracted)
+                        .complete(run.owner, run.provider.id, &kept)
                         .await?;
                     return Ok(Login::Complete {
                         user_name: session.get("user_name").cloned(),
@@ -398,29 +405,76 @@ impl Engine<'_> {
     /// Runs the provider's logout request (if any, and if a session exists), ignoring its
     /// failure, then deletes the session and any pending run.
     pub async fn logout(&self, provider: &ProviderDef, owner: &str) -> Result<(), StoreError> {
-        if let Some(build) = provider.logout {
+        if provider.logout.is_some() {
             if let Some(session) = self.store.session(owner, provider.id).await? {
-                let none = Values::new();
-                let cx = StepCx::new(self.base_url, &none, &session, self.secrets, "");
-                match build(&cx) {
-                    Ok(out) => {
-                        let started = Instant::now();
-                        let r = self.upstream.send(out).await;
-                        self.metrics
-                            .provider_request(provider.id, started.elapsed());
-                        tracing::debug!(
-                            provider = provider.id,
-                            status = r.as_ref().map(|r| r.status).unwrap_or(0),
-                            "provider logout"
-                        );
-                    }
-                    Err(e) => {
-                        tracing::warn!(provider = provider.id, error = %e, "logout request not sent")
-                    }
-                }
+                self.provider_logout(provider, &session).await;
             }
         }
         self.store.logout(owner, provider.id).await
+    }
+
+    /// Before a completed run's values `kept` replace the user's provider session, logs the
+    /// old session out at the provider: best effort, logged, never failing the login. Not
+    /// when the provider file opts out (`logout.on_relogin: false`), when the flow reads the
+    /// session (it continues that session, as a refresh does), or when what logout reads is
+    /// unchanged (the provider answered with the same session).
+    async fn log_out_replaced(&self, run: &Run<'_>, kept: &Values) {
+        let provider = run.provider;
+        if !provider.logout_on_relogin || provider.logout.is_none() || run.flow.uses_session {
+            return;
+        }
+        let old = match self.store.session(run.owner, provider.id).await {
+            Ok(Some(old)) => old,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(provider = provider.id, error = %e, "the replaced session could not be read to log it out");
+                return;
+            }
+        };
+        let same = provider
+            .logout_reads
+            .iter()
+            .all(|k| kept.get(*k).is_none_or(|v| old.get(*k) == Some(v)));
+        if same {
+            return;
+        }
+        tracing::info!(
+            provider = provider.id,
+            flow = run.flow.id,
+            "logging out the provider session a new login replaces"
+        );
+        self.provider_logout(provider, &old).await;
+    }
+
+    /// Sends the provider's logout request for `session`; its answer or failure is logged,
+    /// never returned.
+    async fn provider_logout(&self, provider: &ProviderDef, session: &Values) {
+        let Some(build) = provider.logout else {
+            return;
+        };
+        let none = Values::new();
+        let cx = StepCx::new(self.base_url, &none, session, self.secrets, "");
+        match build(&cx) {
+            Ok(out) => {
+                let started = Instant::now();
+                let r = self.upstream.send(out).await;
+                self.metrics
+                    .provider_request(provider.id, started.elapsed());
+                match r {
+                    Ok(r) => tracing::debug!(
+                        provider = provider.id,
+                        status = r.status,
+                        "provider logout"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(provider = provider.id, error = %e, "provider logout failed")
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(provider = provider.id, error = %e, "logout request not sent")
+            }
+        }
     }
 }
 

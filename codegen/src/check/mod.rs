@@ -107,9 +107,9 @@ pub fn names_at(p: &Provider, at: At) -> Option<Names> {
     })
 }
 
-/// What logout may use: every key some flow extracts (kept in the session).
+/// What logout may use: every key some flow keeps in the session.
 fn logout_stored(p: &Provider) -> BTreeSet<String> {
-    extracted(p.flows.iter().flat_map(|f| f.steps.iter()))
+    p.session_keys()
 }
 
 /// Where a template stands, which decides what it may name.
@@ -225,6 +225,7 @@ impl<'a> Checker<'a> {
         }
 
         self.sensitivity_marks();
+        self.keep_marks();
 
         for s in &p.secrets {
             if !self.secrets_used.contains(s.key.v.as_str()) {
@@ -272,6 +273,41 @@ impl<'a> Checker<'a> {
                 &format!(
                     "a stored value is one per key; mark every extract of `{k}` with `sensitive: false`, or keep it sensitive"
                 ),
+            );
+        }
+    }
+
+    /// A stored value is one per key: every extract of a key keeps it for the run
+    /// (`keep: run`), or none does. Reported once per key, where it first differs.
+    fn keep_marks(&mut self) {
+        let extracts: Vec<&Extract> = self.p.extracts().collect();
+        let mut reported = BTreeSet::new();
+        for (i, e) in extracts.iter().enumerate() {
+            let Some(first) = extracts[..i]
+                .iter()
+                .find(|o| o.key.v == e.key.v && o.for_run() != e.for_run())
+            else {
+                continue;
+            };
+            if !reported.insert(e.key.v.as_str()) {
+                continue;
+            }
+            let k = &e.key.v;
+            let (here, there) = if e.for_run() {
+                ("for one run here", "in the session")
+            } else {
+                ("in the session here", "for one run")
+            };
+            self.err(
+                "keep-conflict",
+                e.keep.as_ref().map_or(e.key.span, |s| s.span),
+                format!(
+                    "`{k}` is kept {here}, but {there} at line {}",
+                    first.key.span.start.line
+                ),
+                Some(format!(
+                    "a stored value is one per key: write `keep: run` on every extract of `{k}` or on none, or keep the run's value under another key"
+                )),
             );
         }
     }
@@ -673,12 +709,45 @@ impl<'a> Checker<'a> {
                 return;
             }
         }
+        if let Some((f, e)) = self.kept_for_run_only(k) {
+            let line = e.key.span.start.line;
+            let (msg, help) = match env.flow {
+                None => (
+                    format!("`{{{{stored.{k}}}}}` is kept for one run only, never in the session"),
+                    format!(
+                        "`{k}` is extracted with `keep: run` (line {line}); {} runs outside any run, on the session: remove `keep: run` to keep it there",
+                        env.place.name()
+                    ),
+                ),
+                Some(_) => (
+                    format!("`{{{{stored.{k}}}}}` is kept for one run of flow `{}` only, never in the session", f.id.v),
+                    format!(
+                        "`{k}` is extracted with `keep: run` (line {line}); remove it to keep `{k}` in the session, or extract `{k}` in an earlier step of this flow"
+                    ),
+                ),
+            };
+            self.err("kept-for-run", span, msg, Some(help));
+            return;
+        }
         let names: Vec<&str> = stored.iter().map(String::as_str).collect();
         let help = match did_you_mean(k, &names) {
             Some(s) => format!("did you mean `{{{{stored.{s}}}}}`?"),
             None => "extract it in an earlier step with `on_success.extract`".into(),
         };
         self.err("undefined-stored", span, msg, Some(help));
+    }
+
+    /// The flow and extract that keep `k` for one run, when no extract of the provider keeps
+    /// it in the session.
+    fn kept_for_run_only(&self, k: &str) -> Option<(&'a Flow, &'a Extract)> {
+        let e = self.p.kept_for_run_only(k)?;
+        let f = self.p.flows.iter().find(|f| {
+            f.steps
+                .iter()
+                .flat_map(Step::extracts)
+                .any(|x| std::ptr::eq(x, e))
+        })?;
+        Some((f, e))
     }
 
     /// A JSONPath must parse (with the same parser the runtime uses).
@@ -697,10 +766,12 @@ impl<'a> Checker<'a> {
     }
 }
 
-/// Every key extracted by `steps`.
-fn extracted<'s>(steps: impl Iterator<Item = &'s Step>) -> BTreeSet<String> {
+/// Every key `steps` keep in the session (extracted without `keep: run`).
+fn kept_in_session<'s>(steps: impl Iterator<Item = &'s Step>) -> BTreeSet<String> {
     steps
-        .flat_map(|s| s.extracts().map(|e| e.key.v.clone()))
+        .flat_map(Step::extracts)
+        .filter(|e| !e.for_run())
+        .map(|e| e.key.v.clone())
         .collect()
 }
 

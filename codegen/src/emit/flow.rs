@@ -104,6 +104,14 @@ pub(super) fn module(p: &Provider, f: &Flow, file: &str) -> TokenStream {
         .filter(|(x, _)| x.field_type != FieldType::Password)
         .map(|(x, _)| x.key.v.as_str());
     let uses_session = uses_session(f);
+    let kept_for_run: BTreeSet<&str> = f
+        .steps
+        .iter()
+        .flat_map(Step::extracts)
+        .filter(|e| e.for_run())
+        .map(|e| e.key.v.as_str())
+        .collect();
+    let kept_for_run = kept_for_run.iter();
     let d = doc(format!(
         "Flow `{}` ({}:{}).",
         f.id.v, file, f.span.start.line
@@ -117,6 +125,7 @@ pub(super) fn module(p: &Provider, f: &Flow, file: &str) -> TokenStream {
             steps: &[#(#step_defs),*],
             remember: &[#(#remember),*],
             uses_session: #uses_session,
+            kept_for_run: &[#(#kept_for_run),*],
         };
     });
     quote! { #(#items)* }
@@ -428,7 +437,14 @@ fn describe(f: &Flow, o: &Outcome, target: Target) -> String {
         format!("when {}", conds.join(" and "))
     });
     if !o.extract.is_empty() {
-        let keys: Vec<String> = o.extract.iter().map(|e| format!("`{}`", e.key.v)).collect();
+        let keys: Vec<String> = o
+            .extract
+            .iter()
+            .map(|e| match e.for_run() {
+                true => format!("`{}` (for this run only)", e.key.v),
+                false => format!("`{}`", e.key.v),
+            })
+            .collect();
         parts.push(format!("keeps {}", keys.join(", ")));
     }
     if let Some(p) = &o.prompt {

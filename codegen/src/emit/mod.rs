@@ -11,7 +11,7 @@ mod request;
 use crate::model::*;
 use proc_macro2::{Ident, Span as PSpan, TokenStream};
 use quote::quote;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 /// A Rust identifier for `name`: snake_case, never a keyword, never empty.
 pub fn snake(name: &str, fallback: &str) -> String {
@@ -182,6 +182,20 @@ pub fn provider_module(p: &Provider, file: &str) -> String {
         }
         None => quote! { None },
     };
+    // What the logout request reads of the session: a new login whose values for these are
+    // the old session's is the same provider session, not one to log out.
+    let logout_reads: BTreeSet<&str> = p
+        .logout
+        .iter()
+        .flat_map(crate::check::request_templates)
+        .flat_map(|t| t.vars())
+        .filter_map(|(v, _)| match v {
+            Var::Stored(k) => Some(k.as_str()),
+            _ => None,
+        })
+        .collect();
+    let logout_reads = logout_reads.iter();
+    let logout_on_relogin = p.logout.is_some() && p.logout_on_relogin.as_ref().is_none_or(|b| b.v);
     let flow_refs = names.iter().map(|n| {
         let m = ident(n);
         quote! { &#m::FLOW }
@@ -228,6 +242,8 @@ pub fn provider_module(p: &Provider, file: &str) -> String {
             base_url: #base,
             flows: &[#(#flow_refs),*],
             logout: #logout,
+            logout_reads: &[#(#logout_reads),*],
+            logout_on_relogin: #logout_on_relogin,
             secrets: &[#(#secrets),*],
             source: #file,
         };

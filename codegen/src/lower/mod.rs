@@ -62,6 +62,7 @@ pub mod keys {
         "cookie",
         "status",
         "sensitive",
+        "keep",
     ];
     pub const SOURCES: &[&str] = &["path", "header", "cookie", "status"];
     pub const SECRET: &[&str] = &["env"];
@@ -73,7 +74,7 @@ pub mod keys {
         "body",
         "body_encoding",
     ];
-    pub const LOGOUT: &[&str] = &["request"];
+    pub const LOGOUT: &[&str] = &["request", "on_relogin"];
 }
 
 /// The seed's advice for `auth.refresh`, shown wherever it appears.
@@ -373,6 +374,7 @@ impl Lower {
         let mut scope = Scope::PerUser;
         let mut flows = Vec::new();
         let mut logout = None;
+        let mut logout_on_relogin = None;
         if let Some(a) = self.required(&top, "auth", "the provider file") {
             if let Kind::Map(entries) = &a.kind {
                 if let Some((k, _)) = entries.iter().find(|(k, _)| k.as_str() == Some("refresh")) {
@@ -407,6 +409,10 @@ impl Lower {
                         if let Some(r) = self.required(&lm, "request", "`logout`") {
                             logout = self.request(r);
                         }
+                        logout_on_relogin = lm.get("on_relogin").and_then(|v| {
+                            self.boolean(v, "`on_relogin`")
+                                .map(|b| S { v: b, span: v.span })
+                        });
                     }
                 }
             }
@@ -424,6 +430,7 @@ impl Lower {
             scope,
             flows,
             logout,
+            logout_on_relogin,
             secrets,
             span: root.span,
         })

@@ -451,14 +451,15 @@ impl Lower {
                 Kind::Map(_) => self.extract_source(v),
                 _ => self
                     .string(v, "a JSONPath")
-                    .map(|path| (Source::Path { path, all: false }, false, None)),
+                    .map(|path| (Source::Path { path, all: false }, false, None, None)),
             };
-            if let Some((source, optional, sensitive)) = found {
+            if let Some((source, optional, sensitive, keep)) = found {
                 out.push(Extract {
                     key,
                     source,
                     optional,
                     sensitive,
+                    keep,
                     span: v.span,
                 });
             }
@@ -467,8 +468,12 @@ impl Lower {
     }
 
     /// `{ path, optional, all }`, `{ header }`, `{ cookie }` or `{ status: true }`, each with
-    /// `sensitive` if given.
-    fn extract_source(&mut self, node: &Node) -> Option<(Source, bool, Option<S<bool>>)> {
+    /// `sensitive` and `keep` if given.
+    #[allow(clippy::type_complexity)]
+    fn extract_source(
+        &mut self,
+        node: &Node,
+    ) -> Option<(Source, bool, Option<S<bool>>, Option<S<Keep>>)> {
         let m = self.map(node, "an extract", keys::EXTRACT)?;
         let given: Vec<(&Node, &Node)> = keys::SOURCES.iter().filter_map(|k| m.entry(k)).collect();
         let Some(&(first_key, first)) = given.first() else {
@@ -503,6 +508,10 @@ impl Lower {
         let sensitive = m.get("sensitive").and_then(|v| {
             self.boolean(v, "`sensitive`")
                 .map(|b| S { v: b, span: v.span })
+        });
+        let keep = m.get("keep").and_then(|v| {
+            self.choice(v, "`keep`", &Keep::ALL)
+                .map(|k| S { v: k, span: v.span })
         });
         let kind = first_key.as_str().unwrap_or_default();
         if kind != "path" {
@@ -573,7 +582,7 @@ impl Lower {
                 Source::Status
             }
         };
-        Some((source, optional.is_some_and(|(_, b)| b), sensitive))
+        Some((source, optional.is_some_and(|(_, b)| b), sensitive, keep))
     }
 }
 

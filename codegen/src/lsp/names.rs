@@ -244,7 +244,12 @@ pub fn stored_origins<'p>(p: &'p Provider, at: Option<At>, k: &str) -> Stored<'p
         session: if every_path {
             Vec::new()
         } else {
-            session.into_iter().map(|(o, _)| o).collect()
+            // A value kept for one run never reaches the session.
+            session
+                .into_iter()
+                .map(|(o, _)| o)
+                .filter(|o| !o.extract.for_run())
+                .collect()
         },
     }
 }

@@ -22,6 +22,8 @@ pub static PROVIDER: ProviderDef = ProviderDef {
     base_url: "https://api.example-tv.example",
     flows: &[&email_password::FLOW],
     logout: Some(logout),
+    logout_reads: &["access_token"],
+    logout_on_relogin: true,
     secrets: &[],
     source: "providers/example-tv.yaml",
 };
@@ -128,6 +130,7 @@ pub mod email_password {
         ],
         remember: &["email"],
         uses_session: false,
+        kept_for_run: &[],
     };
 }
 /// The logout request (providers/example-tv.yaml:37): POST /v2/auth/logout.
