@@ -522,3 +522,47 @@ async fn a_new_login_logs_out_the_provider_session_it_replaces() {
     assert_eq!(live, expected);
     assert_eq!(s.check(&alice, "acme").await.1, r#"{"valid":true}"#);
 }
+
+/// acme's file has `auth.check`: `check` asks the provider (once per cache lifetime), a
+/// session the provider revoked is answered `valid: false` and cleared, and a provider that
+/// cannot be reached gets the file's `unreachable` answer (valid) with the session kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_asks_the_provider_and_clears_a_session_it_revoked() {
+    let mock = MockProvider::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, bob, carol) = (user("alice"), user("bob"), user("carol"));
+    {
+        let s = TestServer::start_with(config(&mock.url(), dir.path()), None).await;
+        for t in [&alice, &bob, &carol] {
+            let (_, body) = s.login(t, "acme", EMAIL_LOGIN).await;
+            assert_eq!(json(&body)["success"], true, "{body}");
+        }
+        let asked = || mock.received_on("/v2/auth/session").len();
+        assert_eq!(s.check(&alice, "acme").await.1, r#"{"valid":true}"#);
+        assert_eq!(asked(), 1);
+        let token = session_of(&s, "alice", "acme").await.unwrap()["access_token"].clone();
+        assert_eq!(
+            mock.received_on("/v2/auth/session")[0].header("authorization"),
+            Some(format!("Bearer {token}").as_str())
+        );
+        // Within the cache lifetime the provider is not asked again.
+        assert_eq!(s.check(&alice, "acme").await.1, r#"{"valid":true}"#);
+        assert_eq!(asked(), 1);
+
+        // The provider revokes bob's session: check says so and clears it.
+        let bobs = session_of(&s, "bob", "acme").await.unwrap()["access_token"].clone();
+        mock.revoke(&bobs);
+        assert_eq!(s.check(&bob, "acme").await.1, r#"{"valid":false}"#);
+        assert_eq!(asked(), 2);
+        assert!(session_of(&s, "bob", "acme").await.is_none());
+        assert_eq!(s.check(&bob, "acme").await.1, r#"{"valid":false}"#);
+        assert_eq!(asked(), 2, "no session, nothing to ask");
+    }
+    // The provider cannot be reached: the file's answer (valid), and carol keeps her session.
+    let mut cfg = config("http://127.0.0.1:9", dir.path());
+    cfg.upstream_timeout = std::time::Duration::from_secs(2);
+    let s = TestServer::start_with(cfg, None).await;
+    assert_eq!(s.check(&carol, "acme").await.1, r#"{"valid":true}"#);
+    assert!(session_of(&s, "carol", "acme").await.is_some());
+    assert_eq!(s.check(&bob, "acme").await.1, r#"{"valid":false}"#);
+}

@@ -23,9 +23,23 @@ pub struct Report {
     pub base_url: Option<String>,
     pub flows: Vec<FlowReport>,
     pub logout: Option<RequestReport>,
+    /// `auth.check`: how `check` asks the provider.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckReport>,
     /// Per sensitive value: every place it is sent.
     pub sensitive: Vec<Sensitive>,
     pub warnings: Vec<String>,
+}
+
+/// `auth.check`: the request, what each answer says, and the cache lifetime.
+#[derive(Debug, Serialize)]
+pub struct CheckReport {
+    pub request: RequestReport,
+    /// Per outcome: when it is chosen, and whether it says the session is valid.
+    pub outcomes: Vec<(String, bool)>,
+    pub cache_secs: u64,
+    /// The answer when the provider cannot say.
+    pub unreachable_valid: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -260,6 +274,17 @@ pub fn explain(p: &Provider) -> Report {
         })
         .collect();
     let logout = p.logout.as_ref().map(|r| request(None, r));
+    let check = p.check.as_ref().map(|c| CheckReport {
+        request: request(None, &c.step().request),
+        outcomes: c
+            .step()
+            .outcomes
+            .iter()
+            .map(|o| (when(&o.when), matches!(o.then, Then::Complete(_))))
+            .collect(),
+        cache_secs: c.cache.v,
+        unreachable_valid: c.unreachable_valid(),
+    });
 
     // Every place each sensitive value goes.
     let mut sensitive: Vec<Sensitive> = Vec::new();
@@ -268,7 +293,8 @@ pub fn explain(p: &Provider) -> Report {
     let all = flows
         .iter()
         .flat_map(|f| f.steps.iter().map(|s| &s.request))
-        .chain(logout.iter());
+        .chain(logout.iter())
+        .chain(check.iter().map(|c| &c.request));
     for r in all {
         for u in r.sends.iter().filter(|u| u.sensitive) {
             let at = format!("{} {}, {}", r.method, r.url, u.describe());
@@ -304,6 +330,7 @@ pub fn explain(p: &Provider) -> Report {
         base_url: base,
         flows,
         logout,
+        check,
         sensitive,
         warnings,
     }
@@ -643,6 +670,34 @@ impl Report {
         if let Some(l) = &self.logout {
             let _ = writeln!(o, "\nlogout");
             req(&mut o, l);
+        }
+        if let Some(c) = &self.check {
+            let _ = writeln!(
+                o,
+                "\ncheck (a valid answer is reused for {}s)",
+                c.cache_secs
+            );
+            req(&mut o, &c.request);
+            for (when, valid) in &c.outcomes {
+                let _ = writeln!(
+                    o,
+                    "    when {when} -> {}",
+                    if *valid {
+                        "valid"
+                    } else {
+                        "invalid (the stored session is cleared)"
+                    }
+                );
+            }
+            let _ = writeln!(
+                o,
+                "    when the provider cannot say -> {} (the session is kept)",
+                if c.unreachable_valid {
+                    "valid"
+                } else {
+                    "invalid"
+                }
+            );
         }
         let _ = writeln!(o, "\nsensitive values");
         if self.sensitive.is_empty() {

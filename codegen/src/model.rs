@@ -26,6 +26,8 @@ pub struct Provider {
     /// `logout.on_relogin` as written; without it a new login logs out the session it
     /// replaces.
     pub logout_on_relogin: Option<S<bool>>,
+    /// `auth.check`: asks the provider whether a stored session still works.
+    pub check: Option<Check>,
     /// `secrets`: values read from the environment when the server starts.
     pub secrets: Vec<SecretDecl>,
     pub span: Span,
@@ -52,6 +54,35 @@ impl Provider {
         let of_key: Vec<&Extract> = self.extracts().filter(|e| e.key.v == key).collect();
         let first = of_key.iter().copied().find(|e| e.for_run())?;
         of_key.iter().all(|e| e.for_run()).then_some(first)
+    }
+}
+
+/// `auth.check`: a request using only stored values and secrets, and outcomes that decide
+/// whether the stored session is valid.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// The request and its outcomes, as a flow of one step, both named `check`, that is not
+    /// among the provider's flows: a `valid: true` outcome is `Then::Complete`, a
+    /// `valid: false` one `Then::Fail` with `clear_session`.
+    pub flow: Flow,
+    /// `cache`: seconds a valid answer is reused before the provider is asked again.
+    pub cache: S<u64>,
+    /// `unreachable`: the answer when the provider cannot be asked or no outcome takes its
+    /// answer (`true`: valid); `None`: the default, valid.
+    pub unreachable: Option<S<bool>>,
+    pub span: Span,
+}
+
+impl Check {
+    /// The answer when the provider cannot be asked: `valid` unless the file says otherwise.
+    pub fn unreachable_valid(&self) -> bool {
+        self.unreachable.as_ref().is_none_or(|u| u.v)
+    }
+}
+
+impl Check {
+    pub fn step(&self) -> &Step {
+        &self.flow.steps[0]
     }
 }
 

@@ -51,6 +51,16 @@ pub const SAME_AS: &[(&str, &str)] = &[
         "auth.flows[].steps[].samples",
     ),
     ("auth.logout.request", "auth.flows[].steps[].request"),
+    ("auth.check.request", "auth.flows[].steps[].request"),
+    ("auth.check.samples", "auth.flows[].steps[].samples"),
+    (
+        "auth.check.outcomes[].when",
+        "auth.flows[].steps[].outcomes[].when",
+    ),
+    (
+        "auth.check.outcomes[].samples",
+        "auth.flows[].steps[].samples",
+    ),
 ];
 
 /// A complete provider file using most of the language; `otvi_codegen::check_one` accepts it
@@ -757,6 +767,75 @@ clear_session: true"#,
             use any `{{stored.K}}` some flow keeps in the session (not one kept with \
             `keep: run`), and no `{{input.K}}` or `{{run_id}}`.",
         example: r#"request: { method: DELETE, path: "/v1/sessions/{{stored.session_id}}" }"#,
+    },
+    KeyDoc {
+        path: "auth.check",
+        meaning: "Asks the provider whether a stored session still works. Without it, \
+            `GET /api/providers/:id/auth/check` answers from the store alone. With it, a \
+            stored session is checked with this request (written like logout's: stored values \
+            and secrets, no input) at most once per `cache` lifetime and user; an outcome with \
+            `valid: false` clears the session and the answer is `{\"valid\": false}`. A 5xx \
+            or 429 answer, a timeout, a connection error or an answer no outcome takes is \
+            `unreachable`. The answer's shape is the same either way.",
+        example: r#"check:
+  request: { method: GET, path: /v2/auth/session, headers: { Authorization: "Bearer {{stored.access_token}}" } }
+  outcomes:
+    - { when: { status: 200 }, valid: true }
+    - { when: { status: [401, 403] }, valid: false }
+  cache: 60s"#,
+    },
+    KeyDoc {
+        path: "auth.check.outcomes",
+        meaning: "What each answer says, tried in order as a step's outcomes are (`when`, \
+            `samples`); each must decide with `valid` (`check-undecided`).",
+        example: r#"outcomes:
+  - { when: { status: 200 }, valid: true }
+  - { when: { status: 401 }, valid: false }"#,
+    },
+    KeyDoc {
+        path: "auth.check.request",
+        meaning: "The request that asks the provider about the session, written like a step's. \
+            It runs outside any flow, on the session: it may use `{{stored.K}}` that some flow \
+            keeps in the session and `{{secret.K}}`, and no `{{input.K}}`, `{{run_id}}` or \
+            value kept with `keep: run`.",
+        example: r#"request: { method: GET, path: /v2/auth/session, headers: { Authorization: "Bearer {{stored.access_token}}" } }"#,
+    },
+    KeyDoc {
+        path: "auth.check.samples",
+        meaning: "Recorded answers to the check request, whichever outcome they select, \
+            checked at build time as a step's samples are.",
+        example: r#"samples: [ { name: revoked, status: 401, body: { error: "session ended" } } ]"#,
+    },
+    KeyDoc {
+        path: "auth.check.outcomes[].when",
+        meaning: "When this outcome is chosen: JSONPath conditions and/or `status`, as a \
+            step's outcomes have them. No `when`: every answer.",
+        example: "when: { status: [401, 403] }",
+    },
+    KeyDoc {
+        path: "auth.check.outcomes[].samples",
+        meaning: "Recorded answers this outcome must select (checked at build time).",
+        example: r#"samples: [ { name: active, status: 200, body: { active: true } } ]"#,
+    },
+    KeyDoc {
+        path: "auth.check.outcomes[].valid",
+        meaning: "`true`: the session works. `false`: it ended at the provider; the stored \
+            session (and any pending run) is cleared.",
+        example: "valid: false",
+    },
+    KeyDoc {
+        path: "auth.check.cache",
+        meaning: "How long a `valid` answer is reused before the provider is asked again, per \
+            user: whole seconds (`90`) or a number with `s`, `m` or `h`; between 1s and 60m \
+            (`check-cache-bounds`). Kept in the server process's memory.",
+        example: "cache: 5m",
+    },
+    KeyDoc {
+        path: "auth.check.unreachable",
+        meaning: "The answer when the provider cannot say (not reached, a 5xx or 429, an \
+            answer no outcome takes): `valid` (the default: an outage is not a revocation) or \
+            `invalid`. Either way the stored session is kept.",
+        example: "unreachable: invalid",
     },
     KeyDoc {
         path: "auth.logout.on_relogin",

@@ -195,6 +195,25 @@ pub fn schema() -> Value {
     let auth = object(keys::AUTH, &["flows"], |k| match k {
         "scope" => json!({ "enum": ["per_user", "global"], "default": "per_user" }),
         "flows" => json!({ "type": "array", "items": flow, "minItems": 1 }),
+        "check" => object(
+            keys::CHECK,
+            &["request", "outcomes", "cache"],
+            |k| match k {
+                "request" => request(),
+                "outcomes" => {
+                    json!({ "type": "array", "minItems": 1, "items": object(keys::CHECK_OUTCOME, &["valid"], |k| match k {
+                    "when" => conditions(true),
+                    "valid" => json!({ "type": "boolean", "description": "false: the session ended; it is cleared" }),
+                    _ => samples(),
+                }) })
+                }
+                "cache" => {
+                    json!({ "type": ["string", "integer"], "description": "a lifetime between 1s and 60m: 90, 30s, 5m" })
+                }
+                "unreachable" => json!({ "enum": ["valid", "invalid"], "default": "valid" }),
+                _ => samples(),
+            },
+        ),
         _ => object(keys::LOGOUT, &["request"], |k| match k {
             "on_relogin" => {
                 json!({ "type": "boolean", "default": true, "description": "a new login logs out the provider session it replaces" })

@@ -441,3 +441,30 @@ fn a_value_kept_for_one_run_is_marked_so() {
         .get("for_run")
         .is_none());
 }
+
+#[test]
+fn the_session_check_is_shown_with_what_each_answer_says() {
+    let (code, out, err) = explain(&shipped("acme.yaml"), "human");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("\ncheck (a valid answer is reused for 60s)\n    GET https://api.acme.example/v2/auth/session"),
+        "{out}"
+    );
+    assert!(out.contains("    when status 200 -> valid\n"), "{out}");
+    assert!(
+        out.contains("-> invalid (the stored session is cleared)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("when the provider cannot say -> valid (the session is kept)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("GET https://api.acme.example/v2/auth/session, header `Authorization`"),
+        "the token sent by check is listed where it goes: {out}"
+    );
+    assert!(
+        out.contains("when status 401|403 -> invalid (the stored session is cleared)"),
+        "{out}"
+    );
+}

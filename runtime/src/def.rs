@@ -263,9 +263,39 @@ pub struct ProviderDef {
     /// A new login logs out the provider session it replaces (`logout.on_relogin`, default
     /// true when there is a logout).
     pub logout_on_relogin: bool,
+    /// `auth.check`: the provider's word on whether a stored session still works.
+    pub check: Option<&'static CheckDef>,
     pub secrets: &'static [SecretDef],
     /// The YAML file it was compiled from.
     pub source: &'static str,
+}
+
+/// `auth.check`: a request built from the session alone, and outcomes that say whether the
+/// session still works at the provider.
+#[derive(Debug)]
+pub struct CheckDef {
+    /// One step: its outcomes complete (valid) or fail (invalid).
+    pub flow: &'static FlowDef,
+    /// Seconds a valid answer is reused before the provider is asked again.
+    pub cache_secs: u64,
+    /// The answer when the provider cannot say: not reached, 5xx or 429, or an answer that no
+    /// outcome takes.
+    pub unreachable_valid: bool,
+}
+
+impl CheckDef {
+    /// What the provider's answer says: `Some(valid)`, or `None` when it says nothing (a 5xx
+    /// or 429, whatever the outcomes, or an answer no outcome takes).
+    pub fn verdict(&self, reply: &Reply) -> Option<bool> {
+        if reply.status >= 500 || reply.status == 429 {
+            return None;
+        }
+        match (self.flow.steps.first()?.decide)(reply)?.then {
+            Then::Complete => Some(true),
+            Then::Fail(_) => Some(false),
+            Then::Step(_) => None,
+        }
+    }
 }
 
 impl ProviderDef {

@@ -600,6 +600,7 @@ mod tests {
         logout: None,
         logout_reads: &[],
         logout_on_relogin: false,
+        check: None,
         secrets: &[],
         source: "p.yaml",
     };

@@ -413,6 +413,66 @@ impl Engine<'_> {
         self.store.logout(owner, provider.id).await
     }
 
+    /// Whether `owner`'s session with `provider` is valid: stored, and, for a provider with
+    /// `auth.check`, still working at the provider (asked at most once per cache lifetime).
+    /// The provider saying it ended clears the session; a provider that cannot say (not
+    /// reached, 5xx or 429, an answer no outcome takes) gets the file's `unreachable` answer,
+    /// and the session is kept.
+    pub async fn check(&self, provider: &ProviderDef, owner: &str) -> Result<bool, StoreError> {
+        let Some(check) = provider.check else {
+            return self.store.has_session(owner, provider.id).await;
+        };
+        if !self.store.has_session(owner, provider.id).await? {
+            return Ok(false);
+        }
+        if self.store.check_fresh(owner, provider.id) {
+            return Ok(true);
+        }
+        let Some(session) = self.store.session(owner, provider.id).await? else {
+            return Ok(false);
+        };
+        let step = &check.flow.steps[0];
+        let none = Values::new();
+        let cx = StepCx::new(self.base_url, &none, &session, self.secrets, "");
+        let reply = match (step.build)(&cx) {
+            Ok(mut out) => {
+                out.follow_redirects = step.follow_redirects;
+                let started = Instant::now();
+                let r = self.upstream.send(out).await;
+                self.metrics
+                    .provider_request(provider.id, started.elapsed());
+                r
+            }
+            Err(e) => Err(e),
+        };
+        let verdict = reply.as_ref().ok().and_then(|r| check.verdict(r));
+        match verdict {
+            Some(true) => {
+                let ttl = Duration::from_secs(check.cache_secs);
+                self.store.check_valid_for(owner, provider.id, ttl);
+                Ok(true)
+            }
+            Some(false) => {
+                tracing::info!(
+                    provider = provider.id,
+                    "the provider ended the session; it is cleared"
+                );
+                self.store.check_forget(owner, provider.id);
+                self.store.logout(owner, provider.id).await?;
+                Ok(false)
+            }
+            None => {
+                tracing::warn!(
+                    provider = provider.id,
+                    status = reply.as_ref().map(|r| r.status).unwrap_or(0),
+                    answer = check.unreachable_valid,
+                    "the provider could not say whether the session works"
+                );
+                Ok(check.unreachable_valid)
+            }
+        }
+    }
+
     /// Before a completed run's values `kept` replace the user's provider session, logs the
     /// old session out at the provider: best effort, logged, never failing the login. Not
     /// when the provider file opts out (`logout.on_relogin: false`), when the flow reads the

@@ -118,6 +118,8 @@ enum Place {
     /// `defaults.headers`: every request, logout included.
     Defaults,
     Logout,
+    /// The `auth.check` request.
+    Check,
     /// A flow step's request.
     Step,
     /// A display field's `value`: shown to the user.
@@ -129,6 +131,7 @@ impl Place {
         match self {
             Place::Defaults => "`defaults.headers`",
             Place::Logout => "logout",
+            Place::Check => "`auth.check`",
             Place::Step => "this step",
             Place::Display => "a display field's `value`",
         }
@@ -222,6 +225,19 @@ impl<'a> Checker<'a> {
                 flow: None,
             };
             self.request(l, &env);
+        }
+
+        if let Some(c) = &p.check {
+            // The check runs outside any run, on the session, as logout does.
+            let all = logout_stored(p);
+            let env = Env {
+                inputs: None,
+                stored: Some(&all),
+                place: Place::Check,
+                flow: None,
+            };
+            self.request(&c.step().request, &env);
+            self.outcomes(&c.flow, 0, c.step());
         }
 
         self.sensitivity_marks();
@@ -505,7 +521,7 @@ impl<'a> Checker<'a> {
         match v {
             Var::Uuid | Var::UtcNow | Var::UtcDate => {}
             Var::RunId => {
-                if matches!(env.place, Place::Defaults | Place::Logout) {
+                if matches!(env.place, Place::Defaults | Place::Logout | Place::Check) {
                     self.err(
                         "run-id-not-allowed",
                         span,
@@ -560,8 +576,8 @@ impl<'a> Checker<'a> {
 
     fn input_var(&mut self, k: &str, span: Span, env: &Env<'_>) {
         let Some(inputs) = env.inputs else {
-            let help = if env.place == Place::Logout {
-                "logout runs without user input; use `{{stored.K}}` for values extracted at login"
+            let help = if matches!(env.place, Place::Logout | Place::Check) {
+                "it runs without user input, on the session: use `{{stored.K}}` for values extracted at login"
             } else {
                 "`defaults.headers` apply to every request; they may use only `{{uuid}}`, `{{utcnow}}`, `{{utcdate}}` and `{{secret.K}}`"
             };
@@ -669,7 +685,7 @@ impl<'a> Checker<'a> {
         if stored.contains(k) {
             return;
         }
-        let msg = if env.place == Place::Logout {
+        let msg = if matches!(env.place, Place::Logout | Place::Check) {
             format!("`{{{{stored.{k}}}}}` is never extracted by any flow of this provider")
         } else {
             format!("`{{{{stored.{k}}}}}` is not defined at this step")

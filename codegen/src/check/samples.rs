@@ -22,7 +22,7 @@ pub fn check(p: &Provider, require: bool, diags: &mut Vec<Diagnostic>) {
 /// `check`, with the work its JSONPaths may take bounded by `paths`.
 pub fn check_within(p: &Provider, require: bool, paths: &Rc<Paths>, diags: &mut Vec<Diagnostic>) {
     let mut found = Vec::new();
-    for f in &p.flows {
+    for f in p.flows.iter().chain(p.check.as_ref().map(|c| &c.flow)) {
         for s in &f.steps {
             step(s, require, paths, &mut found);
         }

@@ -196,6 +196,33 @@ pub fn provider_module(p: &Provider, file: &str) -> String {
         .collect();
     let logout_reads = logout_reads.iter();
     let logout_on_relogin = p.logout.is_some() && p.logout_on_relogin.as_ref().is_none_or(|b| b.v);
+    let check = match &p.check {
+        Some(c) => {
+            let taken: Vec<&str> = p.flows.iter().map(|f| f.id.v.as_str()).collect();
+            let all = unique_names(taken.into_iter().chain(["session_check"]), "flow");
+            let m = ident(all.last().map_or("session_check", String::as_str));
+            let body = flow::module(p, &c.flow, file);
+            let d = doc(format!(
+                "`auth.check` ({}:{}): one step; an outcome that completes says the session is valid, one that fails that it ended.",
+                file, c.span.start.line
+            ));
+            let (cache, unreachable) = (c.cache.v, c.unreachable_valid());
+            mods.push(quote! {
+                #d
+                pub mod #m {
+                    use super::*;
+                    #body
+                }
+                static CHECK: CheckDef = CheckDef {
+                    flow: &#m::FLOW,
+                    cache_secs: #cache,
+                    unreachable_valid: #unreachable,
+                };
+            });
+            quote! { Some(&CHECK) }
+        }
+        None => quote! { None },
+    };
     let flow_refs = names.iter().map(|n| {
         let m = ident(n);
         quote! { &#m::FLOW }
@@ -225,7 +252,7 @@ pub fn provider_module(p: &Provider, file: &str) -> String {
     ));
     let tokens = quote! {
         #[allow(unused_imports)]
-        use otvi_runtime::def::{ExtractDef, FailDef, FieldDef, FlowDef, OutcomeDef, ProviderDef, Scope, SecretDef, Source, StepDef, Then};
+        use otvi_runtime::def::{CheckDef, ExtractDef, FailDef, FieldDef, FlowDef, OutcomeDef, ProviderDef, Scope, SecretDef, Source, StepDef, Then};
         #[allow(unused_imports)]
         use otvi_runtime::request::{base64, need, push_form, push_json_str, push_path_segment, Method, Outbound, Secret, StepCx, StepError};
         #[allow(unused_imports)]
@@ -244,6 +271,7 @@ pub fn provider_module(p: &Provider, file: &str) -> String {
             logout: #logout,
             logout_reads: &[#(#logout_reads),*],
             logout_on_relogin: #logout_on_relogin,
+            check: #check,
             secrets: &[#(#secrets),*],
             source: #file,
         };

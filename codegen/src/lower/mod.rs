@@ -4,6 +4,7 @@
 //! same lists, so the two cannot disagree. Steps, outcomes, conditions and extract sources are
 //! lowered in `step`.
 
+mod check;
 mod sample;
 mod step;
 
@@ -20,7 +21,10 @@ pub mod keys {
     pub const IGNORED_TOP: &[&str] = &["channels", "playback"];
     pub const PROVIDER: &[&str] = &["id", "name", "logo"];
     pub const DEFAULTS: &[&str] = &["base_url", "headers"];
-    pub const AUTH: &[&str] = &["scope", "flows", "logout"];
+    pub const AUTH: &[&str] = &["scope", "flows", "logout", "check"];
+    /// `auth.check`: the provider's word on a stored session.
+    pub const CHECK: &[&str] = &["request", "outcomes", "cache", "unreachable", "samples"];
+    pub const CHECK_OUTCOME: &[&str] = &["when", "valid", "samples"];
     pub const FLOW: &[&str] = &["id", "name", "inputs", "steps"];
     pub const FIELD: &[&str] = &[
         "key",
@@ -375,6 +379,7 @@ impl Lower {
         let mut flows = Vec::new();
         let mut logout = None;
         let mut logout_on_relogin = None;
+        let mut check = None;
         if let Some(a) = self.required(&top, "auth", "the provider file") {
             if let Kind::Map(entries) = &a.kind {
                 if let Some((k, _)) = entries.iter().find(|(k, _)| k.as_str() == Some("refresh")) {
@@ -404,6 +409,9 @@ impl Lower {
                     }
                     flows = items.iter().filter_map(|n| self.flow(n)).collect();
                 }
+                if let Some(c) = am.get("check") {
+                    check = self.check(c);
+                }
                 if let Some(l) = am.get("logout") {
                     if let Some(lm) = self.map(l, "`logout`", keys::LOGOUT) {
                         if let Some(r) = self.required(&lm, "request", "`logout`") {
@@ -431,6 +439,7 @@ impl Lower {
             flows,
             logout,
             logout_on_relogin,
+            check,
             secrets,
             span: root.span,
         })

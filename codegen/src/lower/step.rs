@@ -317,7 +317,12 @@ impl Lower {
     }
 
     /// `when` (JSONPaths and `status`) or `success_when` (JSONPaths only).
-    fn conditions(&mut self, node: &Node, what: &str, status_allowed: bool) -> Vec<Cond> {
+    pub(super) fn conditions(
+        &mut self,
+        node: &Node,
+        what: &str,
+        status_allowed: bool,
+    ) -> Vec<Cond> {
         let Kind::Map(entries) = &node.kind else {
             self.err(
                 "wrong-type",

@@ -136,7 +136,12 @@ pub fn place(p: &Provider, pos: Pos) -> Option<At> {
             }
         }
     }
-    if p.logout.as_ref().is_some_and(|l| within(l.span, pos)) {
+    // `auth.check` runs on the session as logout does, and may name what logout may.
+    if p.logout.as_ref().is_some_and(|l| within(l.span, pos))
+        || p.check
+            .as_ref()
+            .is_some_and(|c| within(c.step().request.span, pos))
+    {
         return Some(At::Logout);
     }
     let in_header = |t: &Template, name: Span| within(t.span, pos) || within(name, pos);
