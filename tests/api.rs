@@ -437,3 +437,132 @@ async fn the_auth_routes_take_ids_and_methods_as_the_router_does() {
         (200, r#"{"valid":false}"#.into())
     );
 }
+
+/// acme's `request_id` is extracted with `keep: run`: the verify step reads it, a pending run
+/// keeps it sealed (across a restart), and the completed session never holds it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_value_kept_for_the_run_serves_its_next_step_but_never_the_session() {
+    let mock = MockProvider::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let t = user("alice");
+    {
+        let s = TestServer::start_with(config(&mock.url(), dir.path()), None).await;
+        let (_, body) = s.login(&t, "acme", &otp_step0()).await;
+        assert!(json(&body)["next_step"].is_object(), "{body}");
+    }
+    let s = TestServer::start_with(config(&mock.url(), dir.path()), None).await;
+    let pool = sqlx::SqlitePool::connect(&s.database_url).await.unwrap();
+    let (extracted,): (String,) =
+        sqlx::query_as("SELECT extracted FROM pending_runs WHERE owner = 'alice'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(extracted.starts_with("otvi1:"), "sealed: {extracted}");
+    assert!(!extracted.contains("req-"), "{extracted}");
+
+    let (status, body) = s.login(&t, "acme", &otp_step1(OTP)).await;
+    assert_eq!(
+        (status, json(&body)["success"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    let verify = mock.received_on("/v2/auth/otp/verify");
+    assert!(verify[0].json()["request_id"]
+        .as_str()
+        .is_some_and(|id| id.starts_with("req-")));
+    let session = session_of(&s, "alice", "acme").await.unwrap();
+    assert!(session.contains_key("access_token"), "{session:?}");
+    assert!(!session.contains_key("request_id"), "{session:?}");
+}
+
+/// A second login replaces the user's session: the old one is logged out at the provider
+/// first. A provider that refuses that logout (the session already ended there) does not
+/// fail the new login, and another user's session is untouched.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_login_logs_out_the_provider_session_it_replaces() {
+    let (mock, s) = setup().await;
+    let (alice, bob) = (user("alice"), user("bob"));
+    let ok = |(status, body): (u16, String)| {
+        assert_eq!(
+            (status, json(&body)["success"].as_bool()),
+            (200, Some(true)),
+            "{body}"
+        );
+    };
+    ok(s.login(&bob, "acme", EMAIL_LOGIN).await);
+    ok(s.login(&alice, "acme", EMAIL_LOGIN).await);
+    let bobs = session_of(&s, "bob", "acme").await.unwrap()["access_token"].clone();
+    let first = session_of(&s, "alice", "acme").await.unwrap()["access_token"].clone();
+    assert!(mock.received_on("/v2/auth/logout").is_empty());
+
+    ok(s.login(&alice, "acme", EMAIL_LOGIN).await);
+    let second = session_of(&s, "alice", "acme").await.unwrap()["access_token"].clone();
+    assert_ne!(first, second);
+    let logouts = mock.received_on("/v2/auth/logout");
+    assert_eq!(logouts.len(), 1);
+    assert_eq!(
+        logouts[0].header("authorization"),
+        Some(format!("Bearer {first}").as_str())
+    );
+    let mut live = mock.live_tokens();
+    live.sort();
+    let mut expected = vec![bobs.clone(), second.clone()];
+    expected.sort();
+    assert_eq!(live, expected, "alice's first provider session is gone");
+
+    // The provider ended alice's session on its own: its logout answers 401, the login works.
+    mock.revoke(&second);
+    ok(s.login(&alice, "acme", EMAIL_LOGIN).await);
+    assert_eq!(mock.received_on("/v2/auth/logout").len(), 2);
+    let third = session_of(&s, "alice", "acme").await.unwrap()["access_token"].clone();
+    let mut live = mock.live_tokens();
+    live.sort();
+    let mut expected = vec![bobs, third];
+    expected.sort();
+    assert_eq!(live, expected);
+    assert_eq!(s.check(&alice, "acme").await.1, r#"{"valid":true}"#);
+}
+
+/// acme's file has `auth.check`: `check` asks the provider (once per cache lifetime), a
+/// session the provider revoked is answered `valid: false` and cleared, and a provider that
+/// cannot be reached gets the file's `unreachable` answer (valid) with the session kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_asks_the_provider_and_clears_a_session_it_revoked() {
+    let mock = MockProvider::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, bob, carol) = (user("alice"), user("bob"), user("carol"));
+    {
+        let s = TestServer::start_with(config(&mock.url(), dir.path()), None).await;
+        for t in [&alice, &bob, &carol] {
+            let (_, body) = s.login(t, "acme", EMAIL_LOGIN).await;
+            assert_eq!(json(&body)["success"], true, "{body}");
+        }
+        let asked = || mock.received_on("/v2/auth/session").len();
+        assert_eq!(s.check(&alice, "acme").await.1, r#"{"valid":true}"#);
+        assert_eq!(asked(), 1);
+        let token = session_of(&s, "alice", "acme").await.unwrap()["access_token"].clone();
+        assert_eq!(
+            mock.received_on("/v2/auth/session")[0].header("authorization"),
+            Some(format!("Bearer {token}").as_str())
+        );
+        // Within the cache lifetime the provider is not asked again.
+        assert_eq!(s.check(&alice, "acme").await.1, r#"{"valid":true}"#);
+        assert_eq!(asked(), 1);
+
+        // The provider revokes bob's session: check says so and clears it.
+        let bobs = session_of(&s, "bob", "acme").await.unwrap()["access_token"].clone();
+        mock.revoke(&bobs);
+        assert_eq!(s.check(&bob, "acme").await.1, r#"{"valid":false}"#);
+        assert_eq!(asked(), 2);
+        assert!(session_of(&s, "bob", "acme").await.is_none());
+        assert_eq!(s.check(&bob, "acme").await.1, r#"{"valid":false}"#);
+        assert_eq!(asked(), 2, "no session, nothing to ask");
+    }
+    // The provider cannot be reached: the file's answer (valid), and carol keeps her session.
+    let mut cfg = config("http://127.0.0.1:9", dir.path());
+    cfg.upstream_timeout = std::time::Duration::from_secs(2);
+    let s = TestServer::start_with(cfg, None).await;
+    assert_eq!(s.check(&carol, "acme").await.1, r#"{"valid":true}"#);
+    assert!(session_of(&s, "carol", "acme").await.is_some());
+    assert_eq!(s.check(&bob, "acme").await.1, r#"{"valid":false}"#);
+}

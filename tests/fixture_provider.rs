@@ -347,6 +347,8 @@ async fn a_step_that_tests_a_3xx_sees_the_redirect_and_a_secret_echo_is_never_st
     let v = json(&body);
     assert_eq!(v["next_step"]["fields"][0]["key"], "whereTo", "{body}");
     assert_eq!(v["next_step"]["fields"][0]["value"], "/api/elsewhere");
+    // The prompt's message is the provider's text, its echo of the secret replaced.
+    assert_eq!(v["error"], "your key is ***", "{body}");
     {
         let seen = seen.lock().unwrap();
         assert_eq!(seen.len(), 1, "the redirect was not followed");

@@ -23,9 +23,23 @@ pub struct Report {
     pub base_url: Option<String>,
     pub flows: Vec<FlowReport>,
     pub logout: Option<RequestReport>,
+    /// `auth.check`: how `check` asks the provider.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckReport>,
     /// Per sensitive value: every place it is sent.
     pub sensitive: Vec<Sensitive>,
     pub warnings: Vec<String>,
+}
+
+/// `auth.check`: the request, what each answer says, and the cache lifetime.
+#[derive(Debug, Serialize)]
+pub struct CheckReport {
+    pub request: RequestReport,
+    /// Per outcome: when it is chosen, and whether it says the session is valid.
+    pub outcomes: Vec<(String, bool)>,
+    pub cache_secs: u64,
+    /// The answer when the provider cannot say.
+    pub unreachable_valid: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -101,8 +115,13 @@ pub struct OutcomeReport {
     /// A failing outcome: where the text the user sees in `error` comes from, in the order
     /// tried (the first that has text is shown).
     pub error: Option<Vec<ErrorText>>,
-    /// An outcome that prompts with a `message`: shown in `error` beside `next_step`.
+    /// An outcome that prompts with a `message`: shown in `error` beside `next_step`; with
+    /// `message_from`, the text shown when the provider's has none.
     pub message: Option<String>,
+    /// `message: { from }`: the JSONPath of the provider's text shown beside `next_step`
+    /// (control characters removed, at most 200 characters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_from: Option<String>,
 }
 
 /// One place the text of a failed step may come from; a list of them is tried in order, as
@@ -172,6 +191,9 @@ pub struct Keep {
     pub optional: bool,
     /// What this extract keeps is sensitive (`check::sensitive::extract`).
     pub sensitive: bool,
+    /// `keep: run`: kept for the rest of the run only, never written into the session.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub for_run: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -219,6 +241,7 @@ pub fn explain(p: &Provider) -> Report {
                                     from: source(&e.source),
                                     optional: e.optional,
                                     sensitive: sensitive::extract(e).is_some(),
+                                    for_run: e.for_run(),
                                 })
                                 .collect(),
                             prompts: o
@@ -233,7 +256,16 @@ pub fn explain(p: &Provider) -> Report {
                                 }
                                 _ => None,
                             },
-                            message: o.message.as_ref().map(|m| m.v.clone()),
+                            message: o
+                                .message
+                                .as_ref()
+                                .and_then(|m| m.text.as_ref())
+                                .map(|t| t.v.clone()),
+                            message_from: o
+                                .message
+                                .as_ref()
+                                .and_then(|m| m.from.as_ref())
+                                .map(|p| p.v.clone()),
                         })
                         .collect(),
                     no_match: s.may_match_nothing().then(|| error_texts(s, None, None)),
@@ -242,6 +274,17 @@ pub fn explain(p: &Provider) -> Report {
         })
         .collect();
     let logout = p.logout.as_ref().map(|r| request(None, r));
+    let check = p.check.as_ref().map(|c| CheckReport {
+        request: request(None, &c.step().request),
+        outcomes: c
+            .step()
+            .outcomes
+            .iter()
+            .map(|o| (when(&o.when), matches!(o.then, Then::Complete(_))))
+            .collect(),
+        cache_secs: c.cache.v,
+        unreachable_valid: c.unreachable_valid(),
+    });
 
     // Every place each sensitive value goes.
     let mut sensitive: Vec<Sensitive> = Vec::new();
@@ -250,7 +293,8 @@ pub fn explain(p: &Provider) -> Report {
     let all = flows
         .iter()
         .flat_map(|f| f.steps.iter().map(|s| &s.request))
-        .chain(logout.iter());
+        .chain(logout.iter())
+        .chain(check.iter().map(|c| &c.request));
     for r in all {
         for u in r.sends.iter().filter(|u| u.sensitive) {
             let at = format!("{} {}, {}", r.method, r.url, u.describe());
@@ -286,6 +330,7 @@ pub fn explain(p: &Provider) -> Report {
         base_url: base,
         flows,
         logout,
+        check,
         sensitive,
         warnings,
     }
@@ -581,11 +626,14 @@ impl Report {
                 for out in &s.outcomes {
                     let _ = writeln!(o, "    when {} -> {}", out.when, out.then);
                     for k in &out.keeps {
-                        let notes: Vec<&str> =
-                            [(k.optional, "optional"), (k.sensitive, "sensitive")]
-                                .into_iter()
-                                .filter_map(|(on, note)| on.then_some(note))
-                                .collect();
+                        let notes: Vec<&str> = [
+                            (k.optional, "optional"),
+                            (k.sensitive, "sensitive"),
+                            (k.for_run, "for this run only, never in the session"),
+                        ]
+                        .into_iter()
+                        .filter_map(|(on, note)| on.then_some(note))
+                        .collect();
                         let _ = write!(o, "      keeps {} from {}", k.key, k.from);
                         let _ = if notes.is_empty() {
                             writeln!(o)
@@ -596,9 +644,19 @@ impl Report {
                     if !out.prompts.is_empty() {
                         let _ = writeln!(o, "      asks for {}", out.prompts.join(", "));
                     }
-                    if let Some(m) = &out.message {
-                        let _ = writeln!(o, "      says {m:?} beside the prompt");
+                    match (&out.message_from, &out.message) {
+                        (Some(p), Some(m)) => writeln!(
+                            o,
+                            "      says the provider's text at `{p}`, else {m:?}, beside the prompt"
+                        ),
+                        (Some(p), None) => writeln!(
+                            o,
+                            "      says the provider's text at `{p}` (if any) beside the prompt"
+                        ),
+                        (None, Some(m)) => writeln!(o, "      says {m:?} beside the prompt"),
+                        (None, None) => Ok(()),
                     }
+                    .ok();
                     if let Some(e) = &out.error {
                         let _ = writeln!(o, "      error: {}", ErrorText::describe(e));
                     }
@@ -612,6 +670,34 @@ impl Report {
         if let Some(l) = &self.logout {
             let _ = writeln!(o, "\nlogout");
             req(&mut o, l);
+        }
+        if let Some(c) = &self.check {
+            let _ = writeln!(
+                o,
+                "\ncheck (a valid answer is reused for {}s)",
+                c.cache_secs
+            );
+            req(&mut o, &c.request);
+            for (when, valid) in &c.outcomes {
+                let _ = writeln!(
+                    o,
+                    "    when {when} -> {}",
+                    if *valid {
+                        "valid"
+                    } else {
+                        "invalid (the stored session is cleared)"
+                    }
+                );
+            }
+            let _ = writeln!(
+                o,
+                "    when the provider cannot say -> {} (the session is kept)",
+                if c.unreachable_valid {
+                    "valid"
+                } else {
+                    "invalid"
+                }
+            );
         }
         let _ = writeln!(o, "\nsensitive values");
         if self.sensitive.is_empty() {

@@ -23,9 +23,67 @@ pub struct Provider {
     pub scope: Scope,
     pub flows: Vec<Flow>,
     pub logout: Option<Request>,
+    /// `logout.on_relogin` as written; without it a new login logs out the session it
+    /// replaces.
+    pub logout_on_relogin: Option<S<bool>>,
+    /// `auth.check`: asks the provider whether a stored session still works.
+    pub check: Option<Check>,
     /// `secrets`: values read from the environment when the server starts.
     pub secrets: Vec<SecretDecl>,
     pub span: Span,
+}
+
+impl Provider {
+    /// Every extract of every flow.
+    pub fn extracts(&self) -> impl Iterator<Item = &Extract> {
+        self.flows
+            .iter()
+            .flat_map(|f| &f.steps)
+            .flat_map(Step::extracts)
+    }
+    /// The keys some flow keeps in the user's provider session (every extract but those with
+    /// `keep: run`): what logout may use, and a flow may read as a session value.
+    pub fn session_keys(&self) -> std::collections::BTreeSet<String> {
+        self.extracts()
+            .filter(|e| !e.for_run())
+            .map(|e| e.key.v.clone())
+            .collect()
+    }
+    /// An extract that keeps `key` for one run only, when no extract keeps it in the session.
+    pub fn kept_for_run_only(&self, key: &str) -> Option<&Extract> {
+        let of_key: Vec<&Extract> = self.extracts().filter(|e| e.key.v == key).collect();
+        let first = of_key.iter().copied().find(|e| e.for_run())?;
+        of_key.iter().all(|e| e.for_run()).then_some(first)
+    }
+}
+
+/// `auth.check`: a request using only stored values and secrets, and outcomes that decide
+/// whether the stored session is valid.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// The request and its outcomes, as a flow of one step, both named `check`, that is not
+    /// among the provider's flows: a `valid: true` outcome is `Then::Complete`, a
+    /// `valid: false` one `Then::Fail` with `clear_session`.
+    pub flow: Flow,
+    /// `cache`: seconds a valid answer is reused before the provider is asked again.
+    pub cache: S<u64>,
+    /// `unreachable`: the answer when the provider cannot be asked or no outcome takes its
+    /// answer (`true`: valid); `None`: the default, valid.
+    pub unreachable: Option<S<bool>>,
+    pub span: Span,
+}
+
+impl Check {
+    /// The answer when the provider cannot be asked: `valid` unless the file says otherwise.
+    pub fn unreachable_valid(&self) -> bool {
+        self.unreachable.as_ref().is_none_or(|u| u.v)
+    }
+}
+
+impl Check {
+    pub fn step(&self) -> &Step {
+        &self.flow.steps[0]
+    }
 }
 
 /// `secrets: { api_key: { env: INDEE_API_KEY } }`: one entry.
@@ -216,7 +274,7 @@ pub struct Outcome {
     pub prompt: Option<Prompt>,
     pub then: Then,
     /// `message`: shown in `error` alongside `next_step`.
-    pub message: Option<S<String>>,
+    pub message: Option<Message>,
     /// `samples:` listed under this outcome (under `on_success` in that form): recorded
     /// responses that must select it. Build-time only, never emitted.
     pub samples: Vec<Sample>,
@@ -240,6 +298,17 @@ impl Outcome {
             Then::Continue(None) => self.span,
         }
     }
+}
+
+/// `message: "text"`, or `message: { from: "$.message", fallback: "text" }`: what an outcome
+/// that prompts shows in `error` beside `next_step`.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// A JSONPath to the provider's text, shown with the same rules as `fail.from`.
+    pub from: Option<S<String>>,
+    /// The text as written: the message, or (with `from`) the fallback when `from` finds none.
+    pub text: Option<S<String>>,
+    pub span: Span,
 }
 
 /// A recorded provider response (`samples:`), checked against the step at build time: which
@@ -389,7 +458,31 @@ pub struct Extract {
     /// `sensitive:` as written; what a value is without it is `check::sensitive::extract`'s
     /// rule.
     pub sensitive: Option<S<bool>>,
+    /// `keep:` as written; without it the value is kept in the session.
+    pub keep: Option<S<Keep>>,
     pub span: Span,
+}
+
+impl Extract {
+    /// `keep: run`: later steps of the same run may use the value; it is never written into
+    /// the session.
+    pub fn for_run(&self) -> bool {
+        matches!(self.keep, Some(S { v: Keep::Run, .. }))
+    }
+}
+
+/// How long an extracted value is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Keep {
+    /// In the user's provider session, once the run completes (the default).
+    #[default]
+    Session,
+    /// For the rest of the run only: never written into the session.
+    Run,
+}
+
+impl Keep {
+    pub const ALL: [(&'static str, Keep); 2] = [("session", Keep::Session), ("run", Keep::Run)];
 }
 
 #[derive(Debug, Clone, PartialEq)]

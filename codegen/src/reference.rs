@@ -51,6 +51,16 @@ pub const SAME_AS: &[(&str, &str)] = &[
         "auth.flows[].steps[].samples",
     ),
     ("auth.logout.request", "auth.flows[].steps[].request"),
+    ("auth.check.request", "auth.flows[].steps[].request"),
+    ("auth.check.samples", "auth.flows[].steps[].samples"),
+    (
+        "auth.check.outcomes[].when",
+        "auth.flows[].steps[].outcomes[].when",
+    ),
+    (
+        "auth.check.outcomes[].samples",
+        "auth.flows[].steps[].samples",
+    ),
 ];
 
 /// A complete provider file using most of the language; `otvi_codegen::check_one` accepts it
@@ -533,6 +543,18 @@ all: true"#,
 sensitive: false"#,
     },
     KeyDoc {
+        path: "auth.flows[].steps[].on_success.extract.<name>.keep",
+        meaning: "How long the value is kept. `session` (the default): in the user's provider \
+            session once the run completes. `run`: for the rest of this run only: later steps \
+            of the same flow read it as `{{stored.K}}` (a pending run keeps it, sealed, between \
+            requests), and it is never written into the session, so logout, another flow or a \
+            session check cannot use it (an error says so). For a half-login token that the \
+            next step exchanges. A stored value is one per key: every extract of a key keeps \
+            it for the run, or none does (`keep-conflict`).",
+        example: r#"path: "$.data.request_id"
+keep: run"#,
+    },
+    KeyDoc {
         path: "auth.flows[].steps[].on_success.prompt",
         meaning: "Fields to ask the user for before the next step: the answer is \
             `success: false` with `next_step` (the next step's index and name, and these \
@@ -642,9 +664,23 @@ clear_session: true"#,
     KeyDoc {
         path: "auth.flows[].steps[].outcomes[].message",
         meaning: "On an outcome that prompts: text returned in `error` alongside `next_step`, \
-            to say why the user is asked (again). Shown as written: a placeholder is an error. \
-            Not allowed without a `prompt`.",
+            to say why the user is asked (again). As text, it is shown as written (a \
+            placeholder is an error); as a mapping, it is the provider's text at `from`, else \
+            `fallback`, else nothing. Not allowed without a `prompt`.",
         example: r#"message: "That code was not accepted; enter the current one""#,
+    },
+    KeyDoc {
+        path: "auth.flows[].steps[].outcomes[].message.from",
+        meaning: "A JSONPath to the provider's own text about the prompt, shown with the same \
+            rules as `fail.from`: a string only, control characters removed, at most 200 \
+            characters, any provider secret replaced by `***`.",
+        example: r#"from: "$.message""#,
+    },
+    KeyDoc {
+        path: "auth.flows[].steps[].outcomes[].message.fallback",
+        meaning: "The text shown when `from` is absent or finds no text; shown as written (a \
+            placeholder is an error).",
+        example: r#"fallback: "That code was not accepted; enter the current one""#,
     },
     KeyDoc {
         path: "auth.flows[].steps[].samples",
@@ -728,8 +764,90 @@ clear_session: true"#,
     KeyDoc {
         path: "auth.logout.request",
         meaning: "The logout request, written like a step's. It runs outside a flow: it may \
-            use any `{{stored.K}}` some flow extracts, and no `{{input.K}}` or `{{run_id}}`.",
+            use any `{{stored.K}}` some flow keeps in the session (not one kept with \
+            `keep: run`), and no `{{input.K}}` or `{{run_id}}`.",
         example: r#"request: { method: DELETE, path: "/v1/sessions/{{stored.session_id}}" }"#,
+    },
+    KeyDoc {
+        path: "auth.check",
+        meaning: "Asks the provider whether a stored session still works. Without it, \
+            `GET /api/providers/:id/auth/check` answers from the store alone. With it, a \
+            stored session is checked with this request (written like logout's: stored values \
+            and secrets, no input) at most once per `cache` lifetime and user; an outcome with \
+            `valid: false` clears the session and the answer is `{\"valid\": false}`. A 5xx \
+            or 429 answer, a timeout, a connection error or an answer no outcome takes is \
+            `unreachable`. The answer's shape is the same either way.",
+        example: r#"check:
+  request: { method: GET, path: /v2/auth/session, headers: { Authorization: "Bearer {{stored.access_token}}" } }
+  outcomes:
+    - { when: { status: 200 }, valid: true }
+    - { when: { status: [401, 403] }, valid: false }
+  cache: 60s"#,
+    },
+    KeyDoc {
+        path: "auth.check.outcomes",
+        meaning: "What each answer says, tried in order as a step's outcomes are (`when`, \
+            `samples`); each must decide with `valid` (`check-undecided`).",
+        example: r#"outcomes:
+  - { when: { status: 200 }, valid: true }
+  - { when: { status: 401 }, valid: false }"#,
+    },
+    KeyDoc {
+        path: "auth.check.request",
+        meaning: "The request that asks the provider about the session, written like a step's. \
+            It runs outside any flow, on the session: it may use `{{stored.K}}` that some flow \
+            keeps in the session and `{{secret.K}}`, and no `{{input.K}}`, `{{run_id}}` or \
+            value kept with `keep: run`.",
+        example: r#"request: { method: GET, path: /v2/auth/session, headers: { Authorization: "Bearer {{stored.access_token}}" } }"#,
+    },
+    KeyDoc {
+        path: "auth.check.samples",
+        meaning: "Recorded answers to the check request, whichever outcome they select, \
+            checked at build time as a step's samples are.",
+        example: r#"samples: [ { name: revoked, status: 401, body: { error: "session ended" } } ]"#,
+    },
+    KeyDoc {
+        path: "auth.check.outcomes[].when",
+        meaning: "When this outcome is chosen: JSONPath conditions and/or `status`, as a \
+            step's outcomes have them. No `when`: every answer.",
+        example: "when: { status: [401, 403] }",
+    },
+    KeyDoc {
+        path: "auth.check.outcomes[].samples",
+        meaning: "Recorded answers this outcome must select (checked at build time).",
+        example: r#"samples: [ { name: active, status: 200, body: { active: true } } ]"#,
+    },
+    KeyDoc {
+        path: "auth.check.outcomes[].valid",
+        meaning: "`true`: the session works. `false`: it ended at the provider; the stored \
+            session (and any pending run) is cleared.",
+        example: "valid: false",
+    },
+    KeyDoc {
+        path: "auth.check.cache",
+        meaning: "How long a `valid` answer is reused before the provider is asked again, per \
+            user: whole seconds (`90`) or a number with `s`, `m` or `h`; between 1s and 60m \
+            (`check-cache-bounds`). Kept in the server process's memory.",
+        example: "cache: 5m",
+    },
+    KeyDoc {
+        path: "auth.check.unreachable",
+        meaning: "The answer when the provider cannot say (not reached, a 5xx or 429, an \
+            answer no outcome takes): `valid` (the default: an outage is not a revocation) or \
+            `invalid`. Either way the stored session is kept.",
+        example: "unreachable: invalid",
+    },
+    KeyDoc {
+        path: "auth.logout.on_relogin",
+        meaning: "Whether a new login logs out the provider session it replaces (default \
+            `true`). When a user who has a session completes a flow again, the server first \
+            sends this logout request with the old session's values: best effort, logged, \
+            never failing the new login. It is skipped for a flow that reads the session (a \
+            refresh continues it) and when every value the logout request reads is unchanged \
+            (the provider answered with the same session). `false`: the old session is \
+            replaced without a logout, for a provider whose logout ends every session of the \
+            account.",
+        example: "on_relogin: false",
     },
     KeyDoc {
         path: "secrets",

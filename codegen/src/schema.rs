@@ -78,6 +78,9 @@ fn extract() -> Value {
         "path" => json!({ "type": "string", "description": "a JSONPath" }),
         "optional" | "all" => json!({ "type": "boolean", "default": false }),
         "status" => json!({ "const": true }),
+        "keep" => {
+            json!({ "enum": ["session", "run"], "default": "session", "description": "run: for the rest of the run only, never written into the session" })
+        }
         "sensitive" => {
             json!({ "type": "boolean", "description": "without it: every value kept from the answer is sensitive, except the status" })
         }
@@ -138,6 +141,13 @@ fn outcome() -> Value {
                 _ => json!({ "type": "string" }),
             })
         ] }),
+        "message" => json!({ "oneOf": [
+            { "type": "string" },
+            object(keys::MESSAGE, &[], |k| match k {
+                "from" => json!({ "type": "string", "description": "a JSONPath to the provider's text" }),
+                _ => json!({ "type": "string", "description": "shown when `from` finds no text" }),
+            })
+        ] }),
         _ => json!({ "type": "string" }),
     })
 }
@@ -185,7 +195,31 @@ pub fn schema() -> Value {
     let auth = object(keys::AUTH, &["flows"], |k| match k {
         "scope" => json!({ "enum": ["per_user", "global"], "default": "per_user" }),
         "flows" => json!({ "type": "array", "items": flow, "minItems": 1 }),
-        _ => object(keys::LOGOUT, &["request"], |_| request()),
+        "check" => object(
+            keys::CHECK,
+            &["request", "outcomes", "cache"],
+            |k| match k {
+                "request" => request(),
+                "outcomes" => {
+                    json!({ "type": "array", "minItems": 1, "items": object(keys::CHECK_OUTCOME, &["valid"], |k| match k {
+                    "when" => conditions(true),
+                    "valid" => json!({ "type": "boolean", "description": "false: the session ended; it is cleared" }),
+                    _ => samples(),
+                }) })
+                }
+                "cache" => {
+                    json!({ "type": ["string", "integer"], "description": "a lifetime between 1s and 60m: 90, 30s, 5m" })
+                }
+                "unreachable" => json!({ "enum": ["valid", "invalid"], "default": "valid" }),
+                _ => samples(),
+            },
+        ),
+        _ => object(keys::LOGOUT, &["request"], |k| match k {
+            "on_relogin" => {
+                json!({ "type": "boolean", "default": true, "description": "a new login logs out the provider session it replaces" })
+            }
+            _ => request(),
+        }),
     });
     let all_top: Vec<&str> = keys::TOP.iter().chain(keys::IGNORED_TOP).copied().collect();
     let mut root = object(&all_top, &["provider", "auth"], |k| match k {

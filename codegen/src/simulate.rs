@@ -9,7 +9,6 @@
 
 use crate::model::{Flow, Provider};
 use quote::quote;
-use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -50,17 +49,9 @@ pub fn answers(flow: &Flow) -> Vec<Recorded> {
 }
 
 /// What a flow that reads the user's provider session may find there: every value any flow of
-/// the provider keeps, sorted.
+/// the provider keeps there (not those kept for one run), sorted.
 pub fn session_keys(p: &Provider) -> Vec<String> {
-    p.flows
-        .iter()
-        .flat_map(|f| &f.steps)
-        .flat_map(|s| &s.outcomes)
-        .flat_map(|o| &o.extract)
-        .map(|e| e.key.v.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect()
+    p.session_keys().into_iter().collect()
 }
 
 /// The flows of `p` named by `ids` (every flow when empty), or the unknown id.

@@ -378,3 +378,93 @@ auth:
         ]
     );
 }
+
+#[test]
+fn a_prompts_message_from_the_provider_is_shown_with_its_fallback() {
+    let src = r#"provider: { id: t, name: T }
+defaults: { base_url: "https://api.t.example" }
+auth:
+  flows:
+    - id: f
+      name: F
+      inputs: [ { key: email, label: Email } ]
+      steps:
+        - name: Sign In
+          request: { method: POST, path: /login, body: '{"e": "{{input.email}}"}' }
+          outcomes:
+            - when: { status: 200 }
+              complete: true
+            - when: { status: 401 }
+              prompt: [ { key: code, label: Code } ]
+              message: { from: "$.notice", fallback: "Enter the code we sent" }
+            - when: { status: 403 }
+              prompt: [ { key: code, label: Code } ]
+              message: { from: "$.notice" }
+        - name: Code
+          request: { method: POST, path: /code, body: '{"c": "{{input.code}}"}' }
+"#;
+    let (code, out, err) = explain_text(src, "human");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("      says the provider's text at `$.notice`, else \"Enter the code we sent\", beside the prompt\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("      says the provider's text at `$.notice` (if any) beside the prompt\n"),
+        "{out}"
+    );
+    let (_, json, _) = explain_text(src, "json");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let outcomes = &v["flows"][0]["steps"][0]["outcomes"];
+    assert_eq!(outcomes[1]["message"], "Enter the code we sent");
+    assert_eq!(outcomes[1]["message_from"], "$.notice");
+    assert_eq!(outcomes[2]["message"], serde_json::Value::Null);
+    assert!(outcomes[0].get("message_from").is_none());
+}
+
+#[test]
+fn a_value_kept_for_one_run_is_marked_so() {
+    let (code, out, err) = explain(&shipped("acme.yaml"), "human");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "keeps request_id from body $.data.request_id (sensitive, for this run only, never in the session)"
+        ),
+        "{out}"
+    );
+    let (_, json, _) = explain(&shipped("acme.yaml"), "json");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let keeps = &v["flows"][1]["steps"][0]["outcomes"][0]["keeps"][0];
+    assert_eq!(keeps["key"], "request_id");
+    assert_eq!(keeps["for_run"], true);
+    assert!(v["flows"][0]["steps"][0]["outcomes"][0]["keeps"][0]
+        .get("for_run")
+        .is_none());
+}
+
+#[test]
+fn the_session_check_is_shown_with_what_each_answer_says() {
+    let (code, out, err) = explain(&shipped("acme.yaml"), "human");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("\ncheck (a valid answer is reused for 60s)\n    GET https://api.acme.example/v2/auth/session"),
+        "{out}"
+    );
+    assert!(out.contains("    when status 200 -> valid\n"), "{out}");
+    assert!(
+        out.contains("-> invalid (the stored session is cleared)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("when the provider cannot say -> valid (the session is kept)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("GET https://api.acme.example/v2/auth/session, header `Authorization`"),
+        "the token sent by check is listed where it goes: {out}"
+    );
+    assert!(
+        out.contains("when status 401|403 -> invalid (the stored session is cleared)"),
+        "{out}"
+    );
+}

@@ -62,6 +62,10 @@ auth:
               prompt: [ { key: code, label: "Code (again)" } ]
               next: verify
               message: "Wrong code"
+            - when: { "$.result": expired }
+              prompt: [ { key: code, label: "Code (again)" } ]
+              next: verify
+              message: { from: "$.notice", fallback: "The code expired; enter the new one" }
             - when: { "$.result": conflict }
               next: 0
             - when: { status: 401 }
@@ -80,6 +84,7 @@ fn loops_through_a_prompt_compile() {
             (0, Target::Step(1), true),
             (0, Target::Complete, false),
             (1, Target::Complete, false),
+            (1, Target::Step(1), true),
             (1, Target::Step(1), true),
             (1, Target::Step(0), false),
             (1, Target::Fail, false),
@@ -121,7 +126,7 @@ fn extensions_lower_to_the_model() {
         Source::Path { all: true, .. }
     ));
     assert!(verify.outcomes[0].extract[1].optional);
-    match &verify.outcomes[3].then {
+    match &verify.outcomes[4].then {
         Then::Fail(f) => {
             assert_eq!(f.from.as_ref().unwrap().v, "$.reason");
             assert_eq!(f.message.as_ref().unwrap().v, "Signed out");
@@ -129,7 +134,14 @@ fn extensions_lower_to_the_model() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(verify.outcomes[1].message.as_ref().unwrap().v, "Wrong code");
+    let message = |j: usize| verify.outcomes[j].message.as_ref().unwrap();
+    assert_eq!(message(1).text.as_ref().unwrap().v, "Wrong code");
+    assert!(message(1).from.is_none());
+    assert_eq!(message(2).from.as_ref().unwrap().v, "$.notice");
+    assert_eq!(
+        message(2).text.as_ref().unwrap().v,
+        "The code expired; enter the new one"
+    );
 }
 
 #[test]

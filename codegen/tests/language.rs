@@ -115,7 +115,7 @@ fn the_hint_for_an_unknown_key_in_auth_leaves_out_refresh() {
     assert_eq!(d[0].code, "unknown-key");
     assert_eq!(
         d[0].help.as_deref(),
-        Some("`auth` accepts: scope, flows, logout")
+        Some("`auth` accepts: scope, flows, logout, check")
     );
     // `refresh` itself still has its own error, with its advice.
     let src = VALID.replace("  logout:\n", "  refresh: {}\n  logout:\n");

@@ -366,7 +366,7 @@ fn hover_on_a_key_says_what_the_reference_says() {
     assert!(md.contains("`base64`: The value is encoded"), "{md}");
 
     // An extract key: any name, documented as `<name>`.
-    let md = c.hover(&uri, position(&text, "request_id: \"$.data", 0, 1));
+    let md = c.hover(&uri, position(&text, "refresh_token: \"$.data", 0, 1));
     assert!(
         md.contains("`auth.flows[].steps[].on_success.extract.<name>`"),
         "{md}"
@@ -670,13 +670,13 @@ fn definition_leads_from_a_use_to_every_extract_field_or_secret() {
         lines(&r),
         vec![u64::from(line_of(
             &text,
-            "request_id: \"$.data.request_id\"",
+            "request_id: { path: \"$.data.request_id\"",
             0
         ))]
     );
     assert_eq!(
         r[0]["range"]["start"]["character"],
-        position(&text, "request_id: \"$.data.request_id\"", 0, 0).1
+        position(&text, "request_id: { path: \"$.data.request_id\"", 0, 0).1
     );
 
     // Logout's `access_token`: both flows extract it.

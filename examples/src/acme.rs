@@ -5,17 +5,20 @@
 //!   the display name is the email's local part.
 //! - `POST /v2/auth/otp/send` `{phone_number, country_code}`: returns a `request_id`.
 //! - `POST /v2/auth/otp/verify` `{phone_number, code, request_id}`: the code is [`OTP`].
-//! - `POST /v2/auth/logout` with `Authorization: Bearer <access token>`.
+//! - `POST /v2/auth/logout` with `Authorization: Bearer <access token>`: ends that session
+//!   (a token logged out or revoked is refused from then on).
+//! - `GET /v2/auth/session` with `Authorization: Bearer <access token>`: 200 while the session
+//!   lives, 401 once it is logged out or revoked ([`MockProvider::revoke`]).
 
 use crate::record::{lock, serve, Recorder};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -30,6 +33,8 @@ struct Inner {
     otp_requests: HashMap<String, String>,
     /// Access tokens handed out.
     tokens: Vec<String>,
+    /// Access tokens whose session has ended (logged out or revoked).
+    ended: HashSet<String>,
 }
 
 /// A running mock provider.
@@ -50,6 +55,7 @@ impl MockProvider {
             .route("/v2/auth/otp/send", post(otp_send))
             .route("/v2/auth/otp/verify", post(otp_verify))
             .route("/v2/auth/logout", post(logout))
+            .route("/v2/auth/session", get(session))
             .with_state(inner.clone());
         let addr = serve(recorder.wrap(app)).await?;
         Ok(MockProvider {
@@ -71,6 +77,22 @@ impl MockProvider {
     /// Access tokens handed out, oldest first.
     pub fn issued_tokens(&self) -> Vec<String> {
         lock(&self.inner).tokens.clone()
+    }
+
+    /// Access tokens whose session still lives at the provider, oldest first.
+    pub fn live_tokens(&self) -> Vec<String> {
+        let inner = lock(&self.inner);
+        inner
+            .tokens
+            .iter()
+            .filter(|t| !inner.ended.contains(*t))
+            .cloned()
+            .collect()
+    }
+
+    /// Ends the session of `token` at the provider, as an administrator revoking it would.
+    pub fn revoke(&self, token: &str) {
+        lock(&self.inner).ended.insert(token.to_string());
     }
 
     /// Requests received on `path`.
@@ -141,17 +163,30 @@ async fn otp_verify(State(s): State<Shared>, body: Bytes) -> Response {
     }
 }
 
-async fn logout(State(s): State<Shared>, h: HeaderMap) -> Response {
+/// The bearer token of `h`, if its session lives.
+fn live_bearer(s: &Shared, h: &HeaderMap) -> Option<String> {
     let token = h
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default()
+        .and_then(|v| v.strip_prefix("Bearer "))?
         .to_string();
-    let known = lock(&s).tokens.contains(&token);
-    if known {
-        Json(json!({ "success": true })).into_response()
-    } else {
-        reject(StatusCode::UNAUTHORIZED, "unknown token")
+    let inner = lock(s);
+    (inner.tokens.contains(&token) && !inner.ended.contains(&token)).then_some(token)
+}
+
+async fn logout(State(s): State<Shared>, h: HeaderMap) -> Response {
+    match live_bearer(&s, &h) {
+        Some(token) => {
+            lock(&s).ended.insert(token);
+            Json(json!({ "success": true })).into_response()
+        }
+        None => reject(StatusCode::UNAUTHORIZED, "unknown token"),
+    }
+}
+
+async fn session(State(s): State<Shared>, h: HeaderMap) -> Response {
+    match live_bearer(&s, &h) {
+        Some(_) => Json(json!({ "active": true })).into_response(),
+        None => reject(StatusCode::UNAUTHORIZED, "session ended"),
     }
 }

@@ -179,10 +179,31 @@ pub struct OutcomeDef {
     /// Fields asked for (and shown) before the next step runs; empty: no pause.
     pub prompt: &'static [FieldDef],
     pub then: Then,
-    /// Shown in `error` alongside `next_step`.
+    /// Shown in `error` alongside `next_step`: the text as written, or the fallback when
+    /// `message_from` finds none.
     pub message: Option<&'static str>,
+    /// Where the provider puts the text shown alongside `next_step` (`message: { from }`).
+    pub message_from: Option<&'static JsonPath>,
     /// `file:line` of the outcome in its provider file, for logs.
     pub at: &'static str,
+}
+
+impl OutcomeDef {
+    /// The text shown in `error` alongside `next_step` when this outcome prompts: the
+    /// provider's text at `message_from` (as `StepDef::failure` shows provider text), else
+    /// `message`; `None`: nothing to say.
+    pub fn prompt_message(&self, reply: &Reply, secrets: &Secrets) -> Option<String> {
+        self.message_from
+            .and_then(|p| provider_text(reply, p, secrets))
+            .or_else(|| self.message.map(str::to_owned))
+    }
+}
+
+/// The provider's text at `p` made fit to show: a string only, secrets replaced before it is
+/// cut to length (so no part of one survives), control characters removed, at most
+/// `MAX_MESSAGE` characters; `None` when there is none.
+fn provider_text(reply: &Reply, p: &JsonPath, secrets: &Secrets) -> Option<String> {
+    clean_message(&secrets.redact(reply.text_at(p)?.to_string()))
 }
 
 #[derive(Debug)]
@@ -215,6 +236,22 @@ pub struct FlowDef {
     /// Some step reads a stored value that not every path through this flow extracts first:
     /// the user's provider session must be loaded before running it.
     pub uses_session: bool,
+    /// Keys extracted with `keep: run`: later steps of the run read them (a pending run keeps
+    /// them, sealed, between requests), and they are never written into the session.
+    pub kept_for_run: &'static [&'static str],
+}
+
+impl FlowDef {
+    /// What a completed run writes into the provider session: its extracted values but those
+    /// kept for the run only.
+    pub fn session_values<'v, V: 'v>(
+        &self,
+        extracted: impl IntoIterator<Item = (&'v String, &'v V)>,
+    ) -> impl Iterator<Item = (&'v String, &'v V)> {
+        extracted
+            .into_iter()
+            .filter(|(k, _)| !self.kept_for_run.contains(&k.as_str()))
+    }
 }
 
 impl StepDef {
@@ -227,8 +264,7 @@ impl StepDef {
             Some(Then::Fail(f)) => Some(f),
             _ => None,
         };
-        let provider_text =
-            |p: &JsonPath| clean_message(&secrets.redact(reply.text_at(p)?.to_string()));
+        let provider_text = |p: &JsonPath| provider_text(reply, p, secrets);
         fail.and_then(|f| f.from)
             .and_then(provider_text)
             .or_else(|| fail.and_then(|f| f.message).map(str::to_owned))
@@ -254,9 +290,44 @@ pub struct ProviderDef {
     pub base_url: &'static str,
     pub flows: &'static [&'static FlowDef],
     pub logout: Option<BuildFn>,
+    /// The stored values the logout request reads.
+    pub logout_reads: &'static [&'static str],
+    /// A new login logs out the provider session it replaces (`logout.on_relogin`, default
+    /// true when there is a logout).
+    pub logout_on_relogin: bool,
+    /// `auth.check`: the provider's word on whether a stored session still works.
+    pub check: Option<&'static CheckDef>,
     pub secrets: &'static [SecretDef],
     /// The YAML file it was compiled from.
     pub source: &'static str,
+}
+
+/// `auth.check`: a request built from the session alone, and outcomes that say whether the
+/// session still works at the provider.
+#[derive(Debug)]
+pub struct CheckDef {
+    /// One step: its outcomes complete (valid) or fail (invalid).
+    pub flow: &'static FlowDef,
+    /// Seconds a valid answer is reused before the provider is asked again.
+    pub cache_secs: u64,
+    /// The answer when the provider cannot say: not reached, 5xx or 429, or an answer that no
+    /// outcome takes.
+    pub unreachable_valid: bool,
+}
+
+impl CheckDef {
+    /// What the provider's answer says: `Some(valid)`, or `None` when it says nothing (a 5xx
+    /// or 429, whatever the outcomes, or an answer no outcome takes).
+    pub fn verdict(&self, reply: &Reply) -> Option<bool> {
+        if reply.status >= 500 || reply.status == 429 {
+            return None;
+        }
+        match (self.flow.steps.first()?.decide)(reply)?.then {
+            Then::Complete => Some(true),
+            Then::Fail(_) => Some(false),
+            Then::Step(_) => None,
+        }
+    }
 }
 
 impl ProviderDef {
@@ -315,6 +386,7 @@ mod tests {
                 clear_session: false,
             }),
             message: None,
+            message_from: None,
             at: "p.yaml:1",
         };
         let r = failed(serde_json::json!({ "reason": "revoked", "m": "step text" }));
@@ -329,6 +401,44 @@ mod tests {
             STEP.failure(&bare, None, none),
             "the provider answered HTTP 401"
         );
+    }
+
+    #[test]
+    fn a_prompt_message_is_the_providers_text_cleaned_else_the_fallback() {
+        static REASON: JsonPath = JsonPath::new("$.reason");
+        let secrets =
+            crate::secrets::load([("p", &[SecretDef { key: "k", env: "K" }][..])], |_| {
+                Some("key-1234567".into())
+            })
+            .unwrap()
+            .remove("p")
+            .unwrap();
+        let outcome = OutcomeDef {
+            extract: &[],
+            prompt: &[],
+            then: Then::Step(1),
+            message: Some("fallback"),
+            message_from: Some(&REASON),
+            at: "p.yaml:1",
+        };
+        let text = format!(" wrong\u{7} code {} key-1234567", "x".repeat(200));
+        let r = failed(serde_json::json!({ "reason": text }));
+        let shown = outcome.prompt_message(&r, &secrets).unwrap();
+        assert!(shown.starts_with("wrong code x"), "{shown}");
+        assert_eq!(shown.chars().count(), crate::response::MAX_MESSAGE);
+        assert!(!shown.contains("key-"), "{shown}");
+        let r = failed(serde_json::json!({ "reason": { "text": "an object" } }));
+        assert_eq!(
+            outcome.prompt_message(&r, &secrets).as_deref(),
+            Some("fallback")
+        );
+        let bare = OutcomeDef {
+            message: None,
+            ..outcome
+        };
+        assert_eq!(bare.prompt_message(&r, &secrets), None);
+        let r = failed(serde_json::json!({ "reason": "key-1234567" }));
+        assert_eq!(bare.prompt_message(&r, &secrets).as_deref(), Some("***"));
     }
 
     static TYPE: JsonPath = JsonPath::new("$.response_type");

@@ -395,9 +395,8 @@ fn answer(
             }
         }
         Then::Complete => {
-            let kept: Vec<&str> = next
-                .stored
-                .iter()
+            let kept: Vec<&str> = flow
+                .session_values(&next.stored)
                 .filter(|(_, v)| v.is_some())
                 .map(|(k, _)| k.as_str())
                 .collect();
@@ -410,6 +409,19 @@ fn answer(
                     kept.join(", ")
                 }
             );
+            let dropped: Vec<&str> = next
+                .stored
+                .iter()
+                .filter(|(k, v)| v.is_some() && flow.kept_for_run.contains(&k.as_str()))
+                .map(|(k, _)| k.as_str())
+                .collect();
+            if !dropped.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "      kept for this run only, not saved: {}",
+                    dropped.join(", ")
+                );
+            }
             if let Some(Some(u)) = next.stored.get("user_name") {
                 let _ = writeln!(out, "      user_name: {}", quote(u));
             }
@@ -420,8 +432,8 @@ fn answer(
                 if !prompt(flow, m, &mut next, o.prompt, out) {
                     return;
                 }
-                if let Some(msg) = o.message {
-                    let _ = writeln!(out, "      message: {}", quote(msg));
+                if let Some(msg) = o.prompt_message(reply, &m.secrets) {
+                    let _ = writeln!(out, "      message: {}", quote(&m.show(&msg)));
                 }
             }
             reach(next, out);
@@ -541,6 +553,7 @@ mod tests {
         prompt: &[LINK],
         then: Then::Step(1),
         message: None,
+        message_from: None,
         at: "p.yaml:9",
     };
     static FLOW: FlowDef = FlowDef {
@@ -575,6 +588,7 @@ mod tests {
         ],
         remember: &[],
         uses_session: false,
+        kept_for_run: &[],
     };
     static PROVIDER: ProviderDef = ProviderDef {
         id: "p",
@@ -584,6 +598,9 @@ mod tests {
         base_url: "https://p.example",
         flows: &[&FLOW],
         logout: None,
+        logout_reads: &[],
+        logout_on_relogin: false,
+        check: None,
         secrets: &[],
         source: "p.yaml",
     };

@@ -243,16 +243,23 @@ impl Engine<'_> {
                     return self.fail(run, (i, first), msg, rejected).await;
                 }
                 Then::Complete => {
+                    // Values kept for the run only end with it, never in the session.
+                    let kept: Values = run
+                        .flow
+                        .session_values(&run.pending.extracted)
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    self.log_out_replaced(run, &kept).await;
                     let session = self
                         .store
-                        .complete(run.owner, run.provider.id, &run.pending.extracted)
+                        .complete(run.owner, run.provider.id, &kept)
                         .await?;
                     return Ok(Login::Complete {
                         user_name: session.get("user_name").cloned(),
                     });
                 }
                 Then::Step(j) if o.prompt.is_empty() => i = *j,
-                Then::Step(j) => return self.pause(run, (i, first), *j, o).await,
+                Then::Step(j) => return self.pause(run, (i, first), *j, o, &reply).await,
             }
         }
         self.store
@@ -296,13 +303,15 @@ impl Engine<'_> {
         reply
     }
 
-    /// Pauses the run before step `next` for the fields that outcome `o` of step `i` asks for.
+    /// Pauses the run before step `next` for the fields that outcome `o` of step `i` asks for
+    /// (on the provider's answer `reply`).
     async fn pause(
         &self,
         run: &mut Run<'_>,
         (i, first): (usize, usize),
         next: usize,
         o: &'static OutcomeDef,
+        reply: &Reply,
     ) -> Result<Login, EngineError> {
         let fields = match self.show(run, o) {
             Ok(f) => f,
@@ -334,7 +343,7 @@ impl Engine<'_> {
             step_index: next,
             step_name: run.flow.steps[next].name,
             fields,
-            message: o.message.map(str::to_owned),
+            message: o.prompt_message(reply, self.secrets),
         })
     }
 
@@ -396,29 +405,136 @@ impl Engine<'_> {
     /// Runs the provider's logout request (if any, and if a session exists), ignoring its
     /// failure, then deletes the session and any pending run.
     pub async fn logout(&self, provider: &ProviderDef, owner: &str) -> Result<(), StoreError> {
-        if let Some(build) = provider.logout {
+        if provider.logout.is_some() {
             if let Some(session) = self.store.session(owner, provider.id).await? {
-                let none = Values::new();
-                let cx = StepCx::new(self.base_url, &none, &session, self.secrets, "");
-                match build(&cx) {
-                    Ok(out) => {
-                        let started = Instant::now();
-                        let r = self.upstream.send(out).await;
-                        self.metrics
-                            .provider_request(provider.id, started.elapsed());
-                        tracing::debug!(
-                            provider = provider.id,
-                            status = r.as_ref().map(|r| r.status).unwrap_or(0),
-                            "provider logout"
-                        );
-                    }
-                    Err(e) => {
-                        tracing::warn!(provider = provider.id, error = %e, "logout request not sent")
-                    }
-                }
+                self.provider_logout(provider, &session).await;
             }
         }
         self.store.logout(owner, provider.id).await
+    }
+
+    /// Whether `owner`'s session with `provider` is valid: stored, and, for a provider with
+    /// `auth.check`, still working at the provider (asked at most once per cache lifetime).
+    /// The provider saying it ended clears the session; a provider that cannot say (not
+    /// reached, 5xx or 429, an answer no outcome takes) gets the file's `unreachable` answer,
+    /// and the session is kept.
+    pub async fn check(&self, provider: &ProviderDef, owner: &str) -> Result<bool, StoreError> {
+        let Some(check) = provider.check else {
+            return self.store.has_session(owner, provider.id).await;
+        };
+        if !self.store.has_session(owner, provider.id).await? {
+            return Ok(false);
+        }
+        if self.store.check_fresh(owner, provider.id) {
+            return Ok(true);
+        }
+        let Some(session) = self.store.session(owner, provider.id).await? else {
+            return Ok(false);
+        };
+        let step = &check.flow.steps[0];
+        let none = Values::new();
+        let cx = StepCx::new(self.base_url, &none, &session, self.secrets, "");
+        let reply = match (step.build)(&cx) {
+            Ok(mut out) => {
+                out.follow_redirects = step.follow_redirects;
+                let started = Instant::now();
+                let r = self.upstream.send(out).await;
+                self.metrics
+                    .provider_request(provider.id, started.elapsed());
+                r
+            }
+            Err(e) => Err(e),
+        };
+        let verdict = reply.as_ref().ok().and_then(|r| check.verdict(r));
+        match verdict {
+            Some(true) => {
+                let ttl = Duration::from_secs(check.cache_secs);
+                self.store.check_valid_for(owner, provider.id, ttl);
+                Ok(true)
+            }
+            Some(false) => {
+                tracing::info!(
+                    provider = provider.id,
+                    "the provider ended the session; it is cleared"
+                );
+                self.store.check_forget(owner, provider.id);
+                self.store.logout(owner, provider.id).await?;
+                Ok(false)
+            }
+            None => {
+                tracing::warn!(
+                    provider = provider.id,
+                    status = reply.as_ref().map(|r| r.status).unwrap_or(0),
+                    answer = check.unreachable_valid,
+                    "the provider could not say whether the session works"
+                );
+                Ok(check.unreachable_valid)
+            }
+        }
+    }
+
+    /// Before a completed run's values `kept` replace the user's provider session, logs the
+    /// old session out at the provider: best effort, logged, never failing the login. Not
+    /// when the provider file opts out (`logout.on_relogin: false`), when the flow reads the
+    /// session (it continues that session, as a refresh does), or when what logout reads is
+    /// unchanged (the provider answered with the same session).
+    async fn log_out_replaced(&self, run: &Run<'_>, kept: &Values) {
+        let provider = run.provider;
+        if !provider.logout_on_relogin || provider.logout.is_none() || run.flow.uses_session {
+            return;
+        }
+        let old = match self.store.session(run.owner, provider.id).await {
+            Ok(Some(old)) => old,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(provider = provider.id, error = %e, "the replaced session could not be read to log it out");
+                return;
+            }
+        };
+        let same = provider
+            .logout_reads
+            .iter()
+            .all(|k| kept.get(*k).is_none_or(|v| old.get(*k) == Some(v)));
+        if same {
+            return;
+        }
+        tracing::info!(
+            provider = provider.id,
+            flow = run.flow.id,
+            "logging out the provider session a new login replaces"
+        );
+        self.provider_logout(provider, &old).await;
+    }
+
+    /// Sends the provider's logout request for `session`; its answer or failure is logged,
+    /// never returned.
+    async fn provider_logout(&self, provider: &ProviderDef, session: &Values) {
+        let Some(build) = provider.logout else {
+            return;
+        };
+        let none = Values::new();
+        let cx = StepCx::new(self.base_url, &none, session, self.secrets, "");
+        match build(&cx) {
+            Ok(out) => {
+                let started = Instant::now();
+                let r = self.upstream.send(out).await;
+                self.metrics
+                    .provider_request(provider.id, started.elapsed());
+                match r {
+                    Ok(r) => tracing::debug!(
+                        provider = provider.id,
+                        status = r.status,
+                        "provider logout"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(provider = provider.id, error = %e, "provider logout failed")
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(provider = provider.id, error = %e, "logout request not sent")
+            }
+        }
     }
 }
 

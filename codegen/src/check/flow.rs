@@ -1,7 +1,7 @@
 //! Rules over one flow: field keys, step ids, the step graph (every step reachable, no loop
 //! that never pauses for the user, a way to complete), and the data-flow check on every path.
 
-use super::{extracted, Checker, Env, Place};
+use super::{kept_in_session, Checker, Env, Place};
 use crate::diag::Diagnostic;
 use crate::graph::{self, Defined, Target};
 use crate::model::*;
@@ -16,9 +16,9 @@ pub(super) struct StepNames {
 }
 
 /// What each step of `f` may name: what every path into it defines, plus session values (what
-/// other flows of the provider extract); `None` for a step no path reaches.
+/// other flows of the provider keep in the session); `None` for a step no path reaches.
 pub(super) fn step_names(p: &Provider, f: &Flow, edges: &[graph::Edge]) -> Vec<Option<StepNames>> {
-    let session = extracted(
+    let session = kept_in_session(
         p.flows
             .iter()
             .filter(|o| o.id.v != f.id.v)

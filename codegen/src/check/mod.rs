@@ -107,9 +107,9 @@ pub fn names_at(p: &Provider, at: At) -> Option<Names> {
     })
 }
 
-/// What logout may use: every key some flow extracts (kept in the session).
+/// What logout may use: every key some flow keeps in the session.
 fn logout_stored(p: &Provider) -> BTreeSet<String> {
-    extracted(p.flows.iter().flat_map(|f| f.steps.iter()))
+    p.session_keys()
 }
 
 /// Where a template stands, which decides what it may name.
@@ -118,6 +118,8 @@ enum Place {
     /// `defaults.headers`: every request, logout included.
     Defaults,
     Logout,
+    /// The `auth.check` request.
+    Check,
     /// A flow step's request.
     Step,
     /// A display field's `value`: shown to the user.
@@ -129,6 +131,7 @@ impl Place {
         match self {
             Place::Defaults => "`defaults.headers`",
             Place::Logout => "logout",
+            Place::Check => "`auth.check`",
             Place::Step => "this step",
             Place::Display => "a display field's `value`",
         }
@@ -224,7 +227,21 @@ impl<'a> Checker<'a> {
             self.request(l, &env);
         }
 
+        if let Some(c) = &p.check {
+            // The check runs outside any run, on the session, as logout does.
+            let all = logout_stored(p);
+            let env = Env {
+                inputs: None,
+                stored: Some(&all),
+                place: Place::Check,
+                flow: None,
+            };
+            self.request(&c.step().request, &env);
+            self.outcomes(&c.flow, 0, c.step());
+        }
+
         self.sensitivity_marks();
+        self.keep_marks();
 
         for s in &p.secrets {
             if !self.secrets_used.contains(s.key.v.as_str()) {
@@ -272,6 +289,41 @@ impl<'a> Checker<'a> {
                 &format!(
                     "a stored value is one per key; mark every extract of `{k}` with `sensitive: false`, or keep it sensitive"
                 ),
+            );
+        }
+    }
+
+    /// A stored value is one per key: every extract of a key keeps it for the run
+    /// (`keep: run`), or none does. Reported once per key, where it first differs.
+    fn keep_marks(&mut self) {
+        let extracts: Vec<&Extract> = self.p.extracts().collect();
+        let mut reported = BTreeSet::new();
+        for (i, e) in extracts.iter().enumerate() {
+            let Some(first) = extracts[..i]
+                .iter()
+                .find(|o| o.key.v == e.key.v && o.for_run() != e.for_run())
+            else {
+                continue;
+            };
+            if !reported.insert(e.key.v.as_str()) {
+                continue;
+            }
+            let k = &e.key.v;
+            let (here, there) = if e.for_run() {
+                ("for one run here", "in the session")
+            } else {
+                ("in the session here", "for one run")
+            };
+            self.err(
+                "keep-conflict",
+                e.keep.as_ref().map_or(e.key.span, |s| s.span),
+                format!(
+                    "`{k}` is kept {here}, but {there} at line {}",
+                    first.key.span.start.line
+                ),
+                Some(format!(
+                    "a stored value is one per key: write `keep: run` on every extract of `{k}` or on none, or keep the run's value under another key"
+                )),
             );
         }
     }
@@ -469,7 +521,7 @@ impl<'a> Checker<'a> {
         match v {
             Var::Uuid | Var::UtcNow | Var::UtcDate => {}
             Var::RunId => {
-                if matches!(env.place, Place::Defaults | Place::Logout) {
+                if matches!(env.place, Place::Defaults | Place::Logout | Place::Check) {
                     self.err(
                         "run-id-not-allowed",
                         span,
@@ -524,8 +576,8 @@ impl<'a> Checker<'a> {
 
     fn input_var(&mut self, k: &str, span: Span, env: &Env<'_>) {
         let Some(inputs) = env.inputs else {
-            let help = if env.place == Place::Logout {
-                "logout runs without user input; use `{{stored.K}}` for values extracted at login"
+            let help = if matches!(env.place, Place::Logout | Place::Check) {
+                "it runs without user input, on the session: use `{{stored.K}}` for values extracted at login"
             } else {
                 "`defaults.headers` apply to every request; they may use only `{{uuid}}`, `{{utcnow}}`, `{{utcdate}}` and `{{secret.K}}`"
             };
@@ -633,7 +685,7 @@ impl<'a> Checker<'a> {
         if stored.contains(k) {
             return;
         }
-        let msg = if env.place == Place::Logout {
+        let msg = if matches!(env.place, Place::Logout | Place::Check) {
             format!("`{{{{stored.{k}}}}}` is never extracted by any flow of this provider")
         } else {
             format!("`{{{{stored.{k}}}}}` is not defined at this step")
@@ -673,12 +725,45 @@ impl<'a> Checker<'a> {
                 return;
             }
         }
+        if let Some((f, e)) = self.kept_for_run_only(k) {
+            let line = e.key.span.start.line;
+            let (msg, help) = match env.flow {
+                None => (
+                    format!("`{{{{stored.{k}}}}}` is kept for one run only, never in the session"),
+                    format!(
+                        "`{k}` is extracted with `keep: run` (line {line}); {} runs outside any run, on the session: remove `keep: run` to keep it there",
+                        env.place.name()
+                    ),
+                ),
+                Some(_) => (
+                    format!("`{{{{stored.{k}}}}}` is kept for one run of flow `{}` only, never in the session", f.id.v),
+                    format!(
+                        "`{k}` is extracted with `keep: run` (line {line}); remove it to keep `{k}` in the session, or extract `{k}` in an earlier step of this flow"
+                    ),
+                ),
+            };
+            self.err("kept-for-run", span, msg, Some(help));
+            return;
+        }
         let names: Vec<&str> = stored.iter().map(String::as_str).collect();
         let help = match did_you_mean(k, &names) {
             Some(s) => format!("did you mean `{{{{stored.{s}}}}}`?"),
             None => "extract it in an earlier step with `on_success.extract`".into(),
         };
         self.err("undefined-stored", span, msg, Some(help));
+    }
+
+    /// The flow and extract that keep `k` for one run, when no extract of the provider keeps
+    /// it in the session.
+    fn kept_for_run_only(&self, k: &str) -> Option<(&'a Flow, &'a Extract)> {
+        let e = self.p.kept_for_run_only(k)?;
+        let f = self.p.flows.iter().find(|f| {
+            f.steps
+                .iter()
+                .flat_map(Step::extracts)
+                .any(|x| std::ptr::eq(x, e))
+        })?;
+        Some((f, e))
     }
 
     /// A JSONPath must parse (with the same parser the runtime uses).
@@ -697,10 +782,12 @@ impl<'a> Checker<'a> {
     }
 }
 
-/// Every key extracted by `steps`.
-fn extracted<'s>(steps: impl Iterator<Item = &'s Step>) -> BTreeSet<String> {
+/// Every key `steps` keep in the session (extracted without `keep: run`).
+fn kept_in_session<'s>(steps: impl Iterator<Item = &'s Step>) -> BTreeSet<String> {
     steps
-        .flat_map(|s| s.extracts().map(|e| e.key.v.clone()))
+        .flat_map(Step::extracts)
+        .filter(|e| !e.for_run())
+        .map(|e| e.key.v.clone())
         .collect()
 }
 

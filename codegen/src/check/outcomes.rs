@@ -1,5 +1,6 @@
-//! Rules about one step's outcomes: JSONPaths that parse, `next` naming a step, prompts that
-//! something consumes, and outcomes that an earlier one always pre-empts.
+//! Rules about one step's outcomes: JSONPaths that parse (`when`, `extract`, `fail.from`,
+//! `message.from`), `next` naming a step, prompts that something consumes, and outcomes that
+//! an earlier one always pre-empts.
 
 use super::Checker;
 use crate::diag::did_you_mean;
@@ -23,6 +24,9 @@ impl<'a> Checker<'a> {
                 }
             }
             if let Then::Fail(Fail { from: Some(p), .. }) = &o.then {
+                self.jsonpath(p);
+            }
+            if let Some(Message { from: Some(p), .. }) = &o.message {
                 self.jsonpath(p);
             }
             if let Then::Continue(Some(r)) = &o.then {

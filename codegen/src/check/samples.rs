@@ -4,8 +4,9 @@
 //! - a sample listed under an outcome (or `on_success`) must select it (`sample-outcome`);
 //! - every extract of the outcome a sample selects must find a value, optional ones aside
 //!   (`sample-extract`), with a "did you mean" over what the sample holds there;
-//! - the error text of a response the step fails on (`fail.from`, else `error_message`) should
-//!   be found in it (`sample-error-text`, a warning);
+//! - the error text of a response the step fails on (`fail.from`, else `error_message`), and
+//!   the provider's text an outcome that prompts shows (`message.from`), should be found in it
+//!   (`sample-error-text`, a warning);
 //! - with `--require-samples`, every outcome has a sample that selects it (`missing-sample`).
 
 use crate::diag::{did_you_mean, Diagnostic, Span};
@@ -21,7 +22,7 @@ pub fn check(p: &Provider, require: bool, diags: &mut Vec<Diagnostic>) {
 /// `check`, with the work its JSONPaths may take bounded by `paths`.
 pub fn check_within(p: &Provider, require: bool, paths: &Rc<Paths>, diags: &mut Vec<Diagnostic>) {
     let mut found = Vec::new();
-    for f in &p.flows {
+    for f in p.flows.iter().chain(p.check.as_ref().map(|c| &c.flow)) {
         for s in &f.steps {
             step(s, require, paths, &mut found);
         }
@@ -62,6 +63,7 @@ fn step(s: &Step, require: bool, paths: &Rc<Paths>, diags: &mut Vec<Diagnostic>)
                 if let Then::Fail(fail) = &s.outcomes[x].then {
                     failure_text(s, Some(fail), &a, diags);
                 }
+                message_text(&s.outcomes[x], &a, diags);
                 takers[x].push(a);
             }
             None => failure_text(s, None, &a, diags),
@@ -299,4 +301,40 @@ fn failure_text(s: &Step, fail: Option<&Fail>, a: &Answer<'_>, diags: &mut Vec<D
             diags.push(miss(p, format!("\"the provider answered HTTP {status}\"")));
         }
     }
+}
+
+/// A response an outcome with `message: { from }` takes: the text shown beside `next_step`
+/// should come from the provider.
+fn message_text(o: &Outcome, a: &Answer<'_>, diags: &mut Vec<Diagnostic>) {
+    let Some(Message {
+        from: Some(from),
+        text,
+        ..
+    }) = &o.message
+    else {
+        return;
+    };
+    if a.json().is_none() || a.message_at(&from.v).is_some() {
+        return;
+    }
+    let shown = match text {
+        Some(t) => format!("{:?}", t.v),
+        None => "no message".into(),
+    };
+    let help = match a.path_help(&from.v) {
+        Some(h) if h.starts_with("did you mean") => h,
+        _ => format!("the path must lead to a string; the user would see {shown}"),
+    };
+    diags.push(
+        Diagnostic::warning(
+            "sample-error-text",
+            from.span,
+            format!(
+                "`{}` finds no message text in {}, a response this outcome prompts on",
+                from.v,
+                a.sample.label()
+            ),
+        )
+        .with_help(help),
+    );
 }

@@ -104,6 +104,14 @@ pub(super) fn module(p: &Provider, f: &Flow, file: &str, keys: &super::Keys) -> 
         .filter(|(x, _)| x.field_type != FieldType::Password)
         .map(|(x, _)| x.key.v.as_str());
     let uses_session = uses_session(f);
+    let kept_for_run: BTreeSet<&str> = f
+        .steps
+        .iter()
+        .flat_map(Step::extracts)
+        .filter(|e| e.for_run())
+        .map(|e| e.key.v.as_str())
+        .collect();
+    let kept_for_run = kept_for_run.iter().map(|k| cx.key_const(k));
     let d = doc(format!(
         "Flow `{}` ({}:{}).",
         f.id.v, file, f.span.start.line
@@ -117,6 +125,7 @@ pub(super) fn module(p: &Provider, f: &Flow, file: &str, keys: &super::Keys) -> 
             steps: &[#(#step_defs),*],
             remember: &[#(#remember),*],
             uses_session: #uses_session,
+            kept_for_run: &[#(#kept_for_run),*],
         };
     });
     quote! { #(#items)* }
@@ -275,7 +284,19 @@ impl StepEmit<'_, '_> {
             }
             _ => quote! { Then::Complete },
         };
-        let message = opt_str(o.message.as_ref().map(|m| m.v.as_str()));
+        let message = opt_str(
+            o.message
+                .as_ref()
+                .and_then(|m| m.text.as_ref())
+                .map(|t| t.v.as_str()),
+        );
+        let message_from = match o.message.as_ref().and_then(|m| m.from.as_ref()) {
+            Some(p) => {
+                let id = self.path(p);
+                quote! { Some(&#id) }
+            }
+            None => quote! { None },
+        };
         let at = format!("{}:{}", self.file, o.span.start.line);
         let id = ident(
             &self
@@ -294,6 +315,7 @@ impl StepEmit<'_, '_> {
                 prompt: &[#(#prompt),*],
                 then: #then,
                 message: #message,
+                message_from: #message_from,
                 at: #at,
             };
         });
@@ -424,7 +446,14 @@ fn describe(f: &Flow, o: &Outcome, target: Target) -> String {
         format!("when {}", conds.join(" and "))
     });
     if !o.extract.is_empty() {
-        let keys: Vec<String> = o.extract.iter().map(|e| format!("`{}`", e.key.v)).collect();
+        let keys: Vec<String> = o
+            .extract
+            .iter()
+            .map(|e| match e.for_run() {
+                true => format!("`{}` (for this run only)", e.key.v),
+                false => format!("`{}`", e.key.v),
+            })
+            .collect();
         parts.push(format!("keeps {}", keys.join(", ")));
     }
     if let Some(p) = &o.prompt {

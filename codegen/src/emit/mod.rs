@@ -13,7 +13,7 @@ use crate::check::sensitive::{Reason, Sensitivity};
 use crate::model::*;
 use proc_macro2::{Ident, Span as PSpan, TokenStream};
 use quote::quote;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// A Rust identifier for `name`: snake_case, never a keyword, never empty.
 pub fn snake(name: &str, fallback: &str) -> String {
@@ -163,6 +163,17 @@ impl Keys {
     pub fn get(&self, k: &str) -> Option<&Key> {
         self.0.get(k)
     }
+    /// The constant that names stored value `k`: `keys::K` (the bare string for a key no
+    /// step keeps, which checked code never names).
+    pub fn path(&self, k: &str) -> TokenStream {
+        match self.get(k) {
+            Some(key) => {
+                let c = &key.konst;
+                quote! { keys::#c }
+            }
+            None => quote! { #k },
+        }
+    }
 
     /// `pub mod keys`: one constant per stored key.
     fn module(&self) -> TokenStream {
@@ -257,6 +268,47 @@ pub fn provider_module(p: &Provider, file: &str) -> String {
         }
         None => quote! { None },
     };
+    // What the logout request reads of the session: a new login whose values for these are
+    // the old session's is the same provider session, not one to log out.
+    let logout_reads: BTreeSet<&str> = p
+        .logout
+        .iter()
+        .flat_map(crate::check::request_templates)
+        .flat_map(|t| t.vars())
+        .filter_map(|(v, _)| match v {
+            Var::Stored(k) => Some(k.as_str()),
+            _ => None,
+        })
+        .collect();
+    let logout_reads = logout_reads.iter().map(|k| keys.path(k));
+    let logout_on_relogin = p.logout.is_some() && p.logout_on_relogin.as_ref().is_none_or(|b| b.v);
+    let check = match &p.check {
+        Some(c) => {
+            let taken: Vec<&str> = p.flows.iter().map(|f| f.id.v.as_str()).collect();
+            let all = unique_names(taken.into_iter().chain(["session_check"]), "flow");
+            let m = ident(all.last().map_or("session_check", String::as_str));
+            let body = flow::module(p, &c.flow, file, &keys);
+            let d = doc(format!(
+                "`auth.check` ({}:{}): one step; an outcome that completes says the session is valid, one that fails that it ended.",
+                file, c.span.start.line
+            ));
+            let (cache, unreachable) = (c.cache.v, c.unreachable_valid());
+            mods.push(quote! {
+                #d
+                pub mod #m {
+                    use super::*;
+                    #body
+                }
+                static CHECK: CheckDef = CheckDef {
+                    flow: &#m::FLOW,
+                    cache_secs: #cache,
+                    unreachable_valid: #unreachable,
+                };
+            });
+            quote! { Some(&CHECK) }
+        }
+        None => quote! { None },
+    };
     let flow_refs = names.iter().map(|n| {
         let m = ident(n);
         quote! { &#m::FLOW }
@@ -286,7 +338,7 @@ pub fn provider_module(p: &Provider, file: &str) -> String {
     ));
     let tokens = quote! {
         #[allow(unused_imports)]
-        use otvi_runtime::def::{ExtractDef, FailDef, FieldDef, FieldType, FlowDef, OutcomeDef, ProviderDef, Scope, SecretDef, Source, StepDef, Then};
+        use otvi_runtime::def::{CheckDef, ExtractDef, FailDef, FieldDef, FieldType, FlowDef, OutcomeDef, ProviderDef, Scope, SecretDef, Source, StepDef, Then};
         #[allow(unused_imports)]
         use otvi_runtime::request::{base64, need, push_form, push_json_str, push_path_segment, Method, Outbound, Secret, StepCx, StepError};
         #[allow(unused_imports)]
@@ -303,6 +355,9 @@ pub fn provider_module(p: &Provider, file: &str) -> String {
             base_url: #base,
             flows: &[#(#flow_refs),*],
             logout: #logout,
+            logout_reads: &[#(#logout_reads),*],
+            logout_on_relogin: #logout_on_relogin,
+            check: #check,
             secrets: &[#(#secrets),*],
             source: #file,
         };

@@ -42,13 +42,7 @@ impl<'a> FlowCx<'a> {
     }
     /// The constant that names stored value `k`: `keys::K`.
     pub fn key_const(&self, k: &str) -> TokenStream {
-        match self.keys.get(k) {
-            Some(key) => {
-                let c = &key.konst;
-                quote! { keys::#c }
-            }
-            None => quote! { #k },
-        }
+        self.keys.path(k)
     }
     fn field(&self, key: &str) -> Option<&(&'a Field, Ident)> {
         self.fields.iter().find(|(x, _)| x.key.v == key)

@@ -4,6 +4,7 @@
 //! same lists, so the two cannot disagree. Steps, outcomes, conditions and extract sources are
 //! lowered in `step`.
 
+mod check;
 mod sample;
 mod step;
 
@@ -20,7 +21,10 @@ pub mod keys {
     pub const IGNORED_TOP: &[&str] = &["channels", "playback"];
     pub const PROVIDER: &[&str] = &["id", "name", "logo"];
     pub const DEFAULTS: &[&str] = &["base_url", "headers"];
-    pub const AUTH: &[&str] = &["scope", "flows", "logout"];
+    pub const AUTH: &[&str] = &["scope", "flows", "logout", "check"];
+    /// `auth.check`: the provider's word on a stored session.
+    pub const CHECK: &[&str] = &["request", "outcomes", "cache", "unreachable", "samples"];
+    pub const CHECK_OUTCOME: &[&str] = &["when", "valid", "samples"];
     pub const FLOW: &[&str] = &["id", "name", "inputs", "steps"];
     pub const FIELD: &[&str] = &[
         "key",
@@ -51,6 +55,8 @@ pub mod keys {
     /// A recorded response: `body` (any YAML value) or `file` (JSON), not both.
     pub const SAMPLE: &[&str] = &["name", "status", "headers", "body", "file"];
     pub const FAIL: &[&str] = &["from", "message", "clear_session"];
+    /// `message` written as a mapping: the provider's text, and the text shown without it.
+    pub const MESSAGE: &[&str] = &["from", "fallback"];
     /// An extract written as a mapping; exactly one of `SOURCES` is its source.
     pub const EXTRACT: &[&str] = &[
         "path",
@@ -60,6 +66,7 @@ pub mod keys {
         "cookie",
         "status",
         "sensitive",
+        "keep",
     ];
     pub const SOURCES: &[&str] = &["path", "header", "cookie", "status"];
     pub const SECRET: &[&str] = &["env"];
@@ -71,7 +78,7 @@ pub mod keys {
         "body",
         "body_encoding",
     ];
-    pub const LOGOUT: &[&str] = &["request"];
+    pub const LOGOUT: &[&str] = &["request", "on_relogin"];
 }
 
 /// The seed's advice for `auth.refresh`, shown wherever it appears.
@@ -371,6 +378,8 @@ impl Lower {
         let mut scope = Scope::PerUser;
         let mut flows = Vec::new();
         let mut logout = None;
+        let mut logout_on_relogin = None;
+        let mut check = None;
         if let Some(a) = self.required(&top, "auth", "the provider file") {
             if let Kind::Map(entries) = &a.kind {
                 if let Some((k, _)) = entries.iter().find(|(k, _)| k.as_str() == Some("refresh")) {
@@ -400,11 +409,18 @@ impl Lower {
                     }
                     flows = items.iter().filter_map(|n| self.flow(n)).collect();
                 }
+                if let Some(c) = am.get("check") {
+                    check = self.check(c);
+                }
                 if let Some(l) = am.get("logout") {
                     if let Some(lm) = self.map(l, "`logout`", keys::LOGOUT) {
                         if let Some(r) = self.required(&lm, "request", "`logout`") {
                             logout = self.request(r);
                         }
+                        logout_on_relogin = lm.get("on_relogin").and_then(|v| {
+                            self.boolean(v, "`on_relogin`")
+                                .map(|b| S { v: b, span: v.span })
+                        });
                     }
                 }
             }
@@ -422,6 +438,8 @@ impl Lower {
             scope,
             flows,
             logout,
+            logout_on_relogin,
+            check,
             secrets,
             span: root.span,
         })

@@ -134,10 +134,7 @@ impl Lower {
             None => None,
         };
         let fail = m.get("fail").and_then(|f| self.fail(f));
-        let message = self.opt_string(&m, "message");
-        if let Some(msg) = &message {
-            self.literal_text(msg, "`message`");
-        }
+        let message = m.get("message").and_then(|n| self.message(n));
 
         // A `complete` or `fail` that conflicts with `next` or `prompt` is reported; the outcome
         // is then read as leading on, so that the steps it names are not reported again as
@@ -226,6 +223,59 @@ impl Lower {
         }
     }
 
+    /// `message: "text"` or `message: { from: "$.message", fallback: "text" }`.
+    fn message(&mut self, node: &Node) -> Option<Message> {
+        const SHAPE: &str = "write `message: \"That code was not accepted\"`, or `message: { from: \"$.message\", fallback: \"That code was not accepted\" }` to show the provider's text";
+        match &node.kind {
+            Kind::Scalar(..) if !node.is_null() => {
+                let text = self.string(node, "`message`")?;
+                self.literal_text(&text, "`message`");
+                return Some(Message {
+                    from: None,
+                    text: Some(text),
+                    span: node.span,
+                });
+            }
+            Kind::Map(_) => {}
+            _ => {
+                self.err(
+                    "wrong-type",
+                    node.span,
+                    format!(
+                        "`message` must be text or a mapping with `from` and `fallback`, found {}",
+                        node.describe()
+                    ),
+                )
+                .help = Some(SHAPE.into());
+                return None;
+            }
+        }
+        let m = self.map(node, "`message`", keys::MESSAGE)?;
+        let from = self.opt_string(&m, "from");
+        let text = self.opt_string(&m, "fallback");
+        if let Some(t) = &text {
+            self.literal_text(t, "`fallback`");
+        }
+        if from.is_none()
+            && text.is_none()
+            && m.get("from").is_none()
+            && m.get("fallback").is_none()
+        {
+            self.err(
+                "empty-message",
+                head(node),
+                "`message` needs `from`, `fallback` or both",
+            )
+            .help = Some(SHAPE.into());
+            return None;
+        }
+        Some(Message {
+            from,
+            text,
+            span: head(node),
+        })
+    }
+
     /// `next: verify` (a step id) or `next: 2` (a step index).
     fn step_ref(&mut self, node: &Node) -> Option<S<StepRef>> {
         let s = self.string(node, "`next`")?;
@@ -267,7 +317,12 @@ impl Lower {
     }
 
     /// `when` (JSONPaths and `status`) or `success_when` (JSONPaths only).
-    fn conditions(&mut self, node: &Node, what: &str, status_allowed: bool) -> Vec<Cond> {
+    pub(super) fn conditions(
+        &mut self,
+        node: &Node,
+        what: &str,
+        status_allowed: bool,
+    ) -> Vec<Cond> {
         let Kind::Map(entries) = &node.kind else {
             self.err(
                 "wrong-type",
@@ -401,14 +456,15 @@ impl Lower {
                 Kind::Map(_) => self.extract_source(v),
                 _ => self
                     .string(v, "a JSONPath")
-                    .map(|path| (Source::Path { path, all: false }, false, None)),
+                    .map(|path| (Source::Path { path, all: false }, false, None, None)),
             };
-            if let Some((source, optional, sensitive)) = found {
+            if let Some((source, optional, sensitive, keep)) = found {
                 out.push(Extract {
                     key,
                     source,
                     optional,
                     sensitive,
+                    keep,
                     span: v.span,
                 });
             }
@@ -417,8 +473,12 @@ impl Lower {
     }
 
     /// `{ path, optional, all }`, `{ header }`, `{ cookie }` or `{ status: true }`, each with
-    /// `sensitive` if given.
-    fn extract_source(&mut self, node: &Node) -> Option<(Source, bool, Option<S<bool>>)> {
+    /// `sensitive` and `keep` if given.
+    #[allow(clippy::type_complexity)]
+    fn extract_source(
+        &mut self,
+        node: &Node,
+    ) -> Option<(Source, bool, Option<S<bool>>, Option<S<Keep>>)> {
         let m = self.map(node, "an extract", keys::EXTRACT)?;
         let given: Vec<(&Node, &Node)> = keys::SOURCES.iter().filter_map(|k| m.entry(k)).collect();
         let Some(&(first_key, first)) = given.first() else {
@@ -453,6 +513,10 @@ impl Lower {
         let sensitive = m.get("sensitive").and_then(|v| {
             self.boolean(v, "`sensitive`")
                 .map(|b| S { v: b, span: v.span })
+        });
+        let keep = m.get("keep").and_then(|v| {
+            self.choice(v, "`keep`", &Keep::ALL)
+                .map(|k| S { v: k, span: v.span })
         });
         let kind = first_key.as_str().unwrap_or_default();
         if kind != "path" {
@@ -523,7 +587,7 @@ impl Lower {
                 Source::Status
             }
         };
-        Some((source, optional.is_some_and(|(_, b)| b), sensitive))
+        Some((source, optional.is_some_and(|(_, b)| b), sensitive, keep))
     }
 }
 

@@ -208,6 +208,25 @@ mod tests {
     }
 
     #[test]
+    fn a_message_written_as_a_mapping_has_its_own_keys() {
+        let src = "auth:\n  flows:\n    - steps:\n        - outcomes:\n            - message: { from: \"$.m\", fallback: F }\n";
+        let at = key(src, 5, 26).unwrap();
+        assert_eq!(path(&at), "auth.flows[].steps[].outcomes[].message.from");
+        assert!(hover(&at).unwrap().contains("same rules as `fail.from`"));
+        assert_eq!(
+            path(&key(src, 5, 40).unwrap()),
+            "auth.flows[].steps[].outcomes[].message.fallback"
+        );
+        // The text form is the key itself.
+        let src =
+            "auth:\n  flows:\n    - steps:\n        - outcomes:\n            - message: Wrong\n";
+        assert_eq!(
+            path(&key(src, 5, 16).unwrap()),
+            "auth.flows[].steps[].outcomes[].message"
+        );
+    }
+
+    #[test]
     fn nothing_is_found_off_the_keys() {
         assert_eq!(key(SRC, 4, 1), None);
     }

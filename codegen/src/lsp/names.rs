@@ -136,7 +136,12 @@ pub fn place(p: &Provider, pos: Pos) -> Option<At> {
             }
         }
     }
-    if p.logout.as_ref().is_some_and(|l| within(l.span, pos)) {
+    // `auth.check` runs on the session as logout does, and may name what logout may.
+    if p.logout.as_ref().is_some_and(|l| within(l.span, pos))
+        || p.check
+            .as_ref()
+            .is_some_and(|c| within(c.step().request.span, pos))
+    {
         return Some(At::Logout);
     }
     let in_header = |t: &Template, name: Span| within(t.span, pos) || within(name, pos);
@@ -244,7 +249,12 @@ pub fn stored_origins<'p>(p: &'p Provider, at: Option<At>, k: &str) -> Stored<'p
         session: if every_path {
             Vec::new()
         } else {
-            session.into_iter().map(|(o, _)| o).collect()
+            // A value kept for one run never reaches the session.
+            session
+                .into_iter()
+                .map(|(o, _)| o)
+                .filter(|o| !o.extract.for_run())
+                .collect()
         },
     }
 }

@@ -8,7 +8,8 @@ use crate::auth::Claims;
 use axum::extract::{Path, State};
 use axum::response::Response;
 
-/// Whether the caller has a stored session for the provider.
+/// Whether the caller has a stored session for the provider, and, for a provider whose file
+/// has `auth.check`, whether the provider still accepts it.
 #[utoipa::path(get, path = "/api/providers/{id}/auth/check", tag = "auth",
     params(("id" = String, Path, description = "Provider id")),
     security(("bearer" = [])),
@@ -33,7 +34,7 @@ pub(super) async fn check_for(
     id: &str,
 ) -> Result<Response, ApiError> {
     let p = provider(state, id, user)?;
-    let valid = state.store.has_session(owner(p, user), p.id).await?;
+    let valid = state.engine(p).check(p, owner(p, user)).await?;
     Ok(fixed_json(if valid {
         r#"{"valid":true}"#
     } else {

@@ -69,6 +69,7 @@ impl Store {
                 None => Some(Default::default()),
             },
             _claim: claim,
+            checks: Default::default(),
         };
         store.sqlite(|_| Ok(())).await?;
         let _ = migrating.close().await;

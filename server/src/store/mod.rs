@@ -15,6 +15,7 @@
 
 mod attempts;
 mod cache;
+mod checks;
 mod claim;
 mod connect;
 mod faults;
@@ -92,6 +93,8 @@ pub struct Store {
     sessions: Option<SessionCache>,
     /// SQLite file only: what makes this process the file's one server.
     _claim: Option<Arc<FileClaim>>,
+    /// `auth.check` verdicts still fresh.
+    checks: Arc<checks::CheckCache>,
 }
 
 /// Where the queries go.

@@ -77,6 +77,7 @@ impl Store {
             sealer: Arc::new(sealer),
             sessions: None,
             _claim: None,
+            checks: Default::default(),
         };
         let mut c = store.pooled().await?;
         let migrated = MIGRATOR.run(&mut *c).await;
