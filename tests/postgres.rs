@@ -9,6 +9,8 @@ mod common;
 use common::*;
 use otvi_mocks::acme::{MockProvider, OTP};
 use otvi_server::limits::LimitConfig;
+use sqlx::Connection;
+use std::time::Duration;
 
 fn pg_url() -> String {
     std::env::var("OTVI_TEST_POSTGRES_URL")
@@ -148,12 +150,8 @@ fn fresh_address() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn thirty_parallel_wrong_passwords_on_two_instances_reach_the_provider_at_most_five_times() {
-    let provider = ScriptedProvider::start(
-        401,
-        serde_json::json!({}),
-        std::time::Duration::from_millis(500),
-    )
-    .await;
+    let provider =
+        ScriptedProvider::start(401, serde_json::json!({}), Duration::from_millis(500)).await;
     let [a, b] = instances_against(&provider, LimitConfig::default()).await;
     let t = user(&format!("pg-{}", uuid::Uuid::new_v4()));
     let addresses: Vec<String> = (0..30).map(|_| fresh_address()).collect();
@@ -181,12 +179,8 @@ async fn thirty_parallel_wrong_passwords_on_two_instances_reach_the_provider_at_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn thirty_parallel_wrong_passwords_from_one_address_on_two_instances_are_limited() {
-    let provider = ScriptedProvider::start(
-        401,
-        serde_json::json!({}),
-        std::time::Duration::from_millis(500),
-    )
-    .await;
+    let provider =
+        ScriptedProvider::start(401, serde_json::json!({}), Duration::from_millis(500)).await;
     let limits = LimitConfig {
         per_address: 7,
         ..LimitConfig::default()
@@ -217,8 +211,7 @@ async fn thirty_parallel_wrong_passwords_from_one_address_on_two_instances_are_l
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_provider_outage_never_locks_a_user_out_on_postgres() {
-    let provider =
-        ScriptedProvider::start(500, serde_json::json!({}), std::time::Duration::ZERO).await;
+    let provider = ScriptedProvider::start(500, serde_json::json!({}), Duration::ZERO).await;
     let limits = LimitConfig {
         per_user: 3,
         per_address: 3,
@@ -265,4 +258,73 @@ async fn check_follows_logins_and_logouts_made_on_another_instance() {
         assert_eq!(a.check(&t, "acme").await.1, r#"{"valid":false}"#);
         assert_eq!(b.check(&t, "acme").await.1, r#"{"valid":false}"#);
     }
+}
+
+/// On PostgreSQL the failed-attempt counts are in the database, settled after the provider
+/// answers. A store error there, once the login's session is written, is logged and counted,
+/// and the login is still answered `success: true`: the session is stored and answered. The
+/// test runs in a schema of its own (`search_path`), whose counts table it renames while the
+/// login is at the provider.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_store_error_settling_the_limits_after_the_session_was_written_is_not_a_503() {
+    let schema = format!("settle_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&pg_url()).await.unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let sep = if pg_url().contains('?') { '&' } else { '?' };
+    let url = format!("{}{sep}options=-c%20search_path%3D{schema}", pg_url());
+
+    let provider = ScriptedProvider::start(
+        200,
+        serde_json::json!({"data": {"access_token": "at-1", "refresh_token": "rt-1",
+            "user": {"display_name": "Settle", "id": "u-settle"}}}),
+        Duration::from_millis(1000),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&provider.url, dir.path());
+    cfg.database_url = url;
+    let s = std::sync::Arc::new(TestServer::start_with(cfg, Some(dir)).await);
+    let t = user("settle");
+    let login = tokio::spawn({
+        let (s, t) = (s.clone(), t.clone());
+        async move { s.login(&t, "acme", EMAIL_LOGIN).await }
+    });
+    // The attempt is reserved and the login is at the provider: the counts go away.
+    for _ in 0..500 {
+        if provider.hits() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(provider.hits(), 1);
+    sqlx::query(&format!(
+        "ALTER TABLE {schema}.login_failures RENAME TO login_failures_away"
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+
+    let (status, body) = login.await.unwrap();
+    assert_eq!(
+        (status, json(&body)["success"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    assert_eq!(s.check(&t, "acme").await.1, r#"{"valid":true}"#);
+    let (_, metrics) = s.send("GET", "/metrics", None, None).await;
+    let errors: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("otvi_store_errors_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(errors >= 1.0, "the failed settle is counted:\n{metrics}");
+
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
 }

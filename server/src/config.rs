@@ -135,6 +135,8 @@ pub async fn app(cfg: &Config) -> Result<crate::api::App, String> {
             "provider sessions are stored in plain text (--insecure-plaintext-sessions)"
         );
     }
+    // Expired pending runs (their sealed inputs and values) are deleted now and every minute.
+    store.sweep_in_background(crate::store::SWEEP_EVERY);
     let metrics = crate::metrics::Metrics::new(&store);
     Ok(router(AppState {
         providers: cfg.providers,

@@ -5,7 +5,6 @@ use crate::store::Store;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::time::Duration;
@@ -41,7 +40,6 @@ pub struct Metrics {
     logins: Family<LoginLabels, Counter>,
     provider_seconds: Histograms<ProviderLabels>,
     requests: Family<RequestLabels, Counter>,
-    pending: Gauge,
 }
 
 /// What a login led to, as counted.
@@ -89,11 +87,11 @@ impl Metrics {
             "Answered HTTP requests by method, route and status",
             requests.clone(),
         );
-        let pending = Gauge::default();
         registry.register(
             "pending_runs",
-            "Multi-step logins waiting for their next step",
-            pending.clone(),
+            "Multi-step logins waiting for their next step, as stored (SQLite: kept as they are \
+             written; PostgreSQL: counted by the sweep each minute)",
+            store.pending_gauge(),
         );
         registry.register(
             "store_errors",
@@ -102,8 +100,8 @@ impl Metrics {
         );
         registry.register(
             "store_commits",
-            "Transactions of session writes the SQLite store committed (writes that reach it \
-             together share one)",
+            "Transactions of session writes the SQLite store committed and synced (writes that \
+             reach it together share one)",
             store.commits(),
         );
         Metrics {
@@ -111,7 +109,6 @@ impl Metrics {
             logins,
             provider_seconds,
             requests,
-            pending,
         }
     }
 
@@ -140,12 +137,9 @@ impl Metrics {
             .inc();
     }
 
-    /// The text to answer a scrape with. Pending runs are counted now; when the store cannot
-    /// count them the gauge keeps its last value and the failure shows in `store_errors`.
-    pub async fn render(&self, store: &Store) -> String {
-        if let Ok(n) = store.pending_runs().await {
-            self.pending.set(n);
-        }
+    /// The text to answer a scrape with. Nothing is queried: every figure is kept as it
+    /// changes (the pending runs by the store, see `Store::pending_gauge`).
+    pub fn render(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");

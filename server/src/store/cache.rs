@@ -1,5 +1,5 @@
 //! SQLite's session cache: each (owner, provider)'s session row as last read or written, right
-//! only while this process is the file's one writer (see `claim`), changed on the connection
+//! only while this process is the file's one writer (see `claim`), changed on the writer thread
 //! right after the database; and the merge of `complete` on SQLite, prepared over the cached
 //! row and written in the transaction of its batch.
 
@@ -25,30 +25,20 @@ pub(super) struct Known {
 /// Entries in the session cache before it starts over (a few hundred bytes each).
 const SESSION_CACHE_MAX: usize = 100_000;
 
-/// Records a session row as read (`overwrite` false: only if none is known) or written (true);
-/// `None` forgets it (a write that failed: it may have failed after its commit). Called only
-/// inside an operation on SQLite's connection, right after the database changed: the cache
-/// changes in the database's order, and a request dropped while its write waited for a lock
-/// (the write goes on) cannot leave the cache behind the database.
-pub(super) fn remember(
-    cache: &SessionCache,
-    owner: &str,
-    provider: &str,
-    known: Option<Known>,
-    overwrite: bool,
-) {
+/// Records a session row as written (`None` forgets it: a write that failed, which may have
+/// failed after its commit). Called only by a write's `then`, on the writer thread right after
+/// the commit: the cache changes in the database's order, and a request dropped while its
+/// write waited (the write goes on) cannot leave the cache behind the database.
+pub(super) fn remember(cache: &SessionCache, owner: &str, provider: &str, known: Option<Known>) {
     let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
     match known {
         Some(k) => {
             if c.values().map(HashMap::len).sum::<usize>() >= SESSION_CACHE_MAX {
                 c.clear();
             }
-            let owners = c.entry(provider.to_string()).or_default();
-            if overwrite {
-                owners.insert(owner.to_string(), k);
-            } else {
-                owners.entry(owner.to_string()).or_insert(k);
-            }
+            c.entry(provider.to_string())
+                .or_default()
+                .insert(owner.to_string(), k);
         }
         None => {
             if let Some(owners) = c.get_mut(provider) {
@@ -56,6 +46,30 @@ pub(super) fn remember(
             }
         }
     }
+}
+
+/// Records a session row as a read found it, if none is known and `unchanged` says, under the
+/// cache's lock, that no write committed since the read began (see `sqlite::Local::era`): a
+/// read runs beside the writer thread, so what it found may already be older than what a
+/// write's `then` recorded, or forgot, meanwhile.
+pub(super) fn remember_read(
+    cache: &SessionCache,
+    owner: &str,
+    provider: &str,
+    known: Known,
+    unchanged: impl FnOnce() -> bool,
+) {
+    let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if !unchanged() {
+        return;
+    }
+    if c.values().map(HashMap::len).sum::<usize>() >= SESSION_CACHE_MAX {
+        c.clear();
+    }
+    c.entry(provider.to_string())
+        .or_default()
+        .entry(owner.to_string())
+        .or_insert(known);
 }
 
 impl Store {
@@ -151,7 +165,7 @@ impl Store {
                             opens: true,
                             keys: merged.keys().cloned().collect(),
                         });
-                        remember(cache, &o, &p, known, true);
+                        remember(cache, &o, &p, known);
                     }
                 },
             )
@@ -247,20 +261,30 @@ mod tests {
             .await
             .unwrap();
         let commits = store.commits().get();
-        // Four at once on this one-thread runtime: one batch, each prepared over the same
-        // cached row; all but the first find it changed and merge again in the transaction.
-        let tasks: Vec<_> = ["a", "b", "c", "d"]
-            .into_iter()
-            .map(|k| {
-                let store = store.clone();
-                tokio::spawn(async move { store.complete("alice", "acme", &one(k, "1")).await })
-            })
-            .collect();
+        // Four while the writer is held: one batch, each prepared over the same cached row;
+        // all but the first find it changed and merge again in the transaction.
+        let super::super::Db::One(local) = &store.db else {
+            unreachable!()
+        };
+        let held = local.hold().await;
+        let mut tasks = Vec::new();
+        for k in ["a", "b", "c", "d"] {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store.complete("alice", "acme", &one(k, "1")).await
+            }));
+            local.until_queued(tasks.len()).await;
+        }
+        held.release().await;
         let mut last = Values::new();
         for t in tasks {
             last = t.await.unwrap().unwrap();
         }
-        assert_eq!(store.commits().get(), commits + 1, "one transaction");
+        assert_eq!(
+            store.commits().get(),
+            commits + 2,
+            "the held write's transaction, then one for the four"
+        );
         let all: Values = ["a", "b", "c", "d"]
             .into_iter()
             .map(|k| (k.to_string(), "1".to_string()))

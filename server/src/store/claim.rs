@@ -1,6 +1,6 @@
 //! One process per SQLite file: the lock on `FILE.lock` that refuses a second server process,
-//! and what every `Store` of this process on the file shares (the session cache, the serving
-//! connection).
+//! and what every `Store` of this process on the file shares (the session cache, the
+//! connections and the writer thread).
 
 use super::cache::SessionCache;
 use super::{sqlite, StoreError};

@@ -1,6 +1,6 @@
 //! A store opened from its URL: on PostgreSQL, a pool (`postgres`); on SQLite, the URL's mode
-//! checked, the file claimed for this process (`claim`) or a database kept in memory, and the
-//! serving connection (`sqlite`). The migrations run on either.
+//! checked, the file claimed for this process (`claim`) or a database kept in memory, and its
+//! read connection and writer thread (`sqlite`). The migrations run on either.
 
 use super::claim::claim_sqlite_file;
 use super::faults::Faults;
@@ -30,7 +30,7 @@ impl Store {
         };
         let (in_memory, create) = sqlite::url_mode(&url)?;
         // Parsed once: for `sqlite::memory:`, `sqlx` names a new shared in-memory database on
-        // every parse, and the migrations and the serving connection must meet in one.
+        // every parse, and the migrations and the store's connection must meet in one.
         // (`sqlx` shares a database in memory between connections only under the name it
         // gives `sqlite::memory:`; `mode=memory` on a path is that database too.)
         let opts =
@@ -56,7 +56,7 @@ impl Store {
             )),
         };
         // The migrations run on a `sqlx` connection (its migration table and checksums); an
-        // in-memory database lives on in the serving connection, opened before it closes.
+        // in-memory database lives on in the store's connection, opened before it closes.
         let mut migrating = SqliteConnection::connect_with(&opts).await?;
         MIGRATOR.run(&mut migrating).await?;
         let store = Store {
@@ -70,8 +70,15 @@ impl Store {
             },
             _claim: claim,
             checks: Default::default(),
+            probe: Default::default(),
+            pending: Default::default(),
+            life: Some(Arc::new(())),
         };
-        store.sqlite(|_| Ok(())).await?;
+        // Both connections opened now, at start: the read connection, and the writer's (an
+        // empty transaction, which writes nothing); then the pending runs counted once.
+        store.read(|_| Ok(())).await?;
+        store.write(|_| Ok(()), |_| {}).await?;
+        local.count_pending().await?;
         let _ = migrating.close().await;
         local.checkpoints();
         Ok(store)

@@ -2,42 +2,59 @@
 //! opened before then, and how many times (the `otvi_store_errors` metric).
 
 use super::{Store, StoreError};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// A moment of this process as a number: milliseconds since the first look at the clock, plus
+/// one (so that 0 can mean "never"). Failures and writes are noted in it, and compared.
+pub(super) fn stamp() -> u64 {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let origin = *ORIGIN.get_or_init(Instant::now);
+    u64::try_from(origin.elapsed().as_millis())
+        .unwrap_or(u64::MAX - 1)
+        .saturating_add(1)
+}
 
 /// When the store last failed: pooled (PostgreSQL) connections opened before then are not
 /// reused, so a database that comes back (a disk writable again, a restarted server) is met on
-/// fresh connections, not on ones left in an error state. (SQLite's one connection is closed
-/// by the operation that failed on it.)
-#[derive(Debug)]
+/// fresh connections, not on ones left in an error state. (SQLite's connections are closed by
+/// the operation that failed on them.) Also when a PostgreSQL write last succeeded (SQLite's
+/// writer notes its own), for readiness.
+#[derive(Debug, Default)]
 pub(super) struct Faults {
-    origin: std::time::Instant,
-    /// Milliseconds after `origin`, plus one; 0 when the store never failed.
-    last: std::sync::atomic::AtomicU64,
+    /// `stamp()` of the last failure; 0 when the store never failed.
+    last: AtomicU64,
+    /// `stamp()` of the last write that changed a row (PostgreSQL); 0: none yet.
+    wrote: AtomicU64,
     /// Every failure so far (the `otvi_store_errors` metric).
     count: prometheus_client::metrics::counter::Counter,
 }
 
 impl Faults {
     pub(super) fn new() -> Faults {
-        Faults {
-            origin: std::time::Instant::now(),
-            last: Default::default(),
-            count: Default::default(),
-        }
-    }
-
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+        Faults::default()
     }
 
     /// May a connection of this age be used.
     pub(super) fn fresh(&self, age: Duration) -> bool {
-        let last = self.last.load(std::sync::atomic::Ordering::Relaxed);
+        let last = self.last.load(Ordering::SeqCst);
         last == 0
-            || self
-                .now_ms()
-                .saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX))
-                >= last
+            || stamp().saturating_sub(u64::try_from(age.as_millis()).unwrap_or(u64::MAX)) >= last
+    }
+
+    /// Has the store failed since `at` (a `stamp()`), or in the same millisecond.
+    pub(super) fn failed_since(&self, at: u64) -> bool {
+        self.last.load(Ordering::SeqCst) >= at
+    }
+
+    /// A write changed a row (PostgreSQL).
+    pub(super) fn wrote(&self) {
+        self.wrote.store(stamp(), Ordering::SeqCst);
+    }
+
+    /// When a write last changed a row (PostgreSQL), if one did.
+    pub(super) fn last_write(&self) -> Option<u64> {
+        Some(self.wrote.load(Ordering::SeqCst)).filter(|w| *w > 0)
     }
 }
 
@@ -49,10 +66,7 @@ impl Store {
 
     /// Notes a failure (see `Faults`) and passes it on.
     pub(super) fn fault(&self, e: impl Into<StoreError>) -> StoreError {
-        let at = self.faults.now_ms().saturating_add(1);
-        self.faults
-            .last
-            .store(at, std::sync::atomic::Ordering::Relaxed);
+        self.faults.last.store(stamp(), Ordering::SeqCst);
         self.faults.count.inc();
         e.into()
     }

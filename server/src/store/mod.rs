@@ -1,17 +1,24 @@
 //! The session store: completed provider sessions and pending multi-step runs, in SQLite (the
 //! default) or PostgreSQL, through one set of queries (`Query`): on PostgreSQL through a
-//! `sqlx` pool, on SQLite through one connection called on the request's thread (`sqlite`).
-//! Migrations run through `sqlx` on both.
+//! `sqlx` pool, on SQLite through a read connection called on the request's thread and a
+//! writer thread that commits writes in groups (`sqlite`). Migrations run through `sqlx` on
+//! both.
+//!
+//! A write is answered once it is on the disk: on SQLite the writer thread syncs each commit
+//! (`synchronous = FULL`) before it answers the writes of its batch; on PostgreSQL `COMMIT`
+//! returns once the server has flushed its log (`synchronous_commit = on`, its default), and
+//! the pool is async. Nothing that waits for the disk or a lock runs on a tokio worker.
 //!
 //! Session values and a pending run's inputs and extracted values are sealed (`seal`) before
 //! they are written; ids, step names and expiry times are not secret and stay readable.
 //!
 //! This module is the `Store`'s API: sessions, pending runs, the readiness probe. The rest is
 //! where its name says: `connect` (a URL to a store), `postgres` (the pool and the
-//! PostgreSQL-only statements), `sqlite` (the serving connection), `claim` (one process per
-//! SQLite file), `cache` (SQLite's session cache and the merge over it), `query` (one query on
-//! either driver), `faults` (failures noted and counted), `attempts` (the failed-attempt
-//! counters of `limits`) and `migrations`.
+//! PostgreSQL-only statements), `sqlite` (the read connection and the writer thread), `claim`
+//! (one process per SQLite file), `cache` (SQLite's session cache and the merge over it),
+//! `query` (one query on either driver), `faults` (failures noted and counted), `attempts`
+//! (the failed-attempt counters of `limits`), `upkeep` (readiness, and the sweep of expired
+//! pending runs) and `migrations`.
 
 mod attempts;
 mod cache;
@@ -23,11 +30,13 @@ mod migrations;
 mod postgres;
 mod query;
 mod sqlite;
+mod upkeep;
 
 pub use migrations::{inspect, Migrations};
+pub use upkeep::SWEEP_EVERY;
 
 use crate::seal::{Place, Sealer};
-use cache::{remember, Known, SessionCache};
+use cache::{remember, remember_read, Known, SessionCache};
 use claim::FileClaim;
 use faults::Faults;
 use query::Query;
@@ -95,6 +104,12 @@ pub struct Store {
     _claim: Option<Arc<FileClaim>>,
     /// `auth.check` verdicts still fresh.
     checks: Arc<checks::CheckCache>,
+    /// `/readyz`'s write probe, one at a time (`upkeep`).
+    probe: Arc<upkeep::Probe>,
+    /// PostgreSQL: the pending runs counted by the last sweep (SQLite's writer keeps its own).
+    pending: prometheus_client::metrics::gauge::Gauge,
+    /// Held by every `Store` but the sweep's own: the sweep ends when the last goes.
+    life: Option<Arc<()>>,
 }
 
 /// Where the queries go.
@@ -102,10 +117,9 @@ pub struct Store {
 enum Db {
     /// PostgreSQL: a pool shared by this instance's requests.
     Pool(AnyPool),
-    /// SQLite: one connection, used by one operation at a time on the request's thread (see
-    /// `sqlite`). The process is the file's only writer and SQLite runs one write at a time
-    /// anyway; one connection keeps its page cache (another connection's write empties it)
-    /// and never waits for a lock of this process.
+    /// SQLite: a read connection used on the request's thread, and the writer thread that
+    /// commits writes in groups (see `sqlite`). The process is the file's only writer and
+    /// SQLite runs one write at a time anyway.
     One(Arc<sqlite::Local>),
 }
 
@@ -127,8 +141,9 @@ const INPUTS: &str = "pending_runs.inputs";
 const EXTRACTED: &str = "pending_runs.extracted";
 
 impl Store {
-    /// Runs a whole operation on the SQLite connection (see `sqlite::Local::call`).
-    async fn sqlite<T, F>(&self, op: F) -> Result<T, StoreError>
+    /// Runs a whole read on SQLite's read connection, on this thread (see
+    /// `sqlite::Local::read`).
+    async fn read<T, F>(&self, op: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: Fn(&mut rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
@@ -138,11 +153,11 @@ impl Store {
                 "no SQLite connection: the store is a pool".into(),
             ));
         };
-        local.call(op).await.map_err(|e| self.fault(e))
+        local.read(op).await.map_err(|e| self.fault(e))
     }
 
-    /// Runs a write on the SQLite connection, committed with the others queued with it, and
-    /// `then` once its outcome is final (see `sqlite::Local::write`).
+    /// Runs a write on SQLite's writer thread, committed (and synced) with the others queued
+    /// with it, and `then` once its outcome is final (see `sqlite::Local::write`).
     async fn write<T, W, S>(&self, write: W, then: S) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -158,7 +173,8 @@ impl Store {
     }
 
     /// Counts the transactions of session writes committed on SQLite, where writes that reach
-    /// the store together share one (a new counter on PostgreSQL, which does not count them).
+    /// the store together share one, and its sync (a new counter on PostgreSQL, which does not
+    /// count them).
     pub fn commits(&self) -> prometheus_client::metrics::counter::Counter {
         match &self.db {
             Db::One(local) => local.commits(),
@@ -166,7 +182,18 @@ impl Store {
         }
     }
 
-    /// Multi-step runs waiting for their next step (not yet expired).
+    /// The pending runs stored, read without a query (shared: it moves as they change). On
+    /// SQLite, exact: this process is the one writer, and its commits move it (expired runs
+    /// count until the sweep deletes them). On PostgreSQL, what the last sweep counted
+    /// (`upkeep`): several instances share the table.
+    pub fn pending_gauge(&self) -> prometheus_client::metrics::gauge::Gauge {
+        match &self.db {
+            Db::One(local) => local.pending(),
+            Db::Pool(_) => self.pending.clone(),
+        }
+    }
+
+    /// Multi-step runs waiting for their next step (not yet expired), counted in the table.
     pub async fn pending_runs(&self) -> Result<i64, StoreError> {
         let q = Query::new("SELECT COUNT(*) FROM pending_runs WHERE expires_at > $1").bind(now());
         let rows = self.rows(q, true, |r| r.int(0)).await?;
@@ -174,7 +201,8 @@ impl Store {
     }
 
     /// Can the database be written: one small write, so a store that still answers reads but
-    /// refuses writes (a read-only or full disk) is not reported ready.
+    /// refuses writes (a read-only or full disk) is not reported ready. `/readyz` calls it
+    /// through `ready`, which spares the write while other writes prove the same.
     pub async fn ping(&self) -> bool {
         // A counter, not the time: an update that changes nothing writes nothing.
         self.run(Query::new(
@@ -211,8 +239,9 @@ impl Store {
     /// Is there a completed session.
     ///
     /// On SQLite the session row is cached in memory: the server process is the database's
-    /// only writer (several instances use PostgreSQL), so it sees every change. The cache
-    /// changes only on the connection, right after the database did (see `remember`).
+    /// only writer (several instances use PostgreSQL), so it sees every change. Writes change
+    /// the cache on the writer thread, right after their commit (see `remember`); a read
+    /// caches what it found only if no write committed while it ran (`remember_read`).
     pub async fn has_session(&self, owner: &str, provider: &str) -> Result<bool, StoreError> {
         if let Some(known) = self.cached(owner, provider) {
             return Ok(known.opens);
@@ -225,8 +254,15 @@ impl Store {
         };
         let q = session_query(owner, provider);
         let sealer = self.sealer.clone();
+        let Db::One(local) = &self.db else {
+            return Err(StoreError(
+                "no SQLite connection: the store is a pool".into(),
+            ));
+        };
+        let local = local.clone();
         let (owner, provider) = (owner.to_string(), provider.to_string());
-        self.sqlite(move |c| {
+        self.read(move |c| {
+            let era = local.era();
             let mut st = q.sqlite(c)?;
             let mut rows = st.raw_query();
             let text: Option<String> = match rows.next()? {
@@ -242,7 +278,9 @@ impl Store {
                 keys: opened.map_or_else(Default::default, |v| v.into_keys().collect()),
             };
             let opens = known.opens;
-            remember(&cache, &owner, &provider, Some(known), false);
+            remember_read(&cache, &owner, &provider, known, || {
+                era % 2 == 0 && local.era() == era
+            });
             Ok(opens)
         })
         .await
@@ -292,7 +330,7 @@ impl Store {
                         opens: false,
                         keys: Default::default(),
                     };
-                    remember(cache, &owner, &provider, r.map(|()| gone), true);
+                    remember(cache, &owner, &provider, r.map(|()| gone));
                 }
             },
         )
@@ -466,6 +504,28 @@ mod tests {
         assert_eq!(
             store.session("bob", "acme").await.unwrap(),
             Some(one("b", "2"))
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_read_that_overlaps_a_commit_is_answered_but_not_cached() {
+        let (dir, _, store) = file_store().await;
+        let one = Values::from([("a".to_string(), "1".to_string())]);
+        store.complete("alice", "acme", &one).await.unwrap();
+        let Db::One(local) = &store.db else {
+            unreachable!()
+        };
+        // Bob's row is not cached; a batch is under way while it is read.
+        let held = local.hold().await;
+        assert!(!store.has_session("bob", "acme").await.unwrap());
+        assert!(store.cached("bob", "acme").is_none(), "not cached");
+        held.release().await;
+        local.until_idle().await;
+        assert!(!store.has_session("bob", "acme").await.unwrap());
+        assert!(
+            store.cached("bob", "acme").is_some(),
+            "cached between batches"
         );
         std::fs::remove_dir_all(dir).unwrap();
     }

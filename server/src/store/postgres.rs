@@ -78,12 +78,37 @@ impl Store {
             sessions: None,
             _claim: None,
             checks: Default::default(),
+            probe: Default::default(),
+            pending: Default::default(),
+            life: Some(Arc::new(())),
         };
         let mut c = store.pooled().await?;
         let migrated = MIGRATOR.run(&mut *c).await;
         store.failed(migrated)?;
         c.done();
+        store.warn_unless_durable().await;
         Ok(store)
+    }
+
+    /// A server that acknowledges a commit before its log reaches the disk
+    /// (`synchronous_commit = off`, or `fsync = off`) breaks the promise that an answered login
+    /// survives a crash of the database's machine: said once, at start.
+    async fn warn_unless_durable(&self) {
+        let q =
+            Query::new("SELECT current_setting('synchronous_commit'), current_setting('fsync')");
+        let Ok(rows) = self.rows(q, true, |r| Ok((r.text(0)?, r.text(1)?))).await else {
+            return;
+        };
+        if let Some((commit, fsync)) = rows.first() {
+            if commit == "off" || fsync == "off" {
+                tracing::warn!(
+                    synchronous_commit = %commit,
+                    fsync = %fsync,
+                    "PostgreSQL acknowledges commits before they reach its disk: a login \
+                     answered now may be lost if the database's machine loses power"
+                );
+            }
+        }
     }
 
     /// A pooled connection for one operation (PostgreSQL).
@@ -133,6 +158,7 @@ impl Store {
             let row = q.sqlx().fetch_one(&mut *c).await;
             if self.failed(row)?.int(0)? > 0 {
                 c.done();
+                self.faults.wrote();
                 return Ok(merged);
             }
         }

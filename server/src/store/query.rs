@@ -124,13 +124,17 @@ impl Store {
                 let r = q.sqlx().execute(&mut *c).await.map(|r| r.rows_affected());
                 let n = self.failed(r)?;
                 c.done();
+                if n > 0 {
+                    self.faults.wrote();
+                }
                 Ok(n)
             }
             Db::One(_) => self.write(move |c| q.sqlite_exec(c), |_| {}).await,
         }
     }
 
-    /// Runs one query and reads its rows (`first`: only the first) with `read`.
+    /// Runs one query and reads its rows (`first`: only the first) with `read`. On SQLite, on
+    /// the read connection: a query that writes belongs in `run` (or `write`).
     pub(super) async fn rows<T: Send + 'static>(
         &self,
         q: Query,
@@ -157,7 +161,7 @@ impl Store {
             }
             Db::One(_) => {
                 let read = self
-                    .sqlite(move |c| {
+                    .read(move |c| {
                         let mut st = q.sqlite(c)?;
                         let mut rows = st.raw_query();
                         let mut out = Vec::new();

@@ -1,37 +1,47 @@
-//! The SQLite connection that serves requests, called on the request's own thread.
+//! SQLite's connections: reads on the request's own thread, writes on a thread of their own
+//! that commits them in groups, each commit synced to the disk before its writes are answered.
 //!
-//! `sqlx` runs every SQLite command on a worker thread of its connection, so each command costs
-//! a round trip to that thread: a channel, two thread wake-ups and, on one core, two context
-//! switches (measured with `bench/load.sh`: about a tenth of a login's CPU). A SQLite write in
-//! WAL mode without an fsync per commit takes tens of microseconds, so it runs where the
-//! request runs, as a lock held for one attempt of one operation. SQLite never waits for a
-//! lock on this connection: when another process holds the file's write lock (the server is
-//! the file's only writer; an operator's tool may not be), the operation is tried again from
-//! tokio's blocking pool until the lock is free, releasing the connection between attempts,
-//! so neither a request thread nor an operation that needs no write lock (a read, in WAL mode)
-//! waits for another process.
+//! **Reads** run where the request runs, on a connection of their own (`Local::read`): in WAL
+//! mode a reader never waits for the writer, and this connection is shared only with other
+//! reads, each holding it for one query (microseconds). It is opened `query_only`, so nothing
+//! on it ever writes or syncs. When another connection holds a lock a read needs (rare in WAL
+//! mode: a log being recovered), the read is tried again from tokio's blocking pool, releasing
+//! the connection between attempts.
 //!
-//! Writes are committed in batches (`Local::write`): a write joins a queue, and one task
-//! commits everything queued by then in one transaction, so that when several requests reach
-//! their write at once they share one `BEGIN` and one `COMMIT` (the WAL write and SQLite's
-//! locks, most of a write's cost). A write that fails its batch fails only itself: the others
-//! are committed again, each alone.
+//! **Writes** join a queue (`Local::write`) that one thread, `otvi-sqlite-writer`, owns with
+//! the write connection. It takes everything queued, runs it in one transaction and commits
+//! it with `synchronous = FULL`: the write-ahead log is synced (fdatasync) before `COMMIT`
+//! returns, and only then is each write's caller answered. Writes that arrive while a commit
+//! and its sync are under way wait for the next one, and share it: concurrent logins share
+//! one transaction and one sync (group commit), however slow the disk. Anything that can wait
+//! for the disk or for a lock (the commit's sync, the log restarted after a checkpoint,
+//! another process's write lock) waits on that thread, never on a tokio worker: a request
+//! waits for its own write by awaiting a channel. A write that fails its batch fails only
+//! itself: the others are committed again, each alone.
+//!
+//! **Checkpoints** run on a third connection and thread (`Local::checkpoints`).
+//!
+//! A database in memory (`sqlite::memory:`) has one connection for both, shared under a lock:
+//! nothing of it reaches a disk.
 //!
 //! Migrations and `otvi doctor` still use `sqlx` (its migration table and checksums); they run
-//! before this connection opens.
+//! before these connections open.
 
+use super::faults::stamp;
 use super::StoreError;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
-/// How long an operation waits for another process's write lock before it fails.
+/// How long a write waits for another process's write lock before it fails.
 const BUSY_WAIT: Duration = Duration::from_secs(5);
 
-/// The longest pause between two attempts of an operation waiting for a lock.
+/// The longest pause between two attempts of a read waiting for a lock.
 const BUSY_PAUSE_MAX: Duration = Duration::from_millis(20);
 
 /// How often the checkpoint thread copies the write-ahead log into the database file.
@@ -40,13 +50,16 @@ const BUSY_PAUSE_MAX: Duration = Duration::from_millis(20);
 /// 35–50 ms.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
-/// SQLite's settings for the connection that serves requests: write-ahead logging, commits
-/// that survive a crash of the process (not of the machine) without an fsync each,
-/// checkpoints left to the checkpoint thread (its own, with an fsync on the request's thread,
-/// only when the log has grown far: that thread is not keeping up), and a log file cut back to
-/// 64 MiB after a burst.
-const PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+/// SQLite's settings for the write connection: write-ahead logging; every commit synced to
+/// the disk before it returns (`FULL`: in WAL mode, the log is synced at each commit), so an
+/// answered write survives a power loss; checkpoints left to the checkpoint thread (this
+/// connection runs one itself, on the writer thread, only when the log has grown far: that
+/// thread is not keeping up); and a log file cut back to 64 MiB after a burst.
+const WRITER_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
      PRAGMA wal_autocheckpoint = 20000; PRAGMA journal_size_limit = 67108864;";
+
+/// The read connection's: it never writes.
+const READER_PRAGMAS: &str = "PRAGMA query_only = 1;";
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
@@ -54,68 +67,100 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// The connection, opened on first use and again after an operation failed.
+/// A connection slot: opened on first use, and again after an operation failed on it.
+type Slot = Arc<Mutex<Option<Connection>>>;
+
+/// The database's connections: reads on the caller's thread, writes on the writer thread.
 #[derive(Debug)]
 pub(super) struct Local {
-    /// Writes waiting for their batch.
-    queue: Mutex<Queue>,
-    /// Transactions of writes committed.
-    commits: prometheus_client::metrics::counter::Counter,
     /// The file, or `sqlx`'s name for a shared in-memory database.
+    name: PathBuf,
+    in_memory: bool,
+    /// Reads' connection (in memory: the writer's).
+    reader: Slot,
+    writer: Arc<Writer>,
+    checkpointing: AtomicBool,
+}
+
+/// What the writer thread and the callers of `Local::write` share.
+#[derive(Debug)]
+struct Writer {
     name: PathBuf,
     in_memory: bool,
     /// Create the file if it is missing (`mode=rwc`).
     create: bool,
-    conn: Mutex<Option<Connection>>,
-    checkpointing: AtomicBool,
+    queue: Mutex<Queue>,
+    /// The writer thread waits here for writes.
+    wake: Condvar,
+    conn: Slot,
+    /// Transactions of writes committed.
+    commits: Counter,
+    /// Pending runs stored, kept as the committed writes change them (see `Pending`).
+    pending: Pending,
+    /// Odd while a batch is under way (from before its `BEGIN` until every write of it has
+    /// been settled), even between batches: a read that saw the same even value before and
+    /// after it knows that no write committed meanwhile (see `Local::era`).
+    era: AtomicU64,
+    /// When a commit last wrote something (`faults::stamp`; 0: never): readiness's proof.
+    wrote: AtomicU64,
 }
 
 impl Local {
     /// `name` as `sqlx`'s options give it; an in-memory database must be open elsewhere (it
     /// lives while a connection holds it: this one, once opened, is never replaced).
     pub(super) fn new(name: PathBuf, in_memory: bool, create: bool) -> Local {
-        Local {
-            queue: Mutex::default(),
-            commits: Default::default(),
-            name,
+        let writer = Arc::new(Writer {
+            name: name.clone(),
             in_memory,
             create,
-            conn: Mutex::new(None),
+            queue: Mutex::default(),
+            wake: Condvar::new(),
+            conn: Slot::default(),
+            commits: Counter::default(),
+            pending: Pending::default(),
+            era: AtomicU64::new(0),
+            wrote: AtomicU64::new(0),
+        });
+        let reader = if in_memory {
+            writer.conn.clone()
+        } else {
+            Slot::default()
+        };
+        Local {
+            name,
+            in_memory,
+            reader,
+            writer,
             checkpointing: AtomicBool::new(false),
         }
     }
 
-    fn open(&self) -> rusqlite::Result<Connection> {
-        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        if self.create || self.in_memory {
-            flags |= OpenFlags::SQLITE_OPEN_CREATE;
-        }
+    fn open_reader(&self) -> rusqlite::Result<Connection> {
         if self.in_memory {
-            flags |= OpenFlags::SQLITE_OPEN_URI
-                | OpenFlags::SQLITE_OPEN_MEMORY
-                | OpenFlags::SQLITE_OPEN_SHARED_CACHE;
+            return self.writer.open();
         }
-        let c = Connection::open_with_flags(&self.name, flags)?;
+        let c = Connection::open_with_flags(
+            &self.name,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
         c.busy_timeout(Duration::ZERO)?;
         c.set_prepared_statement_cache_capacity(32);
-        if !self.in_memory {
-            c.execute_batch(PRAGMAS)?;
-        }
+        c.execute_batch(READER_PRAGMAS)?;
         Ok(c)
     }
 
-    /// One attempt of `op`, SQLite failing at once on a lock held elsewhere. An operation that
-    /// failed otherwise may have left the connection in any state: it is closed (which rolls
-    /// back what it left open), except an in-memory database's. A transaction left open by an
-    /// operation that panicked is rolled back first.
+    /// One attempt of the read `op`, SQLite failing at once on a lock held elsewhere. A read
+    /// that failed otherwise may have left the connection in any state: it is closed, except
+    /// an in-memory database's. A transaction left open by a read that panicked is rolled
+    /// back first.
     fn attempt<T>(
         &self,
         op: &mut impl FnMut(&mut Connection) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<T> {
-        let mut slot = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = self.reader.lock().unwrap_or_else(|e| e.into_inner());
         let c = match &mut *slot {
             Some(c) => c,
-            None => slot.insert(self.open()?),
+            None => slot.insert(self.open_reader()?),
         };
         let r = if c.is_autocommit() {
             op(c)
@@ -128,10 +173,10 @@ impl Local {
         r
     }
 
-    /// Runs `op` (a whole operation: a transaction it opens ends in it) on this thread, or,
-    /// when another process holds a lock it needs, again from the blocking pool until the lock
-    /// is free (up to `BUSY_WAIT`).
-    pub(super) async fn call<T, F>(self: &Arc<Self>, mut op: F) -> Result<T, StoreError>
+    /// Runs the read `op` (a whole operation; it must not write: the connection is
+    /// `query_only`) on this thread, or, when another connection holds a lock it needs, again
+    /// from the blocking pool until the lock is free (up to `BUSY_WAIT`).
+    pub(super) async fn read<T, F>(self: &Arc<Self>, mut op: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnMut(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
@@ -160,10 +205,11 @@ impl Local {
         }
     }
 
-    /// Runs `write` (statements, no transaction of its own) in the transaction of the next
-    /// batch, and `then` once its outcome is final, on the connection right after the commit
-    /// (`Some`: what it returned) or the failure (`None`). `then` runs even if the caller is
-    /// dropped meanwhile: the write goes on without it.
+    /// Runs `write` (statements, no transaction of its own) on the writer thread, in the
+    /// transaction of the next batch, and `then` once its outcome is final: on that thread,
+    /// right after the commit and its sync (`Some`: what `write` returned) or the failure
+    /// (`None`). `then` runs even if the caller is dropped meanwhile: the write goes on
+    /// without it. The caller is answered after `then`.
     pub(super) async fn write<T, W, S>(self: &Arc<Self>, write: W, then: S) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -177,51 +223,60 @@ impl Local {
             value: None,
             reply: Some(reply),
         });
-        let start = {
-            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            q.writes.push(job);
-            !std::mem::replace(&mut q.flushing, true)
-        };
-        if start {
-            // Spawned, the flush runs after the tasks already waiting to run: those that reach
-            // their write meanwhile join this batch.
-            // The guard is made here: a task dropped before it first runs (its runtime
-            // shutting down) still resets the queue.
-            tokio::spawn(self.clone().flush(Flushing(Some(self.clone()))));
+        if let Err(job) = self.writer.queue(job) {
+            job.settle(Err(StoreError(
+                "the store's writer thread could not be started".into(),
+            )));
         }
         answer.await.unwrap_or_else(|_| Err(unfinished()))
     }
 
     /// Counts the transactions of writes committed (shared: it goes up as they happen).
-    pub(super) fn commits(&self) -> prometheus_client::metrics::counter::Counter {
-        self.commits.clone()
+    pub(super) fn commits(&self) -> Counter {
+        self.writer.commits.clone()
     }
 
-    /// Commits the queued writes, batch after batch, until none is left.
-    async fn flush(self: Arc<Self>, mut guard: Flushing) {
-        loop {
-            let writes = {
-                let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-                if q.writes.is_empty() {
-                    q.flushing = false;
-                    guard.0 = None;
-                    return;
-                }
-                std::mem::take(&mut q.writes)
-            };
-            let mut batch = Batch {
-                writes,
-                failed: None,
-                commits: self.commits.clone(),
-            };
-            // Each write learns its own outcome (`Batch`); this one is the batch's.
-            let _ = self.call(move |c| batch.run(c)).await;
+    /// The pending runs stored, as committed writes change them (shared).
+    pub(super) fn pending(&self) -> Gauge {
+        self.writer.pending.gauge.clone()
+    }
+
+    /// Sets the pending runs' count from the table, once: before this process's first write
+    /// (later, committed writes keep it).
+    pub(super) async fn count_pending(self: &Arc<Self>) -> Result<(), StoreError> {
+        if self.writer.pending.counted.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let n = self
+            .read(|c| c.query_row("SELECT COUNT(*) FROM pending_runs", [], |r| r.get(0)))
+            .await;
+        match n {
+            Ok(n) => {
+                self.writer.pending.gauge.set(n);
+                Ok(())
+            }
+            Err(e) => {
+                self.writer.pending.counted.store(false, Ordering::SeqCst);
+                Err(e)
+            }
         }
     }
 
+    /// The batch era (see `Writer::era`): a read that looks at it before it starts and finds
+    /// it unchanged and even after it ends saw the database as every settled write left it,
+    /// with none committed since.
+    pub(super) fn era(&self) -> u64 {
+        self.writer.era.load(Ordering::SeqCst)
+    }
+
+    /// When a commit last wrote something (`faults::stamp`), if one did.
+    pub(super) fn wrote(&self) -> Option<u64> {
+        Some(self.writer.wrote.load(Ordering::SeqCst)).filter(|w| *w > 0)
+    }
+
     /// Starts the thread that runs SQLite's checkpoints on a connection of its own, so that
-    /// the one that serves requests never waits for one (a checkpoint ends with an fsync). A
-    /// passive checkpoint does not block writers. The thread ends with the last `Arc`.
+    /// the writer never waits for one (a checkpoint ends with an fsync of the database file).
+    /// A passive checkpoint does not block writers. The thread ends with the last `Arc`.
     pub(super) fn checkpoints(self: &Arc<Self>) {
         if self.in_memory || self.checkpointing.swap(true, Ordering::Relaxed) {
             return;
@@ -257,38 +312,188 @@ impl Local {
     }
 }
 
-/// The queue of writes and whether a task is committing it.
+/// The writer thread ends once the writes queued before the last `Local` went are done.
+impl Drop for Local {
+    fn drop(&mut self) {
+        let mut q = self.writer.queue.lock().unwrap_or_else(|e| e.into_inner());
+        q.closed = true;
+        self.writer.wake.notify_one();
+    }
+}
+
+impl Writer {
+    fn open(&self) -> rusqlite::Result<Connection> {
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        if self.create || self.in_memory {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
+        if self.in_memory {
+            flags |= OpenFlags::SQLITE_OPEN_URI
+                | OpenFlags::SQLITE_OPEN_MEMORY
+                | OpenFlags::SQLITE_OPEN_SHARED_CACHE;
+        }
+        let c = Connection::open_with_flags(&self.name, flags)?;
+        // Only this thread waits for another process's lock, and nothing else waits for it
+        // but the writes queued behind.
+        c.busy_timeout(if self.in_memory {
+            Duration::ZERO
+        } else {
+            BUSY_WAIT
+        })?;
+        c.set_prepared_statement_cache_capacity(32);
+        if !self.in_memory {
+            c.execute_batch(WRITER_PRAGMAS)?;
+        }
+        let changed = self.pending.changed.clone();
+        c.update_hook(Some(
+            move |action: rusqlite::hooks::Action, _db: &str, table: &str, _row: i64| {
+                let by = match action {
+                    rusqlite::hooks::Action::SQLITE_INSERT => 1,
+                    rusqlite::hooks::Action::SQLITE_DELETE => -1,
+                    _ => 0,
+                };
+                if by != 0 && table == "pending_runs" {
+                    changed.fetch_add(by, Ordering::Relaxed);
+                }
+            },
+        ));
+        Ok(c)
+    }
+
+    /// Queues a write for the writer thread, starting the thread if it is not running; the
+    /// write back if it cannot be started.
+    fn queue(self: &Arc<Self>, job: Box<dyn Write>) -> Result<(), Box<dyn Write>> {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if !q.running {
+            let this = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name("otvi-sqlite-writer".into())
+                .spawn(move || this.run());
+            if spawned.is_err() {
+                return Err(job);
+            }
+            q.running = true;
+        }
+        q.writes.push(job);
+        if q.idle {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// The writer thread: batch after batch until the last `Local` is gone and the queue is
+    /// empty.
+    fn run(self: Arc<Self>) {
+        loop {
+            let writes = {
+                let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    if !q.writes.is_empty() {
+                        break std::mem::take(&mut q.writes);
+                    }
+                    if q.closed {
+                        q.running = false;
+                        return;
+                    }
+                    q.idle = true;
+                    q = self.wake.wait(q).unwrap_or_else(|e| e.into_inner());
+                    q.idle = false;
+                }
+            };
+            self.era.fetch_add(1, Ordering::SeqCst);
+            let mut batch = Batch {
+                writes,
+                failed: None,
+            };
+            let r =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.commit(&mut batch)));
+            if r.is_err() {
+                batch.failed = Some("a store write panicked".into());
+            }
+            // Writes still unsettled (the batch was given up) fail with the reason.
+            drop(batch);
+            self.era.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Runs one batch on the write connection (opened if need be). A connection on which
+    /// something failed other than a lock held elsewhere may be in any state: it is closed,
+    /// except an in-memory database's.
+    fn commit(&self, batch: &mut Batch) {
+        let mut slot = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let c = match &mut *slot {
+            Some(c) => c,
+            None => match self.open() {
+                Ok(c) => slot.insert(c),
+                Err(e) => {
+                    batch.failed = Some(e.to_string());
+                    return;
+                }
+            },
+        };
+        if !c.is_autocommit() {
+            let _ = c.execute_batch("ROLLBACK");
+        }
+        let r = batch.run(c, self);
+        if r.is_err_and(|e| !busy(&e)) && !self.in_memory {
+            slot.take();
+        }
+    }
+
+    /// `f` in a transaction of its own (`immediate`); the pending runs it changed are counted
+    /// once it is committed, and a commit that changed something is noted for readiness.
+    fn transaction(
+        &self,
+        c: &Connection,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<()>,
+    ) -> rusqlite::Result<()> {
+        self.pending.changed.store(0, Ordering::Relaxed);
+        let before = c.total_changes();
+        let r = immediate(c, f);
+        let changed = self.pending.changed.swap(0, Ordering::Relaxed);
+        if r.is_ok() {
+            self.commits.inc();
+            self.pending.gauge.inc_by(changed);
+            if c.total_changes() != before {
+                self.wrote.store(stamp(), Ordering::SeqCst);
+            }
+        }
+        r
+    }
+}
+
+/// The pending runs stored: counted once from the table (`Local::count_pending`), then moved
+/// by every committed insert and delete of a row (SQLite's update hook counts them as the
+/// transaction runs; its count is added once the transaction is committed). This process is
+/// the file's one writer, so the count stays exact without a query.
+#[derive(Debug, Default)]
+struct Pending {
+    gauge: Gauge,
+    /// Rows inserted less rows deleted by the transaction under way.
+    changed: Arc<AtomicI64>,
+    counted: AtomicBool,
+}
+
+/// The queue of writes, and the writer thread's state.
 #[derive(Default)]
 struct Queue {
     writes: Vec<Box<dyn Write>>,
-    flushing: bool,
+    /// The writer thread is running.
+    running: bool,
+    /// It waits for writes: a new one wakes it.
+    idle: bool,
+    /// The last `Local` is gone: the thread ends once the queue is empty.
+    closed: bool,
 }
 
 impl std::fmt::Debug for Queue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Queue")
             .field("writes", &self.writes.len())
-            .field("flushing", &self.flushing)
+            .field("running", &self.running)
+            .field("idle", &self.idle)
+            .field("closed", &self.closed)
             .finish()
-    }
-}
-
-/// A flush that ends other than by emptying the queue (it panicked, or its runtime shut down):
-/// the next write starts another, and the writes queued meanwhile fail rather than wait for it.
-struct Flushing(Option<Arc<Local>>);
-
-impl Drop for Flushing {
-    fn drop(&mut self) {
-        if let Some(local) = self.0.take() {
-            let writes = {
-                let mut q = local.queue.lock().unwrap_or_else(|e| e.into_inner());
-                q.flushing = false;
-                std::mem::take(&mut q.writes)
-            };
-            for w in writes {
-                w.settle(Err(unfinished()));
-            }
-        }
     }
 }
 
@@ -333,45 +538,34 @@ where
 /// Writes committed in one transaction.
 struct Batch {
     writes: Vec<Box<dyn Write>>,
-    /// Why the last attempt failed, for the writes still waiting when the batch is given up.
+    /// Why the batch failed, for the writes still waiting when it is given up.
     failed: Option<String>,
-    commits: prometheus_client::metrics::counter::Counter,
 }
 
 impl Batch {
-    /// One attempt: all in one transaction. If that fails other than on a lock held by another
-    /// process (which the caller waits out), each write is tried alone, so that one write's
+    /// All in one transaction. If that fails other than on a lock held by another process
+    /// (waited for up to `BUSY_WAIT` already), each write is tried alone, so that one write's
     /// failure (a constraint, a bug) fails only itself.
-    fn run(&mut self, c: &mut Connection) -> rusqlite::Result<()> {
-        let all = immediate(c, |c| self.writes.iter_mut().try_for_each(|w| w.run(c)));
+    fn run(&mut self, c: &Connection, w: &Writer) -> rusqlite::Result<()> {
+        let all = w.transaction(c, |c| self.writes.iter_mut().try_for_each(|w| w.run(c)));
         match all {
             Ok(()) => {
-                self.commits.inc();
                 for w in self.writes.drain(..) {
                     w.settle(Ok(()));
                 }
                 Ok(())
             }
-            Err(e) if busy(&e) => {
+            Err(e) if busy(&e) || self.writes.len() == 1 => {
                 self.failed = Some(e.to_string());
-                Err(e)
-            }
-            Err(e) if self.writes.len() == 1 => {
-                for w in self.writes.drain(..) {
-                    w.settle(Err(StoreError(e.to_string())));
-                }
                 Err(e)
             }
             Err(_) => {
                 let mut first = None;
-                for mut w in self.writes.drain(..) {
-                    match immediate(c, |c| w.run(c)) {
-                        Ok(()) => {
-                            self.commits.inc();
-                            w.settle(Ok(()));
-                        }
+                for mut job in self.writes.drain(..) {
+                    match w.transaction(c, |c| job.run(c)) {
+                        Ok(()) => job.settle(Ok(())),
                         Err(e) => {
-                            w.settle(Err(StoreError(e.to_string())));
+                            job.settle(Err(StoreError(e.to_string())));
                             first.get_or_insert(e);
                         }
                     }
@@ -382,7 +576,7 @@ impl Batch {
     }
 }
 
-/// A batch given up (the lock stayed held elsewhere): its writes fail with the reason.
+/// A batch given up: its writes fail with the reason.
 impl Drop for Batch {
     fn drop(&mut self) {
         let why = self.failed.take().unwrap_or_else(|| unfinished().0);
@@ -458,9 +652,79 @@ fn busy(e: &rusqlite::Error) -> bool {
     )
 }
 
+/// A write that holds the writer thread until let go, so that the writes queued meanwhile
+/// reach it together (tests).
+#[cfg(test)]
+pub(super) struct Held {
+    release: std::sync::mpsc::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), StoreError>>,
+}
+
+#[cfg(test)]
+impl Held {
+    pub(super) async fn release(self) {
+        self.release.send(()).unwrap();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+#[cfg(test)]
+impl Local {
+    /// Holds the writer thread inside a batch of one empty write until `Held::release`.
+    pub(super) async fn hold(self: &Arc<Self>) -> Held {
+        let (inside, entered) = oneshot::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let mut state = Some((inside, released));
+        let this = self.clone();
+        let task = tokio::spawn(async move {
+            this.write(
+                move |_| {
+                    if let Some((inside, released)) = state.take() {
+                        let _ = inside.send(());
+                        let _ = released.recv();
+                    }
+                    Ok(())
+                },
+                |_| {},
+            )
+            .await
+        });
+        entered.await.unwrap();
+        Held { release, task }
+    }
+
+    /// Writes waiting for the writer thread.
+    pub(super) fn queued(&self) -> usize {
+        self.writer.queue.lock().unwrap().writes.len()
+    }
+
+    /// Waits until the writer thread is between batches with nothing queued.
+    pub(super) async fn until_idle(&self) {
+        for _ in 0..5000 {
+            if self.queued() == 0 && self.era() % 2 == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("the writer thread is still busy");
+    }
+
+    /// Waits until `n` writes wait for the writer thread.
+    pub(super) async fn until_queued(&self, n: usize) {
+        for _ in 0..5000 {
+            if self.queued() >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("{} writes queued, not {n}", self.queued());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::future::Future;
 
     #[test]
     fn a_transaction_that_fails_midway_leaves_nothing_and_none_open() {
@@ -481,44 +745,54 @@ mod tests {
         assert_eq!(count(&c), 1);
     }
 
-    /// A store file with one table `t (v INTEGER)`, served by a `Local`: (its directory, it).
+    /// A store file with a table `t (v INTEGER)` and a `pending_runs` table, served by a
+    /// `Local`: (its directory, it).
     async fn table() -> (PathBuf, Arc<Local>) {
         let dir = std::env::temp_dir().join(format!("otvi-batch-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let local = Arc::new(Local::new(dir.join("b.db"), false, true));
         local
-            .call(|c| c.execute_batch("CREATE TABLE t (v INTEGER)"))
+            .write(
+                |c| {
+                    c.execute_batch(
+                        "CREATE TABLE t (v INTEGER); \
+                         CREATE TABLE pending_runs (owner TEXT PRIMARY KEY)",
+                    )
+                },
+                |_| {},
+            )
             .await
             .unwrap();
         (dir, local)
     }
 
-    /// Spawns one write per entry (an insert of `v`, or of a table that does not exist) at once
-    /// and waits for them: what each returned and what its `then` was told, in order.
+    /// Spawns one write per entry (an insert of `v`, or of a table that does not exist) while
+    /// the writer thread is held, so that they reach it together, and waits for them: what
+    /// each returned and what its `then` was told, in order.
     async fn write_all(
         local: &Arc<Local>,
         values: &[Option<i64>],
     ) -> (Vec<Result<usize, StoreError>>, Vec<(i64, Option<usize>)>) {
+        let held = local.hold().await;
         let told = Arc::new(Mutex::new(Vec::new()));
-        let tasks: Vec<_> = values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                let (local, told, v) = (local.clone(), told.clone(), *v);
-                let i = i64::try_from(i).unwrap();
-                tokio::spawn(async move {
-                    local
-                        .write(
-                            move |c| match v {
-                                Some(v) => c.execute("INSERT INTO t VALUES (?1)", [v]),
-                                None => c.execute("INSERT INTO nowhere VALUES (1)", []),
-                            },
-                            move |r| told.lock().unwrap().push((i, r.copied())),
-                        )
-                        .await
-                })
-            })
-            .collect();
+        let mut tasks = Vec::new();
+        for (i, v) in values.iter().enumerate() {
+            let (l, told, v) = (local.clone(), told.clone(), *v);
+            let i = i64::try_from(i).unwrap();
+            tasks.push(tokio::spawn(async move {
+                l.write(
+                    move |c| match v {
+                        Some(v) => c.execute("INSERT INTO t VALUES (?1)", [v]),
+                        None => c.execute("INSERT INTO nowhere VALUES (1)", []),
+                    },
+                    move |r| told.lock().unwrap().push((i, r.copied())),
+                )
+                .await
+            }));
+            // Queued in order.
+            local.until_queued(tasks.len()).await;
+        }
+        held.release().await;
         let mut results = Vec::new();
         for t in tasks {
             results.push(t.await.unwrap());
@@ -527,82 +801,213 @@ mod tests {
         (results, told)
     }
 
-    fn rows(local: &Local) -> Vec<i64> {
-        let mut slot = local.conn.lock().unwrap();
-        let c = match &mut *slot {
-            Some(c) => c,
-            None => slot.insert(local.open().unwrap()),
-        };
-        let mut st = c.prepare("SELECT v FROM t ORDER BY v").unwrap();
-        let v = st.query_map([], |r| r.get(0)).unwrap();
-        v.collect::<Result<_, _>>().unwrap()
+    async fn rows(local: &Arc<Local>) -> Vec<i64> {
+        local
+            .read(|c| {
+                let mut st = c.prepare("SELECT v FROM t ORDER BY v")?;
+                let v = st.query_map([], |r| r.get(0))?;
+                v.collect::<Result<_, _>>()
+            })
+            .await
+            .unwrap()
     }
 
     #[tokio::test]
-    async fn writes_that_reach_the_store_together_share_one_commit() {
+    async fn writes_that_arrive_during_a_commit_share_the_next_one() {
         let (dir, local) = table().await;
+        let before = local.commits().get();
         let values: Vec<Option<i64>> = (1..=8).map(Some).collect();
         let (results, told) = write_all(&local, &values).await;
         assert!(results.iter().all(|r| matches!(r, Ok(1))), "{results:?}");
         assert_eq!(told, (0..8).map(|i| (i, Some(1))).collect::<Vec<_>>());
-        assert_eq!(local.commits().get(), 1, "eight writes, one transaction");
-        assert_eq!(rows(&local), (1..=8).collect::<Vec<_>>());
+        assert_eq!(
+            local.commits().get() - before,
+            2,
+            "the held write's commit, then the eight in one"
+        );
+        assert_eq!(rows(&local).await, (1..=8).collect::<Vec<_>>());
         // One at a time, each is a batch of its own.
         for v in [9, 10] {
-            write_all(&local, &[Some(v)]).await.0[0].as_ref().unwrap();
+            let w = local.write(move |c| c.execute("INSERT INTO t VALUES (?1)", [v]), |_| {});
+            w.await.unwrap();
         }
-        assert_eq!(local.commits().get(), 3);
+        assert_eq!(local.commits().get() - before, 4);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[tokio::test]
     async fn a_write_that_fails_its_batch_fails_only_itself() {
         let (dir, local) = table().await;
+        let before = local.commits().get();
         let (results, told) = write_all(&local, &[Some(1), None, Some(3)]).await;
         assert!(matches!(results[0], Ok(1)), "{:?}", results[0]);
         let e = results[1].as_ref().unwrap_err();
         assert!(e.0.contains("nowhere"), "{e}");
         assert!(matches!(results[2], Ok(1)), "{:?}", results[2]);
         assert_eq!(told, vec![(0, Some(1)), (1, None), (2, Some(1))]);
-        assert_eq!(rows(&local), vec![1, 3], "nothing of the failed write");
-        assert_eq!(local.commits().get(), 2, "the other two, each alone");
+        assert_eq!(
+            rows(&local).await,
+            vec![1, 3],
+            "nothing of the failed write"
+        );
+        assert_eq!(
+            local.commits().get() - before,
+            3,
+            "the held write's, then the other two, each alone"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 
-    #[test]
-    fn a_flush_whose_runtime_is_gone_fails_its_writes_and_the_next_write_starts_anew() {
-        let gone = tokio::runtime::Runtime::new().unwrap();
-        let gone_handle = gone.handle().clone();
-        drop(gone);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
+    #[tokio::test]
+    async fn writes_and_their_sync_run_on_the_writer_thread_with_synchronous_full() {
+        let (dir, local) = table().await;
+        let (thread, synchronous) = local
+            .write(
+                |c| {
+                    let thread = std::thread::current().name().map(str::to_string);
+                    let sync: i64 = c.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+                    Ok((thread, sync))
+                },
+                |_| {},
+            )
+            .await
             .unwrap();
-        rt.block_on(async {
-            let (dir, local) = table().await;
-            // The flush is spawned on a runtime that has shut down: it never runs.
-            let mut lost =
-                Box::pin(local.write(|c| c.execute("INSERT INTO t VALUES (1)", []), |_| {}));
-            let first = {
-                // Its first poll queues the write and spawns the flush there.
-                let _on = gone_handle.enter();
-                std::future::poll_fn(|cx| {
-                    std::task::Poll::Ready(std::future::Future::poll(lost.as_mut(), cx))
-                })
-                .await
-            };
-            let lost = match first {
-                std::task::Poll::Ready(r) => r,
-                std::task::Poll::Pending => tokio::time::timeout(Duration::from_secs(5), lost)
+        assert_eq!(thread.as_deref(), Some("otvi-sqlite-writer"));
+        assert_eq!(synchronous, 2, "FULL: the log is synced at every commit");
+        // The read connection cannot write.
+        let e = local
+            .read(|c| c.execute("INSERT INTO t VALUES (1)", []))
+            .await
+            .unwrap_err();
+        assert!(e.0.contains("readonly") || e.0.contains("read-only"), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// This test's runtime has one thread: a commit that takes long (a slow disk's sync, here
+    /// a held write) holds neither that thread, nor a read, nor a timer.
+    #[tokio::test]
+    async fn a_commit_that_takes_long_holds_neither_the_caller_s_thread_nor_reads() {
+        let (dir, local) = table().await;
+        local
+            .write(|c| c.execute("INSERT INTO t VALUES (1)", []), |_| {})
+            .await
+            .unwrap();
+        let held = local.hold().await;
+        let slow = tokio::spawn({
+            let local = local.clone();
+            async move {
+                local
+                    .write(|c| c.execute("INSERT INTO t VALUES (2)", []), |_| {})
                     .await
-                    .expect("the write fails, not waits"),
-            };
-            assert!(lost.is_err(), "{lost:?}");
-            let next = local.write(|c| c.execute("INSERT INTO t VALUES (2)", []), |_| {});
-            let next = tokio::time::timeout(Duration::from_secs(5), next).await;
-            assert!(matches!(next, Ok(Ok(1))), "the next write is committed");
-            assert_eq!(rows(&local), vec![2]);
-            std::fs::remove_dir_all(dir).unwrap();
+            }
         });
+        local.until_queued(1).await;
+        let started = Instant::now();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(rows(&local).await, vec![1], "the read goes on: WAL");
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert!(
+            !slow.is_finished(),
+            "the write waits for the commit before it"
+        );
+        held.release().await;
+        slow.await.unwrap().unwrap();
+        assert_eq!(rows(&local).await, vec![1, 2]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn pending_runs_are_counted_once_then_moved_by_committed_writes_only() {
+        let (dir, local) = table().await;
+        let run = |sql: &'static str| {
+            let local = local.clone();
+            async move { local.write(move |c| c.execute_batch(sql), |_| {}).await }
+        };
+        run("INSERT INTO pending_runs VALUES ('a')").await.unwrap();
+        local.count_pending().await.unwrap();
+        assert_eq!(local.pending().get(), 1, "counted from the table");
+        run("INSERT INTO pending_runs VALUES ('b'); INSERT INTO pending_runs VALUES ('c')")
+            .await
+            .unwrap();
+        assert_eq!(local.pending().get(), 3);
+        // Rolled back: not counted.
+        run("INSERT INTO pending_runs VALUES ('d'); INSERT INTO nowhere VALUES (1)")
+            .await
+            .unwrap_err();
+        assert_eq!(local.pending().get(), 3);
+        // An upsert that replaces a row changes nothing; a delete of none neither.
+        run("INSERT INTO pending_runs VALUES ('a') ON CONFLICT (owner) DO UPDATE SET owner = 'a'")
+            .await
+            .unwrap();
+        run("DELETE FROM pending_runs WHERE owner = 'z'")
+            .await
+            .unwrap();
+        assert_eq!(local.pending().get(), 3);
+        run("DELETE FROM pending_runs WHERE owner <> 'a'")
+            .await
+            .unwrap();
+        assert_eq!(local.pending().get(), 1);
+        // Counted once: a second look does not count again.
+        local.count_pending().await.unwrap();
+        assert_eq!(local.pending().get(), 1);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn only_a_commit_that_changed_a_row_counts_as_a_write_for_readiness() {
+        let dir = std::env::temp_dir().join(format!("otvi-batch-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let local = Arc::new(Local::new(dir.join("b.db"), false, true));
+        local.write(|_| Ok(()), |_| {}).await.unwrap();
+        assert_eq!(local.wrote(), None, "an empty transaction writes nothing");
+        local
+            .write(|c| c.execute_batch("CREATE TABLE t (v INTEGER)"), |_| {})
+            .await
+            .unwrap();
+        assert_eq!(local.wrote(), None, "a table made, no row changed");
+        local
+            .write(|c| c.execute("INSERT INTO t VALUES (1)", []), |_| {})
+            .await
+            .unwrap();
+        assert!(local.wrote().is_some());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_write_whose_caller_went_away_is_committed_before_the_writer_thread_ends() {
+        let (dir, local) = table().await;
+        let writer = Arc::downgrade(&local.writer);
+        let name = local.name.clone();
+        let held = local.hold().await;
+        // A request that goes away once its write is queued: the write goes on without it.
+        let (told, then) = std::sync::mpsc::channel();
+        let mut gone = Box::pin(local.write(
+            |c| c.execute("INSERT INTO t VALUES (7)", []),
+            move |r| told.send(r.copied()).unwrap(),
+        ));
+        std::future::poll_fn(|cx| {
+            assert!(gone.as_mut().poll(cx).is_pending());
+            std::task::Poll::Ready(())
+        })
+        .await;
+        drop(gone);
+        assert_eq!(local.queued(), 1);
+        // The last `Local` goes once the held write is answered.
+        drop(local);
+        held.release().await;
+        let then = tokio::task::spawn_blocking(move || then.recv_timeout(Duration::from_secs(10)));
+        assert_eq!(then.await.unwrap().unwrap(), Some(1), "committed");
+        for _ in 0..500 {
+            if writer.strong_count() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(writer.strong_count(), 0, "the writer thread ended");
+        let c = Connection::open(&name).unwrap();
+        let v: i64 = c.query_row("SELECT v FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, 7);
+        drop(c);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }
