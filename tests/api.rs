@@ -277,6 +277,61 @@ async fn provider_listing_shows_flows_and_fields() {
     assert_eq!(json(&body).as_array().unwrap().len(), 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bearer_scheme_is_matched_in_any_case() {
+    let (mock, s) = setup().await;
+    let t = user("alice");
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let r = s
+            .client
+            .get(format!("{}/api/providers/acme/auth/check", s.url))
+            .header("authorization", format!("{scheme} {t}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{scheme}");
+        let r = s
+            .client
+            .get(format!("{}/api/providers", s.url))
+            .header("authorization", format!("{scheme}  {t} "))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{scheme} with extra spaces");
+    }
+    for header in ["Basic abc", "Bearer", "Bearer ", &format!("Token {t}")] {
+        let r = s
+            .client
+            .get(format!("{}/api/providers", s.url))
+            .header("authorization", header)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{header}");
+    }
+    // The metrics token too.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&mock.url(), dir.path());
+    cfg.metrics_token = Some("scrape-me".into());
+    let m = TestServer::start_with(cfg, Some(dir)).await;
+    for (header, want) in [
+        ("BEARER scrape-me", 200),
+        ("bearer scrape-me", 200),
+        ("Bearer scrape-me", 200),
+        ("BEARER wrong", 401),
+        ("scrape-me", 401),
+    ] {
+        let r = m
+            .client
+            .get(format!("{}/metrics", m.url))
+            .header("authorization", header)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), want, "{header}");
+    }
+}
+
 #[tokio::test]
 async fn health_and_readiness_need_no_token() {
     let (_mock, s) = setup().await;

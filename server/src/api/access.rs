@@ -26,14 +26,11 @@ pub(super) fn user(state: &AppState, headers: &HeaderMap) -> Result<Arc<Claims>,
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
+        .and_then(crate::auth::bearer)
         .ok_or(ApiError::Unauthorized("missing bearer token"))?;
     let claims = state
         .jwt
-        .verify_cached(token.trim())
+        .verify_cached(token)
         .ok_or(ApiError::Unauthorized("invalid or expired token"))?;
     if claims.must_change_password {
         return Err(ApiError::Forbidden("password change required"));
