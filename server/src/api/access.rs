@@ -4,7 +4,7 @@
 
 use super::{ApiError, AppState, Shared};
 use crate::auth::Claims;
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use otvi_runtime::def::{ProviderDef, Scope};
@@ -36,6 +36,23 @@ pub(super) fn user(state: &AppState, headers: &HeaderMap) -> Result<Arc<Claims>,
         return Err(ApiError::Forbidden("password change required"));
     }
     Ok(claims)
+}
+
+/// The provider id in a request's path, percent-decoded. One that is not UTF-8 once decoded
+/// is a 400 with the API's JSON body; a handler takes it after the token, so that a request
+/// without one is a 401 first, whatever its path.
+pub struct ProviderId(pub String);
+
+impl FromRequestParts<Shared> for ProviderId {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(id)) => Ok(ProviderId(id)),
+            Err(_) => Err(ApiError::BadRequest(
+                "the provider id in the path is not UTF-8 once percent-decoded".into(),
+            )),
+        }
+    }
 }
 
 /// Checks 3 (provider exists) and 4 (allow-list).
