@@ -277,6 +277,61 @@ async fn provider_listing_shows_flows_and_fields() {
     assert_eq!(json(&body).as_array().unwrap().len(), 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bearer_scheme_is_matched_in_any_case() {
+    let (mock, s) = setup().await;
+    let t = user("alice");
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let r = s
+            .client
+            .get(format!("{}/api/providers/acme/auth/check", s.url))
+            .header("authorization", format!("{scheme} {t}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{scheme}");
+        let r = s
+            .client
+            .get(format!("{}/api/providers", s.url))
+            .header("authorization", format!("{scheme}  {t} "))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{scheme} with extra spaces");
+    }
+    for header in ["Basic abc", "Bearer", "Bearer ", &format!("Token {t}")] {
+        let r = s
+            .client
+            .get(format!("{}/api/providers", s.url))
+            .header("authorization", header)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{header}");
+    }
+    // The metrics token too.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&mock.url(), dir.path());
+    cfg.metrics_token = Some("scrape-me".into());
+    let m = TestServer::start_with(cfg, Some(dir)).await;
+    for (header, want) in [
+        ("BEARER scrape-me", 200),
+        ("bearer scrape-me", 200),
+        ("Bearer scrape-me", 200),
+        ("BEARER wrong", 401),
+        ("scrape-me", 401),
+    ] {
+        let r = m
+            .client
+            .get(format!("{}/metrics", m.url))
+            .header("authorization", header)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), want, "{header}");
+    }
+}
+
 #[tokio::test]
 async fn health_and_readiness_need_no_token() {
     let (_mock, s) = setup().await;
@@ -412,22 +467,50 @@ async fn the_auth_routes_take_ids_and_methods_as_the_router_does() {
         assert_eq!(r.headers()["allow"], allow, "{method} {path}");
         assert!(json(&r.text().await.unwrap())["error"].is_string());
     }
-    // An id that is not UTF-8 once decoded: the router's 400 on all three routes. Without a
-    // token its extractors still come in its order: the token first on check and logout, the
-    // id first on login.
-    for (method, path, without_token) in [
-        ("POST", "/api/providers/%FF/auth/login", 400),
-        ("GET", "/api/providers/%FF/auth/check", 401),
-        ("POST", "/api/providers/%FF/auth/logout", 401),
+    // An id that is not UTF-8 once decoded: 400 with a token, and without one 401 first, as
+    // on any other path; JSON either way, HEAD included (its body left out).
+    for (method, path) in [
+        ("POST", "/api/providers/%FF/auth/login"),
+        ("GET", "/api/providers/%FF/auth/check"),
+        ("HEAD", "/api/providers/%FF/auth/check"),
+        ("POST", "/api/providers/%FF/auth/logout"),
+        ("GET", "/api/providers/%FF"),
+        ("HEAD", "/api/providers/%FF"),
+        ("POST", "/api/providers/ac%FFme/auth/login"),
     ] {
-        let with_token = s.send(method, path, Some(&t), Some("{}")).await.0;
-        let no_token = s.send(method, path, None, None).await.0;
-        assert_eq!(
-            (with_token, no_token),
-            (400, without_token),
-            "{method} {path}"
-        );
+        for (token, want) in [(Some(t.as_str()), 400), (None, 401)] {
+            let mut rb = s
+                .client
+                .request(method.parse().unwrap(), format!("{}{path}", s.url))
+                .header("content-type", "application/json")
+                .body(EMAIL_LOGIN);
+            if let Some(t) = token {
+                rb = rb.bearer_auth(t);
+            }
+            let r = rb.send().await.unwrap();
+            assert_eq!(r.status(), want, "{method} {path}");
+            assert_eq!(
+                r.headers()["content-type"],
+                "application/json",
+                "{method} {path}"
+            );
+            let body = r.text().await.unwrap();
+            if method == "HEAD" {
+                assert_eq!(body, "");
+            } else {
+                assert!(json(&body)["error"].is_string(), "{method} {path}: {body}");
+            }
+        }
     }
+    // Another method on such a path is still 405, with the methods the route takes.
+    let r = s
+        .client
+        .delete(format!("{}/api/providers/%FF/auth/check", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert!(json(&r.text().await.unwrap())["error"].is_string());
     assert_eq!(
         s.logout(&t, "ac%6De").await,
         (200, r#"{"success":true}"#.into())

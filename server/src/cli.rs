@@ -146,6 +146,17 @@ enum Command {
         /// The issuer a token's `iss` must be; without one, `iss` is not looked at.
         #[arg(long, env = "OTVI_JWT_ISSUER", value_name = "ISS")]
         jwt_issuer: Option<String>,
+        /// A request head must arrive whole within this (from a new connection's accept, or
+        /// a kept-alive one's first byte), or the connection is closed.
+        #[arg(long, env = "OTVI_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+        header_timeout: Duration,
+        /// A kept-alive connection that sends nothing for this long after an answer is closed.
+        #[arg(long, env = "OTVI_IDLE_TIMEOUT", default_value = "75s", value_parser = parse_duration)]
+        idle_timeout: Duration,
+        /// Client connections open at once; beyond it, new ones wait in the listen queue until
+        /// one closes [default: 1024, or fewer if the file-descriptor limit is lower]
+        #[arg(long, env = "OTVI_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+        max_connections: Option<u32>,
     },
     /// Check a deployment: secrets and session key set, the database reachable and migrated,
     /// each provider's base URL resolvable. Prints what is wrong; exits 1 if anything is.
@@ -311,6 +322,9 @@ fn main(me: Cli, cli: Args) -> ExitCode {
             metrics_token,
             jwt_audience,
             jwt_issuer,
+            header_timeout,
+            idle_timeout,
+            max_connections,
         } => {
             let Some(secret) = secret() else {
                 eprintln!("{NO_SECRET}");
@@ -344,6 +358,11 @@ fn main(me: Cli, cli: Args) -> ExitCode {
                 audience: jwt_audience.into_iter().filter(|a| !a.is_empty()).collect(),
                 issuer: jwt_issuer.filter(|i| !i.is_empty()),
             };
+            cfg.connections = config::connections(
+                header_timeout,
+                idle_timeout,
+                max_connections.map(|n| n as usize),
+            );
             block_on(async move {
                 let app = config::app(&cfg).await?;
                 let listener = tokio::net::TcpListener::bind(&bind)
@@ -351,7 +370,9 @@ fn main(me: Cli, cli: Args) -> ExitCode {
                     .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
                 let addr = listener.local_addr().map_err(|e| e.to_string())?;
                 tracing::info!(%addr, "otvi listening");
-                config::run(listener, app).await.map_err(|e| e.to_string())
+                config::run(listener, app, cfg.connections)
+                    .await
+                    .map_err(|e| e.to_string())
             })
         }
         Command::Doctor {

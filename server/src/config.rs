@@ -34,6 +34,8 @@ pub struct Config {
     pub client_ip_header: Option<String>,
     /// `--metrics-token`: when set, `GET /metrics` wants it as a bearer token.
     pub metrics_token: Option<String>,
+    /// `--header-timeout`, `--idle-timeout`, `--max-connections`.
+    pub connections: crate::api::Connections,
 }
 
 impl Config {
@@ -55,6 +57,7 @@ impl Config {
             limits: LimitConfig::default(),
             client_ip_header: None,
             metrics_token: None,
+            connections: Default::default(),
         }
     }
 }
@@ -153,9 +156,81 @@ pub async fn app(cfg: &Config) -> Result<crate::api::App, String> {
     }))
 }
 
-/// Serves `app` on `listener` until Ctrl-C or SIGTERM.
-pub async fn run(listener: tokio::net::TcpListener, app: crate::api::App) -> std::io::Result<()> {
-    crate::api::serve(listener, app, shutdown()).await?;
+/// Descriptors kept for what is not a client connection: the database, logs, the runtime.
+const RESERVED_DESCRIPTORS: usize = 64;
+
+/// The connection limits `serve` runs with. The process's soft limit on open files is raised
+/// to its hard limit first (as Go's runtime does); without `max_connections`, the cap is 1024,
+/// lowered so that each connection and a provider request of its own fit in that limit. A
+/// cap given that does not fit is kept, with a warning: an accept that fails for want of a
+/// descriptor is logged once and retried.
+pub fn connections(
+    header_timeout: Duration,
+    idle_timeout: Duration,
+    max_connections: Option<usize>,
+) -> crate::api::Connections {
+    let fit = raise_descriptor_limit()
+        .map(|limit| (limit.saturating_sub(RESERVED_DESCRIPTORS) / 2).max(1))
+        .unwrap_or(usize::MAX);
+    let max_connections = match max_connections {
+        Some(n) => {
+            if n > fit {
+                tracing::warn!(
+                    max_connections = n,
+                    fits = fit,
+                    "--max-connections is more than the open-file limit allows (`ulimit -n`): \
+                     some connections may not be accepted until others close"
+                );
+            }
+            n
+        }
+        None => crate::api::Connections::default().max_connections.min(fit),
+    };
+    crate::api::Connections {
+        header_timeout,
+        idle_timeout,
+        max_connections,
+    }
+}
+
+/// Raises the soft limit on open files to the hard one; the limit now in force, if known.
+fn raise_descriptor_limit() -> Option<usize> {
+    #[cfg(unix)]
+    {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `getrlimit` and `setrlimit` read or write the one struct passed.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+            return None;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            // SAFETY: as above.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+                lim = raised;
+            }
+        }
+        if lim.rlim_cur == libc::RLIM_INFINITY {
+            return None;
+        }
+        Some(usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX))
+    }
+    #[cfg(not(unix))]
+    None
+}
+
+/// Serves `app` on `listener`, its connections held to `connections`, until Ctrl-C or SIGTERM.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    app: crate::api::App,
+    connections: crate::api::Connections,
+) -> std::io::Result<()> {
+    crate::api::serve_with(listener, app, connections, shutdown()).await?;
     tracing::info!("otvi stopped");
     Ok(())
 }

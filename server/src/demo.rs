@@ -86,7 +86,7 @@ pub async fn run(
     println!("OpenAPI document: http://{addr}/api/openapi.json\n");
     print!("{}", (demo.guide)(&format!("http://{addr}/api/providers")));
 
-    config::run(listener, app)
+    config::run(listener, app, cfg.connections)
         .await
         .map_err(|e| e.to_string())?;
     drop(demo.running);

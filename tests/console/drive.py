@@ -10,6 +10,9 @@ Run by tests/console.rs, which starts the mocks and the server and passes, in th
                          accounts (optional: the OpenTV part is skipped without it)
   OTVI_CONSOLE_INDEE     "email idp-url" of an Indee SSO login (optional, likewise)
   OTVI_CONSOLE_CHROMIUM  the browser (default /usr/bin/chromium)
+  OTVI_CONSOLE_OTHER     another user's token (sub someone-else, role admin), for a link
+                         that would replace the token in use
+  OTVI_CONSOLE_LIMITED   a token whose user the test drives over the failed-login limit
 
 Controls are found by role and label, and most of it is driven by the keyboard. Exits 0 when
 every assertion holds; otherwise prints what failed and saves failure.png.
@@ -19,6 +22,8 @@ import os
 import re
 import sys
 import time
+import json
+import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
 
@@ -31,6 +36,8 @@ SHOTS = os.environ.get("OTVI_CONSOLE_SHOTS", "target/console")
 OPENTV = os.environ.get("OTVI_CONSOLE_OPENTV")
 INDEE = os.environ.get("OTVI_CONSOLE_INDEE")
 CHROMIUM = os.environ.get("OTVI_CONSOLE_CHROMIUM", "/usr/bin/chromium")
+OTHER = os.environ["OTVI_CONSOLE_OTHER"]
+LIMITED = os.environ["OTVI_CONSOLE_LIMITED"]
 ORIGIN = "{0.scheme}://{0.netloc}".format(urlsplit(URL))
 PHONE_WIDTH = 375
 
@@ -60,6 +67,27 @@ def status(page, section):
     msg = page.get_by_role("region", name=section, exact=True).locator(".msg")
     expect(msg).to_have_attribute("aria-live", "polite")
     return msg
+
+
+def sentence(msg):
+    """A status message's sentence, without the details under it."""
+    return msg.locator(".sentence")
+
+
+def details_on_demand(msg, text):
+    """`text` is in the message's details, hidden until they are opened."""
+    detail = msg.locator("details p")
+    expect(detail).to_be_hidden()
+    expect(detail).to_contain_text(text)
+    msg.get_by_text("Details", exact=True).click()
+    expect(detail).to_be_visible()
+
+
+def plain(msg):
+    """No internals in a message's sentence: no HTTP status, no field of the API."""
+    text = sentence(msg).inner_text()
+    for internal in ["HTTP", "valid:", "true", "false", " s."]:
+        assert internal not in text, f"{internal!r} in {text!r}"
 
 
 class Watch:
@@ -106,8 +134,14 @@ def desktop(browser):
     jwt.fill("not-a-token")
     jwt.press("Enter")
     token_msg = status(page, "Access token")
-    expect(token_msg).to_contain_text("The token was refused (HTTP 401)")
+    expect(sentence(token_msg)).to_have_text(
+        "The server did not accept this token. It may have expired: paste a new one."
+    )
     expect(token_msg).to_have_class(re.compile(r"\berror\b"))
+    plain(token_msg)
+    details_on_demand(token_msg, "HTTP 401")
+    identity = page.locator("#identity")
+    expect(identity).to_have_text("This does not look like an access token.")
     expect(page.get_by_label("Provider", exact=True)).to_be_hidden()
     # Chromium logs the 401 answer to the console; that one error is expected.
     refused = [e for e in watch.errors if "401" in e]
@@ -119,6 +153,10 @@ def desktop(browser):
     jwt.press("Enter")
     expect(token_msg).to_contain_text("available to this token")
     expect(page.get_by_label("Provider", exact=True)).to_be_visible()
+    step("whose token it is: subject, role, expiry")
+    expect(identity).to_have_text(
+        re.compile(r"^Token for console-user, role user, valid until .+ \((59|60) minutes from now\)\.$")
+    )
     page.reload()
     expect(page.get_by_label("Access token (JWT)", exact=True)).to_have_value(TOKEN)
     expect(page.get_by_label("Provider", exact=True)).to_be_visible()
@@ -143,10 +181,14 @@ def desktop(browser):
     page.keyboard.type("000000")
     page.keyboard.press("Enter")
     login_msg = status(page, "Sign in")
-    expect(login_msg).to_have_text("the provider answered HTTP 401")
+    expect(sentence(login_msg)).to_have_text(
+        "The provider did not accept what was entered. Check it and try again."
+    )
     expect(login_msg).to_have_class(re.compile(r"\berror\b"))
     expect(code).to_be_visible()
     expect(code).to_be_focused()
+    plain(login_msg)
+    details_on_demand(login_msg, "the provider answered HTTP 401")
     shot(page, "desktop-wrong-code.png")
 
     step("the right code: signed in")
@@ -159,7 +201,8 @@ def desktop(browser):
     step("check, logout, check")
     session_msg = status(page, "Session")
     page.get_by_role("button", name="Check session").click()
-    expect(session_msg).to_contain_text("valid: true")
+    expect(session_msg).to_have_text("You have a session with Acme TV.")
+    plain(session_msg)
     logout = page.get_by_role("button", name="Log out")
     logout.focus()
     page.keyboard.press("Enter")
@@ -167,7 +210,11 @@ def desktop(browser):
     expect(login_msg).to_be_empty()
     expect(page.get_by_label("Phone Number", exact=True)).to_be_visible()
     page.get_by_role("button", name="Check session").press("Enter")
-    expect(session_msg).to_contain_text("valid: false")
+    expect(session_msg).to_have_text("You have no session with Acme TV.")
+    plain(session_msg)
+    step("logout with no session: said so, the provider not asked")
+    logout.click()
+    expect(session_msg).to_have_text("There was no session with Acme TV to end.")
     shot(page, "desktop-logged-out.png")
 
     watch.check()
@@ -224,7 +271,7 @@ def phone(browser):
         page.keyboard.press("Enter")
         expect(login_msg).to_have_text("Signed in to OpenTV.")
         page.get_by_role("button", name="Check session").click()
-        expect(status(page, "Session")).to_contain_text("valid: true")
+        expect(status(page, "Session")).to_have_text("You have a session with OpenTV.")
 
     if INDEE:
         email, idp = INDEE.split(" ", 1)
@@ -273,6 +320,139 @@ def phone(browser):
     context.close()
 
 
+def links(browser):
+    """A link with a token never replaces the one in use without asking, and says whose each
+    is; with none in use it is taken."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    watch = Watch(context)
+    page = context.new_page()
+    jwt = page.get_by_label("Access token (JWT)", exact=True)
+    identity = page.locator("#identity")
+    offer = page.get_by_role("region", name="Use the token from the link?", exact=True)
+    stored = lambda: page.evaluate("Object.values(sessionStorage)")
+
+    step("a link with a token, none in use: taken, and whose it is shown")
+    page.goto(URL + "/console#token=" + TOKEN)
+    expect(page.get_by_label("Provider", exact=True)).to_be_visible()
+    expect(identity).to_contain_text("Token for console-user, role user")
+    expect(offer).to_be_hidden()
+
+    step("a link with another user's token while the page is open: asked, kept")
+    page.goto(URL + "/console#token=" + OTHER)
+    expect(offer).to_be_visible()
+    assert "#" not in page.url, f"the token stayed in the address: {page.url}"
+    expect(offer).to_contain_text("From the link: Token for someone-else, role admin")
+    expect(offer).to_contain_text("In use now: Token for console-user, role user")
+    expect(page.get_by_role("button", name="Keep the current token")).to_be_focused()
+    expect(jwt).to_have_value(TOKEN)
+    assert stored() == [TOKEN], stored()
+    shot(page, "desktop-link-token.png")
+    page.get_by_role("button", name="Keep the current token").click()
+    expect(offer).to_be_hidden()
+    expect(jwt).to_have_value(TOKEN)
+    expect(identity).to_contain_text("console-user")
+    assert stored() == [TOKEN], stored()
+
+    step("the same link opened anew in this tab: asked again, then used when the user says so")
+    page.goto("about:blank")
+    page.goto(URL + "/console#token=" + OTHER)
+    expect(offer).to_be_visible()
+    expect(jwt).to_have_value(TOKEN)
+    page.get_by_role("button", name="Use the link's token").click()
+    expect(offer).to_be_hidden()
+    expect(jwt).to_have_value(OTHER)
+    expect(identity).to_contain_text("Token for someone-else, role admin")
+    expect(status(page, "Access token")).to_contain_text("available to this token")
+    assert stored() == [OTHER], stored()
+
+    watch.check()
+    context.close()
+
+
+def guarded(browser):
+    """While a sign-in runs its provider and method cannot be changed, and an answer for one
+    no longer chosen is not shown; a 429 says the wait once, in words."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    watch = Watch(context)
+    page = context.new_page()
+    page.goto(URL + "/console#token=" + TOKEN)
+    provider = page.get_by_label("Provider", exact=True)
+    method = page.get_by_label("Sign-in method", exact=True)
+    login_msg = status(page, "Sign in")
+
+    step("a sign-in under way: the pickers and session buttons locked")
+    provider.select_option("acme")
+    method.select_option(label="Email & Password")
+    held = []
+    page.route("**/auth/login", lambda route: held.append(route))
+    page.get_by_label("Email Address", exact=True).fill("alice@example.com")
+    page.get_by_label("Password", exact=True).fill("secretpassword")
+    page.get_by_label("Password", exact=True).press("Enter")
+    expect(login_msg).to_have_text("Working…")
+    for control in [
+        provider,
+        method,
+        page.get_by_role("button", name="Check session"),
+        page.get_by_role("button", name="Log out"),
+        page.get_by_role("button", name="Continue"),
+    ]:
+        expect(control).to_be_disabled()
+    assert len(held) == 1, held
+    shot(page, "desktop-locked.png")
+
+    step("the provider changed anyway (by script): acme's answer is not shown for OpenTV")
+    page.evaluate(
+        """() => { const p = document.getElementById("provider");
+                   p.value = "opentv"; p.dispatchEvent(new Event("change")); }"""
+    )
+    with page.expect_response("**/auth/login") as answered:
+        held[0].continue_()
+    assert answered.value.status == 200, answered.value.status
+    page.unroute("**/auth/login")
+    expect(provider).to_be_enabled()
+    page.wait_for_timeout(300)  # past the moment a message is written
+    expect(login_msg).to_be_empty()
+    expect(page.get_by_label("Username", exact=True)).to_be_visible()
+
+    step("too many failed sign-ins: the wait said once, in words")
+    body = json.dumps(
+        {
+            "flow_id": "email_password",
+            "step": 0,
+            "inputs": {"email": "limited@example.com", "password": "wrong"},
+        }
+    ).encode()
+    for _ in range(5):
+        request = urllib.request.Request(
+            URL + "/api/providers/acme/auth/login",
+            data=body,
+            headers={"Authorization": "Bearer " + LIMITED, "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as r:
+            assert json.load(r)["success"] is False
+    jwt = page.get_by_label("Access token (JWT)", exact=True)
+    jwt.fill(LIMITED)
+    jwt.press("Enter")
+    expect(page.locator("#identity")).to_contain_text("limited-user")
+    provider.select_option("acme")
+    method.select_option(label="Email & Password")
+    page.get_by_label("Email Address", exact=True).fill("limited@example.com")
+    page.get_by_label("Password", exact=True).fill("wrong")
+    page.get_by_label("Password", exact=True).press("Enter")
+    expect(sentence(login_msg)).to_have_text(
+        re.compile(r"^Too many failed sign-ins\. Try again in 1[45] minutes\.$")
+    )
+    plain(login_msg)
+    assert login_msg.inner_text().count("minute") == 1, login_msg.inner_text()
+    details_on_demand(login_msg, "HTTP 429")
+    shot(page, "desktop-too-many.png")
+    # Chromium logs the 429 answer to the console; that one error is expected.
+    watch.errors = [e for e in watch.errors if "429" not in e]
+
+    watch.check()
+    context.close()
+
+
 def main():
     os.makedirs(SHOTS, exist_ok=True)
     if os.path.exists(os.path.join(SHOTS, "failure.png")):
@@ -283,6 +463,8 @@ def main():
         )
         try:
             desktop(browser)
+            links(browser)
+            guarded(browser)
             phone(browser)
         except BaseException:
             for context in browser.contexts:

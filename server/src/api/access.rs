@@ -4,7 +4,7 @@
 
 use super::{ApiError, AppState, Shared};
 use crate::auth::Claims;
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use otvi_runtime::def::{ProviderDef, Scope};
@@ -26,19 +26,33 @@ pub(super) fn user(state: &AppState, headers: &HeaderMap) -> Result<Arc<Claims>,
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
+        .and_then(crate::auth::bearer)
         .ok_or(ApiError::Unauthorized("missing bearer token"))?;
     let claims = state
         .jwt
-        .verify_cached(token.trim())
+        .verify_cached(token)
         .ok_or(ApiError::Unauthorized("invalid or expired token"))?;
     if claims.must_change_password {
         return Err(ApiError::Forbidden("password change required"));
     }
     Ok(claims)
+}
+
+/// The provider id in a request's path, percent-decoded. One that is not UTF-8 once decoded
+/// is a 400 with the API's JSON body; a handler takes it after the token, so that a request
+/// without one is a 401 first, whatever its path.
+pub struct ProviderId(pub String);
+
+impl FromRequestParts<Shared> for ProviderId {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, ApiError> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(id)) => Ok(ProviderId(id)),
+            Err(_) => Err(ApiError::BadRequest(
+                "the provider id in the path is not UTF-8 once percent-decoded".into(),
+            )),
+        }
+    }
 }
 
 /// Checks 3 (provider exists) and 4 (allow-list).

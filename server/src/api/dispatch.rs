@@ -61,7 +61,7 @@ enum Own {
 
 /// Whether `App` answers a request itself, and the provider id as the router's `Path` would
 /// give it; `None`: the router's (another method, `HEAD` included, another route, or an id
-/// that is not UTF-8 once percent-decoded, which the router refuses).
+/// that is not UTF-8 once percent-decoded, which the handlers refuse after the token).
 fn own_route(route: &str, method: &str, id: Option<&str>) -> Option<(Own, String)> {
     let own = match (route, method) {
         (LOGIN, "POST") => Own::Login,

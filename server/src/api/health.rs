@@ -51,7 +51,7 @@ pub(super) async fn metrics(State(state): State<Shared>, parts: Parts) -> Respon
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(crate::auth::bearer)
             .unwrap_or("");
         if !crate::auth::same(given.as_bytes(), want.as_bytes()) {
             return ApiError::Unauthorized("the metrics token is missing or wrong").into_response();

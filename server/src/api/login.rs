@@ -2,7 +2,7 @@
 //! failed-attempt limits before the provider is asked and settled by what the answer shows,
 //! and the flow's step run.
 
-use super::access::{credential_action, owner, provider, Client, User};
+use super::access::{credential_action, owner, provider, Client, ProviderId, User};
 use super::request_log::Trace;
 use super::{
     ApiError, AppState, ErrorBody, LoginRequest, LoginResponse, Shared, MAX_BODY, MAX_INPUTS,
@@ -14,7 +14,7 @@ use crate::limits::{Keys, Verdict};
 use crate::metrics::Outcome;
 use crate::store::Values;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
@@ -116,7 +116,7 @@ pub fn parse_login(body: &[u8]) -> Result<(String, usize, Values), ApiError> {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The step ran: `success: true`, or `success: false` with `next_step` and/or `error`", body = LoginResponse),
-        (status = 400, description = "Malformed body, step out of range or not expected next, a required input missing or too long", body = ErrorBody),
+        (status = 400, description = "Malformed body, step out of range or not expected next, a required input missing or too long, or a provider id that is not UTF-8 once percent-decoded", body = ErrorBody),
         (status = 401, description = "Missing, malformed, badly signed or expired JWT", body = ErrorBody),
         (status = 403, description = "Password change required, provider access denied, or a non-admin acting on a global provider", body = ErrorBody),
         (status = 404, description = "No such provider or flow", body = ErrorBody),
@@ -127,13 +127,18 @@ pub fn parse_login(body: &[u8]) -> Result<(String, usize, Values), ApiError> {
 pub(super) async fn login(
     State(state): State<Shared>,
     user: Result<User, ApiError>,
-    Path(id): Path<String>,
+    id: Result<ProviderId, ApiError>,
     Client(address): Client,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    // The token is checked before the id: without one, any path is a 401.
+    let (user, id) = match (user, id) {
+        (Ok(User(user)), Ok(ProviderId(id))) => (user, id),
+        (Err(e), _) | (Ok(_), Err(e)) => return e.into_response(),
+    };
     login_answer(
         &state,
-        user.map(|User(u)| u),
+        Ok(user),
         &id,
         address,
         body.map_err(BodyError::from),

@@ -43,7 +43,7 @@ pub use error::{ApiError, ErrorBody};
 pub use login::parse_login;
 pub use openapi::{openapi, ApiDoc};
 pub use request_log::Logged;
-pub use serve::serve;
+pub use serve::{serve, serve_with, Connections};
 pub use wire::{
     describe, CheckResponse, FieldInfo, FieldOut, FlowInfo, LoginRequest, LoginResponse,
     LogoutResponse, NextStep, ProviderInfo, Status,

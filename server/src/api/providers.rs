@@ -1,9 +1,9 @@
 //! `GET /api/providers` and `GET /api/providers/{id}`: the compiled providers the token may
 //! use, and their flows.
 
-use super::access::{provider, User};
+use super::access::{provider, ProviderId, User};
 use super::{describe, ApiError, ErrorBody, ProviderInfo, Shared};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 
 /// The providers the token may use, with their flows.
@@ -31,6 +31,7 @@ pub(super) async fn list(State(state): State<Shared>, User(user): User) -> Json<
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The provider", body = ProviderInfo),
+        (status = 400, description = "The provider id is not UTF-8 once percent-decoded", body = ErrorBody),
         (status = 401, description = "Missing, malformed, badly signed or expired JWT", body = ErrorBody),
         (status = 403, description = "Password change required, or provider access denied", body = ErrorBody),
         (status = 404, description = "No such provider", body = ErrorBody),
@@ -38,7 +39,7 @@ pub(super) async fn list(State(state): State<Shared>, User(user): User) -> Json<
 pub(super) async fn one(
     State(state): State<Shared>,
     User(user): User,
-    Path(id): Path<String>,
+    ProviderId(id): ProviderId,
 ) -> Result<Json<ProviderInfo>, ApiError> {
     Ok(Json(describe(provider(&state, &id, &user)?)))
 }

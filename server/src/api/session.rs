@@ -1,11 +1,11 @@
 //! `GET …/auth/check` and `POST …/auth/logout`: whether the caller's provider session is
 //! stored, and its removal.
 
-use super::access::{credential_action, owner, provider, User};
+use super::access::{credential_action, owner, provider, ProviderId, User};
 use super::wire::fixed_json;
 use super::{ApiError, AppState, CheckResponse, ErrorBody, LogoutResponse, Shared};
 use crate::auth::Claims;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 
 /// Whether the caller has a stored session for the provider, and, for a provider whose file
@@ -15,6 +15,7 @@ use axum::response::Response;
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Whether a session is stored", body = CheckResponse),
+        (status = 400, description = "The provider id is not UTF-8 once percent-decoded", body = ErrorBody),
         (status = 401, description = "Missing, malformed, badly signed or expired JWT", body = ErrorBody),
         (status = 403, description = "Password change required, or provider access denied", body = ErrorBody),
         (status = 404, description = "No such provider", body = ErrorBody),
@@ -23,7 +24,7 @@ use axum::response::Response;
 pub(super) async fn check(
     State(state): State<Shared>,
     User(user): User,
-    Path(id): Path<String>,
+    ProviderId(id): ProviderId,
 ) -> Result<Response, ApiError> {
     check_for(&state, &user, &id).await
 }
@@ -48,6 +49,7 @@ pub(super) async fn check_for(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The session is gone", body = LogoutResponse),
+        (status = 400, description = "The provider id is not UTF-8 once percent-decoded", body = ErrorBody),
         (status = 401, description = "Missing, malformed, badly signed or expired JWT", body = ErrorBody),
         (status = 403, description = "Password change required, provider access denied, or a non-admin acting on a global provider", body = ErrorBody),
         (status = 404, description = "No such provider", body = ErrorBody),
@@ -56,7 +58,7 @@ pub(super) async fn check_for(
 pub(super) async fn logout(
     State(state): State<Shared>,
     User(user): User,
-    Path(id): Path<String>,
+    ProviderId(id): ProviderId,
 ) -> Result<Response, ApiError> {
     logout_for(&state, &user, &id).await
 }
