@@ -6,8 +6,8 @@ use otvi_runtime::def::{
 };
 #[allow(unused_imports)]
 use otvi_runtime::request::{
-    base64, need, push_form, push_json_str, push_path_segment, Method, Outbound, Secret,
-    StepCx, StepError,
+    base64, need, path, segment, text, Method, Outbound, Part::{Lit, Val},
+    Secret, StepCx, StepError,
 };
 #[allow(unused_imports)]
 use otvi_runtime::response::{Expect, Reply};
@@ -66,20 +66,19 @@ pub mod email_password {
         let input = Inputs::read(cx);
         let url = cx.url("/v2/auth/login");
         let mut req = Outbound::new(Method::POST, url);
-        req.header("User-Agent", String::from("otvi/1"))?;
-        req.header("Content-Type", String::from("application/json"))?;
-        let mut body = String::new();
-        body.push_str("{\n  \"email\": \"");
-        push_json_str(&mut body, need(input.email.as_deref(), "email")?);
-        body.push_str("\",\n  \"password\": \"");
-        push_json_str(
-            &mut body,
-            need(input.password.as_ref().map(Secret::expose), "password")?,
+        req.header("User-Agent", "otvi/1")?;
+        req.header("Content-Type", "application/json")?;
+        req.json_body(
+            &[
+                Lit("{\n  \"email\": \""),
+                Val(need(input.email.as_deref(), "email")?),
+                Lit("\",\n  \"password\": \""),
+                Val(need(input.password.as_ref().map(Secret::expose), "password")?),
+                Lit("\",\n  \"device_id\": \""),
+                Val(cx.uuid()),
+                Lit("\"\n}\n"),
+            ],
         );
-        body.push_str("\",\n  \"device_id\": \"");
-        push_json_str(&mut body, cx.uuid());
-        body.push_str("\"\n}\n");
-        req.body(body);
         Ok(req)
     }
     /// `$.data.access_token`, read by step 0 (providers/acme.yaml:39).
@@ -189,13 +188,15 @@ pub mod phone_otp {
         let input = Inputs::read(cx);
         let url = cx.url("/v2/auth/otp/send");
         let mut req = Outbound::new(Method::POST, url);
-        req.header("User-Agent", String::from("otvi/1"))?;
-        req.header("Content-Type", String::from("application/json"))?;
-        let mut body = String::new();
-        body.push_str("{\n  \"phone_number\": \"");
-        push_json_str(&mut body, need(input.phone.as_deref(), "phone")?);
-        body.push_str("\",\n  \"country_code\": \"+1\"\n}\n");
-        req.body(body);
+        req.header("User-Agent", "otvi/1")?;
+        req.header("Content-Type", "application/json")?;
+        req.json_body(
+            &[
+                Lit("{\n  \"phone_number\": \""),
+                Val(need(input.phone.as_deref(), "phone")?),
+                Lit("\",\n  \"country_code\": \"+1\"\n}\n"),
+            ],
+        );
         Ok(req)
     }
     /// `$.data.request_id`, read by step 0 (providers/acme.yaml:75).
@@ -245,17 +246,19 @@ pub mod phone_otp {
         };
         let url = cx.url("/v2/auth/otp/verify");
         let mut req = Outbound::new(Method::POST, url);
-        req.header("User-Agent", String::from("otvi/1"))?;
-        req.header("Content-Type", String::from("application/json"))?;
-        let mut body = String::new();
-        body.push_str("{\n  \"phone_number\": \"");
-        push_json_str(&mut body, need(input.phone.as_deref(), "phone")?);
-        body.push_str("\",\n  \"code\": \"");
-        push_json_str(&mut body, need(input.otp.as_deref(), "otp")?);
-        body.push_str("\",\n  \"request_id\": \"");
-        push_json_str(&mut body, stored.request_id.expose());
-        body.push_str("\"\n}\n");
-        req.body(body);
+        req.header("User-Agent", "otvi/1")?;
+        req.header("Content-Type", "application/json")?;
+        req.json_body(
+            &[
+                Lit("{\n  \"phone_number\": \""),
+                Val(need(input.phone.as_deref(), "phone")?),
+                Lit("\",\n  \"code\": \""),
+                Val(need(input.otp.as_deref(), "otp")?),
+                Lit("\",\n  \"request_id\": \""),
+                Val(stored.request_id.expose()),
+                Lit("\"\n}\n"),
+            ],
+        );
         Ok(req)
     }
     /// `$.data.access_token`, read by step 1 (providers/acme.yaml:96).
@@ -341,13 +344,11 @@ pub fn logout(cx: &StepCx<'_>) -> Result<Outbound, StepError> {
     };
     let url = cx.url("/v2/auth/logout");
     let mut req = Outbound::new(Method::POST, url);
-    req.header("User-Agent", String::from("otvi/1"))?;
-    {
-        let mut value = String::new();
-        value.push_str("Bearer ");
-        value.push_str(stored.access_token.expose());
-        req.header("Authorization", value)?;
-    }
+    req.header("User-Agent", "otvi/1")?;
+    req.header(
+        "Authorization",
+        &text(&[Lit("Bearer "), Val(stored.access_token.expose())]),
+    )?;
     Ok(req)
 }
 /// `auth.check` (providers/acme.yaml:109): one step; an outcome that completes says the session is valid, one that fails that it ended.
@@ -365,13 +366,11 @@ pub mod session_check {
         };
         let url = cx.url("/v2/auth/session");
         let mut req = Outbound::new(Method::GET, url);
-        req.header("User-Agent", String::from("otvi/1"))?;
-        {
-            let mut value = String::new();
-            value.push_str("Bearer ");
-            value.push_str(stored.access_token.expose());
-            req.header("Authorization", value)?;
-        }
+        req.header("User-Agent", "otvi/1")?;
+        req.header(
+            "Authorization",
+            &text(&[Lit("Bearer "), Val(stored.access_token.expose())]),
+        )?;
         Ok(req)
     }
     /// Step 0 outcome 0 (providers/acme.yaml:115): when the status is 200; completes the run.

@@ -6,8 +6,8 @@ use otvi_runtime::def::{
 };
 #[allow(unused_imports)]
 use otvi_runtime::request::{
-    base64, need, push_form, push_json_str, push_path_segment, Method, Outbound, Secret,
-    StepCx, StepError,
+    base64, need, path, segment, text, Method, Outbound, Part::{Lit, Val},
+    Secret, StepCx, StepError,
 };
 #[allow(unused_imports)]
 use otvi_runtime::response::{Expect, Reply};
@@ -71,23 +71,20 @@ pub mod password {
         let input = Inputs::read(cx);
         let url = cx.url("/v1/admin/auth/login");
         let mut req = Outbound::new(Method::POST, url);
-        {
-            let mut value = String::new();
-            value.push_str("Bearer ");
-            value.push_str(cx.secret("api_key")?);
-            req.header("Authorization", value)?;
-        }
-        req.header("Content-Type", String::from("application/json"))?;
-        let mut body = String::new();
-        body.push_str("{\n  \"username\": \"");
-        push_json_str(&mut body, need(input.username.as_deref(), "username")?);
-        body.push_str("\",\n  \"password\": \"");
-        push_json_str(
-            &mut body,
-            need(input.password.as_ref().map(Secret::expose), "password")?,
+        req.header(
+            "Authorization",
+            &text(&[Lit("Bearer "), Val(cx.secret("api_key")?)]),
+        )?;
+        req.header("Content-Type", "application/json")?;
+        req.json_body(
+            &[
+                Lit("{\n  \"username\": \""),
+                Val(need(input.username.as_deref(), "username")?),
+                Lit("\",\n  \"password\": \""),
+                Val(need(input.password.as_ref().map(Secret::expose), "password")?),
+                Lit("\",\n  \"extended_expiry\": false\n}\n"),
+            ],
         );
-        body.push_str("\",\n  \"extended_expiry\": false\n}\n");
-        req.body(body);
         Ok(req)
     }
     /// `$.status_code`, read by step 0 (providers/indee.yaml:39).
@@ -189,18 +186,18 @@ pub mod sso {
         let input = Inputs::read(cx);
         let url = cx.url("/v1/admin/auth/sso/initiate");
         let mut req = Outbound::new(Method::POST, url);
-        {
-            let mut value = String::new();
-            value.push_str("Bearer ");
-            value.push_str(cx.secret("api_key")?);
-            req.header("Authorization", value)?;
-        }
-        req.header("Content-Type", String::from("application/json"))?;
-        let mut body = String::new();
-        body.push_str("{ \"username\": \"");
-        push_json_str(&mut body, need(input.email.as_deref(), "email")?);
-        body.push_str("\" }");
-        req.body(body);
+        req.header(
+            "Authorization",
+            &text(&[Lit("Bearer "), Val(cx.secret("api_key")?)]),
+        )?;
+        req.header("Content-Type", "application/json")?;
+        req.json_body(
+            &[
+                Lit("{ \"username\": \""),
+                Val(need(input.email.as_deref(), "email")?),
+                Lit("\" }"),
+            ],
+        );
         Ok(req)
     }
     /// `$.status_code`, read by step 0 (providers/indee.yaml:73).
@@ -225,8 +222,7 @@ pub mod sso {
         let stored = Stored {
             redirect: Secret::new(cx.stored(keys::REDIRECT)?),
         };
-        let value = String::from(stored.redirect.expose());
-        Ok(value)
+        Ok(String::from(stored.redirect.expose()))
     }
     /// Step 0 outcome 0 (providers/indee.yaml:76): when the status is 2xx and `$.status_code` is "A0000"; keeps `state`, `nonce`, `redirect`; asks for `sso_page`, `code`; then step 1 `Finish Single Sign-On`.
     static START_SINGLE_SIGN_ON_0: OutcomeDef = OutcomeDef {
@@ -293,24 +289,24 @@ pub mod sso {
         };
         let url = cx.url("/v1/admin/auth/sso/login");
         let mut req = Outbound::new(Method::POST, url);
-        {
-            let mut value = String::new();
-            value.push_str("Bearer ");
-            value.push_str(cx.secret("api_key")?);
-            req.header("Authorization", value)?;
-        }
-        req.header("Content-Type", String::from("application/json"))?;
-        let mut body = String::new();
-        body.push_str("{\n  \"state\": \"");
-        push_json_str(&mut body, stored.state.expose());
-        body.push_str("\",\n  \"nonce\": \"");
-        push_json_str(&mut body, stored.nonce.expose());
-        body.push_str("\",\n  \"email\": \"");
-        push_json_str(&mut body, need(input.email.as_deref(), "email")?);
-        body.push_str("\",\n  \"code\": \"");
-        push_json_str(&mut body, need(input.code.as_deref(), "code")?);
-        body.push_str("\",\n  \"error\": false,\n  \"error_description\": {}\n}\n");
-        req.body(body);
+        req.header(
+            "Authorization",
+            &text(&[Lit("Bearer "), Val(cx.secret("api_key")?)]),
+        )?;
+        req.header("Content-Type", "application/json")?;
+        req.json_body(
+            &[
+                Lit("{\n  \"state\": \""),
+                Val(stored.state.expose()),
+                Lit("\",\n  \"nonce\": \""),
+                Val(stored.nonce.expose()),
+                Lit("\",\n  \"email\": \""),
+                Val(need(input.email.as_deref(), "email")?),
+                Lit("\",\n  \"code\": \""),
+                Val(need(input.code.as_deref(), "code")?),
+                Lit("\",\n  \"error\": false,\n  \"error_description\": {}\n}\n"),
+            ],
+        );
         Ok(req)
     }
     /// `$.status_code`, read by step 1 (providers/indee.yaml:109).
@@ -409,18 +405,18 @@ pub mod refresh {
         };
         let url = cx.url("/v1/admin/auth/refresh");
         let mut req = Outbound::new(Method::POST, url);
-        {
-            let mut value = String::new();
-            value.push_str("Bearer ");
-            value.push_str(cx.secret("api_key")?);
-            req.header("Authorization", value)?;
-        }
-        req.header("Content-Type", String::from("application/json"))?;
-        let mut body = String::new();
-        body.push_str("{ \"refresh_token\": \"");
-        push_json_str(&mut body, stored.refresh_token.expose());
-        body.push_str("\" }");
-        req.body(body);
+        req.header(
+            "Authorization",
+            &text(&[Lit("Bearer "), Val(cx.secret("api_key")?)]),
+        )?;
+        req.header("Content-Type", "application/json")?;
+        req.json_body(
+            &[
+                Lit("{ \"refresh_token\": \""),
+                Val(stored.refresh_token.expose()),
+                Lit("\" }"),
+            ],
+        );
         Ok(req)
     }
     /// `$.status_code`, read by step 0 (providers/indee.yaml:133).
@@ -501,17 +497,14 @@ pub fn logout(cx: &StepCx<'_>) -> Result<Outbound, StepError> {
     };
     let url = cx.url("/v1/admin/auth/logout");
     let mut req = Outbound::new(Method::POST, url);
-    {
-        let mut value = String::new();
-        value.push_str("Bearer ");
-        value.push_str(cx.secret("api_key")?);
-        req.header("Authorization", value)?;
-    }
-    req.header("Content-Type", String::from("application/json"))?;
-    let mut body = String::new();
-    body.push_str("{ \"refresh_token\": \"");
-    push_json_str(&mut body, stored.refresh_token.expose());
-    body.push_str("\" }");
-    req.body(body);
+    req.header("Authorization", &text(&[Lit("Bearer "), Val(cx.secret("api_key")?)]))?;
+    req.header("Content-Type", "application/json")?;
+    req.json_body(
+        &[
+            Lit("{ \"refresh_token\": \""),
+            Val(stored.refresh_token.expose()),
+            Lit("\" }"),
+        ],
+    );
     Ok(req)
 }

@@ -6,8 +6,8 @@ use otvi_runtime::def::{
 };
 #[allow(unused_imports)]
 use otvi_runtime::request::{
-    base64, need, push_form, push_json_str, push_path_segment, Method, Outbound, Secret,
-    StepCx, StepError,
+    base64, need, path, segment, text, Method, Outbound, Part::{Lit, Val},
+    Secret, StepCx, StepError,
 };
 #[allow(unused_imports)]
 use otvi_runtime::response::{Expect, Reply};
@@ -69,21 +69,20 @@ pub mod sign_on {
         let input = Inputs::read(cx);
         let url = cx.url("/ags/signOn");
         let mut req = Outbound::new(Method::POST, url);
-        req.header("x-auth-service-id", String::from("opentv-sso"))?;
-        req.header("x-correlation-id", String::from(cx.run_id()))?;
-        req.header("Content-Type", String::from("application/json"))?;
-        let mut body = String::new();
-        body.push_str(
-            "{\n  \"parameters\": [\n    { \"name\": \"username\", \"value\": \"",
+        req.header("x-auth-service-id", "opentv-sso")?;
+        req.header("x-correlation-id", cx.run_id())?;
+        req.header("Content-Type", "application/json")?;
+        req.json_body(
+            &[
+                Lit(
+                    "{\n  \"parameters\": [\n    { \"name\": \"username\", \"value\": \"",
+                ),
+                Val(need(input.username.as_deref(), "username")?),
+                Lit("\" },\n    { \"name\": \"password\", \"value\": \""),
+                Val(need(input.password.as_ref().map(Secret::expose), "password")?),
+                Lit("\" }\n  ]\n}\n"),
+            ],
         );
-        push_json_str(&mut body, need(input.username.as_deref(), "username")?);
-        body.push_str("\" },\n    { \"name\": \"password\", \"value\": \"");
-        push_json_str(
-            &mut body,
-            need(input.password.as_ref().map(Secret::expose), "password")?,
-        );
-        body.push_str("\" }\n  ]\n}\n");
-        req.body(body);
         Ok(req)
     }
     /// `$.access_token`, read by step 0 (providers/opentv.yaml:44).
@@ -133,8 +132,7 @@ pub mod sign_on {
         let stored = Stored {
             accounts: Secret::new(cx.stored(keys::ACCOUNTS)?),
         };
-        let value = String::from(stored.accounts.expose());
-        Ok(value)
+        Ok(String::from(stored.accounts.expose()))
     }
     /// Step 0 outcome 1 (providers/opentv.yaml:51): when the status is 300; keeps `user_account_token`, `accounts`; asks for `linked_accounts`, `account`; then step 1 `Choose Account`.
     static SIGN_ON_1: OutcomeDef = OutcomeDef {
@@ -210,15 +208,17 @@ pub mod sign_on {
         };
         let url = cx.url("/ags/subsequentSignOn");
         let mut req = Outbound::new(Method::POST, url);
-        req.header("x-auth-service-id", String::from("opentv-sso"))?;
-        req.header("User-Token", String::from(stored.user_account_token.expose()))?;
-        req.header("x-correlation-id", String::from(cx.run_id()))?;
-        req.header("Content-Type", String::from("application/json"))?;
-        let mut body = String::new();
-        body.push_str("{ \"parameters\": [ { \"name\": \"username\", \"value\": \"");
-        push_json_str(&mut body, need(input.account.as_deref(), "account")?);
-        body.push_str("\" } ] }\n");
-        req.body(body);
+        req.header("x-auth-service-id", "opentv-sso")?;
+        req.header("User-Token", stored.user_account_token.expose())?;
+        req.header("x-correlation-id", cx.run_id())?;
+        req.header("Content-Type", "application/json")?;
+        req.json_body(
+            &[
+                Lit("{ \"parameters\": [ { \"name\": \"username\", \"value\": \""),
+                Val(need(input.account.as_deref(), "account")?),
+                Lit("\" } ] }\n"),
+            ],
+        );
         Ok(req)
     }
     /// `$.access_token`, read by step 1 (providers/opentv.yaml:44).
@@ -264,8 +264,7 @@ pub mod sign_on {
         let stored = Stored {
             accounts: Secret::new(cx.stored(keys::ACCOUNTS)?),
         };
-        let value = String::from(stored.accounts.expose());
-        Ok(value)
+        Ok(String::from(stored.accounts.expose()))
     }
     /// Step 1 outcome 1 (providers/opentv.yaml:93): when the status is 403; asks for `linked_accounts`, `account`; then step 1 `Choose Account`.
     static CHOOSE_ACCOUNT_1: OutcomeDef = OutcomeDef {

@@ -6,8 +6,8 @@ use otvi_runtime::def::{
 };
 #[allow(unused_imports)]
 use otvi_runtime::request::{
-    base64, need, push_form, push_json_str, push_path_segment, Method, Outbound, Secret,
-    StepCx, StepError,
+    base64, need, path, segment, text, Method, Outbound, Part::{Lit, Val},
+    Secret, StepCx, StepError,
 };
 #[allow(unused_imports)]
 use otvi_runtime::response::{Expect, Reply};
@@ -63,19 +63,18 @@ pub mod password {
         let input = Inputs::read(cx);
         let url = cx.url("/api/v2.0/auth/login_ex");
         let mut req = Outbound::new(Method::POST, url);
-        req.header("Content-Type", String::from("application/json"))?;
-        let mut body = String::new();
-        body.push_str(
-            "[\n  {\n    \"mechanism\": \"PASSWORD_PLAIN\",\n    \"username\": \"",
+        req.header("Content-Type", "application/json")?;
+        req.json_body(
+            &[
+                Lit(
+                    "[\n  {\n    \"mechanism\": \"PASSWORD_PLAIN\",\n    \"username\": \"",
+                ),
+                Val(need(input.username.as_deref(), "username")?),
+                Lit("\",\n    \"password\": \""),
+                Val(need(input.password.as_ref().map(Secret::expose), "password")?),
+                Lit("\"\n  }\n]\n"),
+            ],
         );
-        push_json_str(&mut body, need(input.username.as_deref(), "username")?);
-        body.push_str("\",\n    \"password\": \"");
-        push_json_str(
-            &mut body,
-            need(input.password.as_ref().map(Secret::expose), "password")?,
-        );
-        body.push_str("\"\n  }\n]\n");
-        req.body(body);
         Ok(req)
     }
     /// `$.response_type`, read by step 0 (providers/truenas.yaml:38).
@@ -200,18 +199,18 @@ pub mod password {
         };
         let url = cx.url("/api/v2.0/auth/login_ex_continue");
         let mut req = Outbound::new(Method::POST, url);
-        {
-            let mut value = String::new();
-            value.push_str("tn_session=");
-            value.push_str(stored.session.expose());
-            req.header("Cookie", value)?;
-        }
-        req.header("Content-Type", String::from("application/json"))?;
-        let mut body = String::new();
-        body.push_str("[ { \"mechanism\": \"OTP_TOKEN\", \"otp_token\": \"");
-        push_json_str(&mut body, need(input.otp.as_deref(), "otp")?);
-        body.push_str("\" } ]");
-        req.body(body);
+        req.header(
+            "Cookie",
+            &text(&[Lit("tn_session="), Val(stored.session.expose())]),
+        )?;
+        req.header("Content-Type", "application/json")?;
+        req.json_body(
+            &[
+                Lit("[ { \"mechanism\": \"OTP_TOKEN\", \"otp_token\": \""),
+                Val(need(input.otp.as_deref(), "otp")?),
+                Lit("\" } ]"),
+            ],
+        );
         Ok(req)
     }
     /// `$.response_type`, read by step 1 (providers/truenas.yaml:92).

@@ -3,10 +3,14 @@
 //! (`otvi_runtime::include_providers!()`); a broken provider file fails `cargo build` with the
 //! checker's diagnostics; with an audit copy, a stale checked-in copy fails it too.
 
-use crate::diag::{Format, Severity};
+use crate::diag::{FileReport, Format, Severity};
 use crate::{collect_files, emit, Options};
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
 
 /// A build script's compilation of provider files.
 ///
@@ -230,7 +234,6 @@ impl Build {
                 });
             }
         };
-        let emitted = emit::emit_all(&providers);
         let out = match &self.out_dir {
             Some(d) => from_base(d),
             None => std::env::var_os("OUT_DIR")
@@ -243,10 +246,27 @@ impl Build {
                     )
                 })?,
         };
+        // In OUT_DIR, the modules of provider files that did not change since the last build
+        // are read back rather than emitted again.
+        let cache = match self.out_dir {
+            None => EmitCache::open(&out),
+            Some(_) => None,
+        };
+        let mut keys = Vec::new();
+        let emitted = emit::emit_all_with(&providers, |i, name| {
+            let cache = cache.as_ref()?;
+            let key = cache.key(&outcome.files[i].report, name);
+            let reused = cache.reuse(name, &key);
+            keys.push((key, name.to_string()));
+            reused
+        });
         crate::write_if_changed(&out, &emitted).map_err(|error| BuildError::Io {
             path: out.clone(),
             error,
         })?;
+        if let Some(cache) = &cache {
+            cache.save(&keys);
+        }
         if let Some(dir) = &self.audit_copy {
             let dir = from_base(dir);
             rerun_if_changed(&dir);
@@ -264,6 +284,77 @@ impl Build {
             }
         }
         Ok(())
+    }
+}
+
+/// What the last build emitted into OUT_DIR, so that a build emits again only the modules of
+/// provider files that changed: emitting (building and formatting the code) is most of a
+/// build script's time, and one edited file among hundreds is the common case. Every file is
+/// still checked.
+///
+/// `$OUT_DIR/otvi-emitted.txt` holds a line `KEY FILE` per module, where the key hashes all
+/// that the module is emitted from: the compiler that emitted it (this build script's
+/// executable, which cargo links anew whenever otvi-codegen changes), the provider file's
+/// name and text, and the module's file name. A module is read back only when its key is the
+/// one recorded. The list is removed before anything is written and saved after, so a build
+/// that stops half-way leaves none, and the next one emits everything.
+struct EmitCache {
+    list: PathBuf,
+    dir: PathBuf,
+    compiler: String,
+    last: HashMap<String, String>,
+}
+
+impl EmitCache {
+    /// The cache of the modules in `dir` (`$OUT_DIR/otvi`); `None` when this executable
+    /// cannot be told apart from another build of the compiler (no modification time).
+    fn open(dir: &Path) -> Option<EmitCache> {
+        let exe = std::fs::metadata(std::env::current_exe().ok()?).ok()?;
+        let built = exe.modified().ok()?.duration_since(UNIX_EPOCH).ok()?;
+        let compiler = format!(
+            "{} {} {}.{:09}",
+            env!("CARGO_PKG_VERSION"),
+            exe.len(),
+            built.as_secs(),
+            built.subsec_nanos()
+        );
+        let list = dir.with_file_name(format!("{OUT_SUBDIR}-emitted.txt"));
+        let last = std::fs::read_to_string(&list)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(key, file)| (file.to_string(), key.to_string()))
+            .collect();
+        // Gone until this build has written every module: a build that stops half-way
+        // leaves no list behind.
+        let _ = std::fs::remove_file(&list);
+        Some(EmitCache {
+            list,
+            dir: dir.to_path_buf(),
+            compiler,
+            last,
+        })
+    }
+
+    fn key(&self, file: &FileReport, module: &str) -> String {
+        let mut h = DefaultHasher::new();
+        (&self.compiler, &file.path, &file.source, module).hash(&mut h);
+        format!("{:016x}", h.finish())
+    }
+
+    /// The module in `file` as the last build emitted it, if it was emitted under `key`.
+    fn reuse(&self, file: &str, key: &str) -> Option<String> {
+        if self.last.get(file).map(String::as_str) != Some(key) {
+            return None;
+        }
+        std::fs::read_to_string(self.dir.join(file)).ok()
+    }
+
+    /// Records the modules just written (best effort: without the list, the next build emits
+    /// everything again).
+    fn save(&self, keys: &[(String, String)]) {
+        let text: String = keys.iter().map(|(k, f)| format!("{k} {f}\n")).collect();
+        let _ = std::fs::write(&self.list, text);
     }
 }
 

@@ -174,3 +174,70 @@ fn every_file_read_is_declared_to_cargo() {
         assert!(stdout.contains(&line), "no `{line}` in:\n{stdout}");
     }
 }
+
+#[test]
+fn in_out_dir_only_the_modules_of_changed_files_are_emitted_again() {
+    // `compile` writes to OUT_DIR only in a build script's environment: the test binary runs
+    // it in a child process (itself, with an argument saying so) with OUT_DIR set.
+    if let Ok(dir) = std::env::var("OTVI_BUILD_CACHE_TEST_DIR") {
+        Build::new()
+            .providers(Path::new(&dir).join("providers"))
+            .compile()
+            .unwrap();
+        return;
+    }
+    let dir = crate_dir();
+    let other = GOOD.replace("id: tv, name: TV", "id: radio, name: Radio");
+    std::fs::write(dir.path().join("providers/radio.yaml"), &other).unwrap();
+    let out_dir = dir.path().join("target-out");
+    let compile = || {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "in_out_dir_only_the_modules_of_changed_files_are_emitted_again",
+                "--nocapture",
+            ])
+            .env("OTVI_BUILD_CACHE_TEST_DIR", dir.path())
+            .env("OUT_DIR", &out_dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    let module = |name: &str| std::fs::read_to_string(out_dir.join("otvi").join(name)).unwrap();
+    let fresh = || {
+        let copy = dir.path().join("fresh");
+        build(dir.path()).out_dir(&copy).compile().unwrap();
+        ["providers.rs", "radio.rs", "tv.rs"]
+            .map(|f| std::fs::read_to_string(copy.join(f)).unwrap())
+    };
+
+    compile();
+    let list = std::fs::read_to_string(out_dir.join("otvi-emitted.txt")).unwrap();
+    assert_eq!(list.lines().count(), 2, "{list}");
+    assert_eq!(
+        [module("providers.rs"), module("radio.rs"), module("tv.rs")],
+        fresh()
+    );
+
+    // A module the list says is up to date is read back, not emitted: a mark left in it
+    // stays. The changed file's module is emitted again.
+    let marked = module("radio.rs") + "// read back\n";
+    std::fs::write(out_dir.join("otvi/radio.rs"), &marked).unwrap();
+    std::fs::write(
+        dir.path().join("providers/tv.yaml"),
+        GOOD.replace("/login", "/signin"),
+    )
+    .unwrap();
+    compile();
+    assert_eq!(module("radio.rs"), marked);
+    assert!(module("tv.rs").contains("\"/signin\""));
+    assert_eq!(module("tv.rs"), fresh()[2]);
+
+    // Without the list (a build that stopped half-way), everything is emitted again.
+    std::fs::remove_file(out_dir.join("otvi-emitted.txt")).unwrap();
+    compile();
+    assert_eq!(
+        [module("providers.rs"), module("radio.rs"), module("tv.rs")],
+        fresh()
+    );
+}

@@ -164,6 +164,59 @@ pub fn push_form(out: &mut String, value: &str) {
     out.extend(form_urlencoded::byte_serialize(value.as_bytes()));
 }
 
+/// One piece of a template, in the order the provider file wrote them: text as written, or a
+/// value. The function the pieces are given to encodes each value for where the template
+/// stands (`text`: as it is; `path`: one path segment; `Outbound::json_body`: inside a JSON
+/// string; `Outbound::form_body`: form-urlencoded).
+///
+/// Generated code lists a template's pieces and hands them to one of these functions rather
+/// than spelling out a push per piece: the same request, in a fraction of the code that a
+/// crate with many providers compiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part<'a> {
+    Lit(&'static str),
+    Val(&'a str),
+}
+
+/// Appends `parts` to `out`, each value passed through `encode`.
+fn join(out: &mut String, parts: &[Part<'_>], mut encode: impl FnMut(&mut String, &str)) {
+    for p in parts {
+        match *p {
+            Part::Lit(l) => out.push_str(l),
+            Part::Val(v) => encode(out, v),
+        }
+    }
+}
+
+/// The pieces joined, values as they are: a header or query value, a display field's value.
+pub fn text(parts: &[Part<'_>]) -> String {
+    let mut out = String::new();
+    join(&mut out, parts, |o, v| o.push_str(v));
+    out
+}
+
+/// A value that stands as one path segment: refused if it is `.` or `..` (see
+/// `push_path_segment`). Generated code checks each value of a path with it where the value
+/// stands, so the first problem in file order is the one reported.
+pub fn segment(value: &str) -> Result<&str, StepError> {
+    if value == "." || value == ".." {
+        return Err(StepError::DotPathSegment);
+    }
+    Ok(value)
+}
+
+/// The pieces joined as a URL path, each value percent-encoded as one path segment.
+pub fn path(parts: &[Part<'_>]) -> Result<String, StepError> {
+    let mut out = String::new();
+    for p in parts {
+        match *p {
+            Part::Lit(l) => out.push_str(l),
+            Part::Val(v) => push_path_segment(&mut out, v)?,
+        }
+    }
+    Ok(out)
+}
+
 /// Everything but the unreserved characters: a value stays one path segment.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
@@ -206,11 +259,11 @@ impl Outbound {
         }
     }
     /// Adds a header; a value with CR, LF or NUL is refused.
-    pub fn header(&mut self, name: &'static str, value: String) -> Result<(), StepError> {
+    pub fn header(&mut self, name: &'static str, value: &str) -> Result<(), StepError> {
         if value.contains(['\r', '\n', '\0']) {
             return Err(StepError::BadHeaderValue(name));
         }
-        let v = HeaderValue::from_str(&value).map_err(|_| StepError::BadHeaderValue(name))?;
+        let v = HeaderValue::from_str(value).map_err(|_| StepError::BadHeaderValue(name))?;
         self.headers.push((name, v));
         Ok(())
     }
@@ -224,10 +277,24 @@ impl Outbound {
         }
         Ok(url)
     }
-    pub fn query(&mut self, name: &'static str, value: String) {
-        self.query.push((name, value));
+    /// Adds a query parameter; `full_url` encodes it.
+    pub fn query(&mut self, name: &'static str, value: &str) {
+        self.query.push((name, value.to_owned()));
     }
     pub fn body(&mut self, body: String) {
+        self.body = Some(body);
+    }
+    /// A JSON body: each value is escaped as the content of a JSON string (the checker proved
+    /// that every placeholder stands inside one).
+    pub fn json_body(&mut self, parts: &[Part<'_>]) {
+        let mut body = String::new();
+        join(&mut body, parts, push_json_str);
+        self.body = Some(body);
+    }
+    /// A form body: each value form-urlencoded.
+    pub fn form_body(&mut self, parts: &[Part<'_>]) {
+        let mut body = String::new();
+        join(&mut body, parts, push_form);
         self.body = Some(body);
     }
 }
@@ -258,10 +325,32 @@ mod tests {
     }
 
     #[test]
+    fn parts_are_encoded_for_where_they_stand() {
+        use Part::{Lit, Val};
+        let parts = [Lit("{\"a\": \""), Val("x\"/ y&z"), Lit("\"}")];
+        assert_eq!(text(&parts), "{\"a\": \"x\"/ y&z\"}");
+        let mut o = Outbound::new(Method::POST, "http://x/".into());
+        o.json_body(&parts);
+        assert_eq!(o.body.as_deref(), Some(r#"{"a": "x\"/ y&z"}"#));
+        o.form_body(&[Lit("a="), Val("x\"/ y&z")]);
+        assert_eq!(o.body.as_deref(), Some("a=x%22%2F+y%26z"));
+        assert_eq!(
+            path(&[Lit("/u/"), Val("x\"/ y&z"), Lit("/t")]).as_deref(),
+            Ok("/u/x%22%2F%20y%26z/t")
+        );
+        assert_eq!(
+            path(&[Lit("/u/"), Val("..")]),
+            Err(StepError::DotPathSegment)
+        );
+        assert_eq!(segment("."), Err(StepError::DotPathSegment));
+        assert_eq!(segment(".x"), Ok(".x"));
+    }
+
+    #[test]
     fn header_values_with_line_breaks_are_refused() {
         let mut o = Outbound::new(Method::GET, "http://x/".into());
         assert_eq!(
-            o.header("X-A", "a\r\nX-Admin: 1".into()),
+            o.header("X-A", "a\r\nX-Admin: 1"),
             Err(StepError::BadHeaderValue("X-A"))
         );
         assert!(o.headers.is_empty());

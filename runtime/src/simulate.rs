@@ -566,7 +566,7 @@ mod tests {
                 name: "Start",
                 build: |cx| {
                     let mut o = Outbound::new(Method::GET, cx.url("/start"));
-                    o.query("at", cx.utcnow());
+                    o.query("at", &cx.utcnow());
                     Ok(o)
                 },
                 decide: |r| (r.status == 302).then_some(&NEXT),

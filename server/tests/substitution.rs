@@ -2,13 +2,14 @@
 //! — in a JSON string, a form body, a path segment, a query parameter, a header — or the step is
 //! refused before anything is sent.
 //!
-//! Requests are built the way generated code builds them (`StepCx`, `need`, the `push_*`
-//! encoders, `Outbound`), and also by the fixture provider's generated code
-//! (tests/fixtures/fixture.rs). What would go on the wire is decoded the way a provider decodes
-//! it: the URL after the handling `Upstream::send` applies (`reqwest::Url::parse`, then
-//! `query_pairs_mut().extend_pairs`), the path split on `/` and percent-decoded, the query and
-//! form body with `form_urlencoded`, the JSON body with `serde_json`. One property sends real
-//! requests through `Upstream` to a recording provider on loopback.
+//! Requests are built the way generated code builds them (`StepCx`, `need`, a template's `Part`s
+//! handed to `path`, `text`, `Outbound::json_body` and `form_body`), and also by the fixture
+//! provider's generated code (tests/fixtures/fixture.rs). What would go on the wire is decoded
+//! the way a provider decodes it: the URL after the handling `Upstream::send` applies
+//! (`reqwest::Url::parse`, then `query_pairs_mut().extend_pairs`), the path split on `/` and
+//! percent-decoded, the query and form body with `form_urlencoded`, the JSON body with
+//! `serde_json`. One property sends real requests through `Upstream` to a recording provider on
+//! loopback.
 
 #[rustfmt::skip]
 #[allow(dead_code)]
@@ -18,7 +19,9 @@ mod fixture;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Uri};
 use otvi_runtime::request::{
-    need, push_form, push_json_str, push_path_segment, Method, Outbound, StepCx, StepError,
+    need, path, segment, text, Method, Outbound,
+    Part::{Lit, Val},
+    StepCx, StepError,
 };
 use otvi_runtime::secrets::NONE;
 use otvi_server::upstream::Upstream;
@@ -86,30 +89,20 @@ fn query_pairs(query: &str) -> Vec<(String, String)> {
 fn step(cx: &StepCx<'_>, encoding: Encoding) -> Result<Outbound, StepError> {
     let a = need(cx.input("a"), "a")?;
     let b = need(cx.input("b"), "b")?;
-    let mut path = String::new();
-    path.push_str("/users/");
-    push_path_segment(&mut path, a)?;
-    path.push_str("/token");
-    let mut req = Outbound::new(Method::POST, cx.url(&path));
-    req.query("region", String::from(a));
-    req.query("other", String::from(b));
-    let mut body = String::new();
+    let url = cx.url(&path(&[Lit("/users/"), Val(segment(a)?), Lit("/token")])?);
+    let mut req = Outbound::new(Method::POST, url);
+    req.query("region", a);
+    req.query("other", &text(&[Val(b)]));
     match encoding {
-        Encoding::Json => {
-            body.push_str("{\"u\": \"");
-            push_json_str(&mut body, a);
-            body.push_str("\", \"p\": \"");
-            push_json_str(&mut body, b);
-            body.push_str("\"}");
-        }
-        Encoding::Form => {
-            body.push_str("username=");
-            push_form(&mut body, a);
-            body.push_str("&password=");
-            push_form(&mut body, b);
-        }
+        Encoding::Json => req.json_body(&[
+            Lit("{\"u\": \""),
+            Val(a),
+            Lit("\", \"p\": \""),
+            Val(b),
+            Lit("\"}"),
+        ]),
+        Encoding::Form => req.form_body(&[Lit("username="), Val(a), Lit("&password="), Val(b)]),
     }
-    req.body(body);
     Ok(req)
 }
 
@@ -200,7 +193,7 @@ proptest! {
     #[test]
     fn header_values_are_exact_or_refused(v in value()) {
         let mut o = Outbound::new(Method::GET, "https://p.example/".into());
-        match o.header("X-Device", v.clone()) {
+        match o.header("X-Device", &v) {
             Ok(()) => {
                 prop_assert!(!v.contains(['\r', '\n', '\0']));
                 prop_assert!(!header_forbidden(&v));
@@ -316,7 +309,7 @@ fn values_arrive_at_the_provider_intact() {
         let cx = StepCx::new(&base, &ins, &stored, &NONE, "run");
         let encoding = if json { Encoding::Json } else { Encoding::Form };
         let mut o = step(&cx, encoding).unwrap();
-        if o.header("X-Device", b.clone()).is_err() {
+        if o.header("X-Device", &b).is_err() {
             prop_assert!(header_forbidden(&b));
             return Ok(());
         }

@@ -1,10 +1,11 @@
 //! Emission: a checked provider becomes one Rust module, formatted with prettyplease.
 //!
-//! Templates are already split into pieces, so each request is assembled from string literals
-//! and typed values (`request`); each step's outcomes become a documented static apiece and a
-//! function whose conditions are plain Rust (`flow`). Stored values are named by constants
-//! (`keys`), and each function reads the ones it uses into a struct of its own, sensitive ones
-//! as `Secret`. Every item's doc comment names the YAML file and line it came from.
+//! Templates are already split into pieces, so each request lists its literal text and typed
+//! values for a runtime function to encode (`request`); each step's outcomes become a
+//! documented static apiece and a function whose conditions are plain Rust (`flow`). Stored
+//! values are named by constants (`keys`), and each function reads the ones it uses into a
+//! struct of its own, sensitive ones as `Secret`. Every item's doc comment names the YAML file
+//! and line it came from.
 
 mod flow;
 mod request;
@@ -94,6 +95,9 @@ const RESERVED: &[&str] = &[
     "push_path_segment",
     "secret",
     "keys",
+    "path",
+    "segment",
+    "text",
 ];
 
 /// Names taken in one generated module; a name asked for twice gets a numbered suffix.
@@ -340,7 +344,7 @@ pub fn provider_module(p: &Provider, file: &str) -> String {
         #[allow(unused_imports)]
         use otvi_runtime::def::{CheckDef, ExtractDef, FailDef, FieldDef, FieldType, FlowDef, OutcomeDef, ProviderDef, Scope, SecretDef, Source, StepDef, Then};
         #[allow(unused_imports)]
-        use otvi_runtime::request::{base64, need, push_form, push_json_str, push_path_segment, Method, Outbound, Secret, StepCx, StepError};
+        use otvi_runtime::request::{base64, need, path, segment, text, Method, Outbound, Part::{Lit, Val}, Secret, StepCx, StepError};
         #[allow(unused_imports)]
         use otvi_runtime::response::{Expect, Reply};
         #[allow(unused_imports)]
@@ -412,15 +416,27 @@ pub const ROOT: &str = "providers.rs";
 /// provider, then the root (`ROOT`). `files` gives each provider's YAML path as it should
 /// appear in comments.
 pub fn emit_all(providers: &[(&str, &Provider)]) -> Vec<(String, String)> {
+    emit_all_with(providers, |_, _| None)
+}
+
+/// `emit_all`, taking a provider's module from `reuse` where it has one: `reuse(i, name)` is
+/// asked for the module of the i-th provider, whose file is `name`, before it is emitted.
+/// A build reuses what it emitted for an unchanged provider file (`Build::compile`).
+pub fn emit_all_with(
+    providers: &[(&str, &Provider)],
+    mut reuse: impl FnMut(usize, &str) -> Option<String>,
+) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut modules: Vec<(String, &str)> = Vec::new();
-    for (file, p) in providers {
+    for (i, (file, p)) in providers.iter().enumerate() {
         let mut m = module_name(p);
         // `a-b` and `a_b` are distinct ids with one module name.
         while modules.iter().any(|(n, _)| *n == m) || format!("{m}.rs") == ROOT {
             m.push('_');
         }
-        out.push((format!("{m}.rs"), provider_module(p, file)));
+        let name = format!("{m}.rs");
+        let code = reuse(i, &name).unwrap_or_else(|| provider_module(p, file));
+        out.push((name, code));
         modules.push((m, file));
     }
     out.push((ROOT.into(), providers_root(&modules)));

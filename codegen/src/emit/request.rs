@@ -1,6 +1,6 @@
-//! Request building: each template becomes statements that push literal pieces and typed
-//! values, with the encoder chosen from where the value stands (JSON string, form body, path
-//! segment, header or query value).
+//! Request building: each template becomes the list of its pieces, literal text and typed
+//! values, handed to the runtime function that encodes the values for where the template
+//! stands (JSON string, form body, path segment, header or query value).
 
 use super::{doc, ident, snake, Keys, Names};
 use crate::model::*;
@@ -126,48 +126,35 @@ impl<'a> FlowCx<'a> {
         }
     }
 
-    /// A `String` expression for a template that is one literal, or one value needing no
-    /// encoding.
-    fn simple(&self, t: &Template, enc: Enc) -> Option<TokenStream> {
-        if let Some(lit) = t.literal() {
-            return Some(quote! { String::from(#lit) });
-        }
-        match (t.pieces.as_slice(), enc) {
-            ([Piece::Var(v, _)], Enc::Raw) => {
+    /// `&[Lit(…), Val(…), …]`: the pieces of `t` in order, each value a `&str` expression. The
+    /// function they are given to encodes the values for where the template stands; in a path,
+    /// each value is also checked as a segment where it stands (`segment`), so the first problem
+    /// in file order is the one reported.
+    fn parts(&self, t: &Template, enc: Enc) -> TokenStream {
+        let parts = t.pieces.iter().map(|p| match p {
+            Piece::Lit(l) => quote! { Lit(#l) },
+            Piece::Var(v, _) => {
                 let val = self.value(v);
-                Some(quote! { String::from(#val) })
+                match enc {
+                    Enc::PathSegment => quote! { Val(segment(#val)?) },
+                    Enc::Raw | Enc::Json | Enc::Form => quote! { Val(#val) },
+                }
             }
-            _ => None,
-        }
+        });
+        quote! { &[#(#parts),*] }
     }
 
-    /// Statements that build `target: String` from `t`.
-    pub(super) fn assemble(&self, target: &Ident, t: &Template, enc: Enc) -> TokenStream {
-        if let Some(e) = self.simple(t, enc) {
-            return quote! { let #target = #e; };
+    /// A `&str` expression for a template standing unencoded (a header or query value): the
+    /// literal, the one value, or the pieces joined.
+    fn text(&self, t: &Template) -> TokenStream {
+        if let Some(lit) = t.literal() {
+            return quote! { #lit };
         }
-        let mut stmts = Vec::new();
-        for p in &t.pieces {
-            stmts.push(match p {
-                Piece::Lit(l) => match l.chars().collect::<Vec<_>>()[..] {
-                    [c] => quote! { #target.push(#c); },
-                    _ => quote! { #target.push_str(#l); },
-                },
-                Piece::Var(v, _) => {
-                    let val = self.value(v);
-                    match enc {
-                        Enc::Raw => quote! { #target.push_str(#val); },
-                        Enc::Json => quote! { push_json_str(&mut #target, #val); },
-                        Enc::Form => quote! { push_form(&mut #target, #val); },
-                        Enc::PathSegment => quote! { push_path_segment(&mut #target, #val)?; },
-                    }
-                }
-            });
+        if let [Piece::Var(v, _)] = t.pieces.as_slice() {
+            return self.value(v);
         }
-        quote! {
-            let mut #target = String::new();
-            #(#stmts)*
-        }
+        let parts = self.parts(t, Enc::Raw);
+        quote! { &text(#parts) }
     }
 
     /// The body of a display field's render function: its `value` template, unencoded.
@@ -177,12 +164,20 @@ impl<'a> FlowCx<'a> {
             .any(|(v, _)| matches!(v, Var::Input(_)))
             .then(|| quote! { let input = Inputs::read(cx); });
         let stored = self.read_stored(std::iter::once(t));
-        let value = ident("value");
-        let build = self.assemble(&value, t, Enc::Raw);
+        let value = match (t.literal(), t.pieces.as_slice()) {
+            (Some(lit), _) => quote! { String::from(#lit) },
+            (None, [Piece::Var(v, _)]) => {
+                let val = self.value(v);
+                quote! { String::from(#val) }
+            }
+            _ => {
+                let parts = self.parts(t, Enc::Raw);
+                quote! { text(#parts) }
+            }
+        };
         quote! {
             #read
             #stored
-            #build
             Ok(#value)
         }
     }
@@ -210,61 +205,56 @@ impl<'a> FlowCx<'a> {
         if !self.fields.is_empty() && self.uses_inputs(r) {
             stmts.push(quote! { let input = Inputs::read(cx); });
         }
-        stmts.push(self.read_stored(
-            crate::check::request_templates(r).chain(headers.iter().map(|h| &h.value)),
-        ));
+        stmts.push(
+            self.read_stored(
+                crate::check::request_templates(r).chain(headers.iter().map(|h| &h.value)),
+            ),
+        );
         let url = ident("url");
         let is_absolute =
             matches!(r.path.pieces.first(), Some(Piece::Lit(l)) if !l.starts_with('/'));
-        let path = ident("path");
-        match (is_absolute, r.path.literal()) {
-            (true, Some(lit)) => stmts.push(quote! { let #url = String::from(#lit); }),
-            (false, Some(lit)) => stmts.push(quote! { let #url = cx.url(#lit); }),
-            (true, None) => stmts.push(self.assemble(&url, &r.path, Enc::PathSegment)),
-            (false, None) => {
-                stmts.push(self.assemble(&path, &r.path, Enc::PathSegment));
-                stmts.push(quote! { let #url = cx.url(&#path); });
+        stmts.push(match (is_absolute, r.path.literal()) {
+            (true, Some(lit)) => quote! { let #url = String::from(#lit); },
+            (false, Some(lit)) => quote! { let #url = cx.url(#lit); },
+            (true, None) => {
+                let parts = self.parts(&r.path, Enc::PathSegment);
+                quote! { let #url = path(#parts)?; }
             }
-        }
+            (false, None) => {
+                let parts = self.parts(&r.path, Enc::PathSegment);
+                quote! { let #url = cx.url(&path(#parts)?); }
+            }
+        });
         let method = ident(r.method.v.as_str());
         stmts.push(quote! { let mut req = Outbound::new(Method::#method, #url); });
 
         for h in &headers {
             let name = &h.name.v;
-            let v = ident("value");
-            stmts.push(match self.simple(&h.value, Enc::Raw) {
-                Some(e) => quote! { req.header(#name, #e)?; },
-                None => {
-                    let build = self.assemble(&v, &h.value, Enc::Raw);
-                    quote! { { #build req.header(#name, #v)?; } }
-                }
-            });
+            let value = self.text(&h.value);
+            stmts.push(quote! { req.header(#name, #value)?; });
         }
         for q in &r.params {
             let name = &q.name.v;
-            let v = ident("value");
-            stmts.push(match self.simple(&q.value, Enc::Raw) {
-                Some(e) => quote! { req.query(#name, #e); },
-                None => {
-                    let build = self.assemble(&v, &q.value, Enc::Raw);
-                    quote! { { #build req.query(#name, #v); } }
-                }
-            });
+            let value = self.text(&q.value);
+            stmts.push(quote! { req.query(#name, #value); });
         }
         if let Some(b) = &r.body {
             let has_ct = headers
                 .iter()
                 .any(|h| h.name.v.eq_ignore_ascii_case("content-type"));
-            let (enc, ct) = match b.encoding {
-                BodyEncoding::Json => (Enc::Json, "application/json"),
-                BodyEncoding::Form => (Enc::Form, "application/x-www-form-urlencoded"),
+            let (enc, ct, set) = match b.encoding {
+                BodyEncoding::Json => (Enc::Json, "application/json", quote! { json_body }),
+                BodyEncoding::Form => (
+                    Enc::Form,
+                    "application/x-www-form-urlencoded",
+                    quote! { form_body },
+                ),
             };
             if !has_ct {
-                stmts.push(quote! { req.header("Content-Type", String::from(#ct))?; });
+                stmts.push(quote! { req.header("Content-Type", #ct)?; });
             }
-            let body = ident("body");
-            stmts.push(self.assemble(&body, &b.template, enc));
-            stmts.push(quote! { req.body(#body); });
+            let parts = self.parts(&b.template, enc);
+            stmts.push(quote! { req.#set(#parts); });
         }
         quote! {
             #(#stmts)*

@@ -6,8 +6,8 @@ use otvi_runtime::def::{
 };
 #[allow(unused_imports)]
 use otvi_runtime::request::{
-    base64, need, push_form, push_json_str, push_path_segment, Method, Outbound, Secret,
-    StepCx, StepError,
+    base64, need, path, segment, text, Method, Outbound, Part::{Lit, Val},
+    Secret, StepCx, StepError,
 };
 #[allow(unused_imports)]
 use otvi_runtime::response::{Expect, Reply};
@@ -60,17 +60,16 @@ pub mod email_password {
         let input = Inputs::read(cx);
         let url = cx.url("/v2/auth/login");
         let mut req = Outbound::new(Method::POST, url);
-        req.header("Content-Type", String::from("application/json"))?;
-        let mut body = String::new();
-        body.push_str("{\"email\": \"");
-        push_json_str(&mut body, need(input.email.as_deref(), "email")?);
-        body.push_str("\", \"password\": \"");
-        push_json_str(
-            &mut body,
-            need(input.password.as_ref().map(Secret::expose), "password")?,
+        req.header("Content-Type", "application/json")?;
+        req.json_body(
+            &[
+                Lit("{\"email\": \""),
+                Val(need(input.email.as_deref(), "email")?),
+                Lit("\", \"password\": \""),
+                Val(need(input.password.as_ref().map(Secret::expose), "password")?),
+                Lit("\"}"),
+            ],
         );
-        body.push_str("\"}");
-        req.body(body);
         Ok(req)
     }
     /// `$.data.access_token`, read by step 0 (providers/example-tv.yaml:25).
@@ -153,11 +152,9 @@ pub fn logout(cx: &StepCx<'_>) -> Result<Outbound, StepError> {
     };
     let url = cx.url("/v2/auth/logout");
     let mut req = Outbound::new(Method::POST, url);
-    {
-        let mut value = String::new();
-        value.push_str("Bearer ");
-        value.push_str(stored.access_token.expose());
-        req.header("Authorization", value)?;
-    }
+    req.header(
+        "Authorization",
+        &text(&[Lit("Bearer "), Val(stored.access_token.expose())]),
+    )?;
     Ok(req)
 }
