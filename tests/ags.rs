@@ -64,7 +64,7 @@ fn choose_prompt(error: Option<&str>) -> Value {
     })
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_account_signs_on_with_201_and_keeps_the_tokens() {
     let (mock, s) = setup().await;
     let t = user("alice");
@@ -95,7 +95,7 @@ async fn one_account_signs_on_with_201_and_keeps_the_tokens() {
     assert!(!session.contains_key("password"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_accounts_answer_300_then_the_chosen_one_signs_on_with_the_user_token() {
     let (mock, s) = setup().await;
     let t = user("alice");
@@ -134,7 +134,7 @@ async fn several_accounts_answer_300_then_the_chosen_one_signs_on_with_the_user_
     assert_eq!(session["account_id"], "2002");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_fails_and_keeps_nothing() {
     let (mock, s) = setup().await;
     let t = user("alice");
@@ -154,7 +154,7 @@ async fn a_wrong_password_fails_and_keeps_nothing() {
     assert!(mock.received_on(SUBSEQUENT).is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_account_not_linked_is_asked_for_again_then_a_linked_one_signs_on() {
     let (mock, s) = setup().await;
     let t = user("alice");

@@ -22,7 +22,7 @@ async fn setup() -> (MockProvider, TestServer) {
     (mock, server)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_step_login_answers_the_seed_shape_byte_for_byte() {
     let (_mock, s) = setup().await;
     let (status, body) = s.login(&user("alice"), "acme", EMAIL_LOGIN).await;
@@ -33,7 +33,7 @@ async fn single_step_login_answers_the_seed_shape_byte_for_byte() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_step_login_prompts_then_completes() {
     let (mock, s) = setup().await;
     let t = user("alice");
@@ -65,7 +65,7 @@ async fn two_step_login_prompts_then_completes() {
         .starts_with("req-"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn step_one_may_carry_only_the_new_field() {
     let (_mock, s) = setup().await;
     let t = user("alice");
@@ -79,7 +79,7 @@ async fn step_one_may_carry_only_the_new_field() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_step_can_be_retried() {
     let (_mock, s) = setup().await;
     let t = user("alice");
@@ -94,7 +94,7 @@ async fn a_failed_step_can_be_retried() {
     assert_eq!(json(&body)["success"], true, "{body}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn step_one_without_a_pending_run_is_400_and_sends_nothing() {
     let (mock, s) = setup().await;
     let (status, body) = s.login(&user("alice"), "acme", &otp_step1(OTP)).await;
@@ -106,7 +106,7 @@ async fn step_one_without_a_pending_run_is_400_and_sends_nothing() {
     assert!(mock.received().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_step_zero_discards_the_pending_run() {
     let (_mock, s) = setup().await;
     let t = user("alice");
@@ -116,7 +116,7 @@ async fn a_new_step_zero_discards_the_pending_run() {
     assert_eq!(status, 400);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_is_false_before_login_true_after_and_false_after_logout() {
     let (mock, s) = setup().await;
     let t = user("alice");
@@ -147,7 +147,7 @@ async fn check_is_false_before_login_true_after_and_false_after_logout() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_bearer_is_the_extracted_access_token() {
     let (mock, s) = setup().await;
     let t = user("alice");
@@ -163,7 +163,7 @@ async fn logout_bearer_is_the_extracted_access_token() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_without_a_session_succeeds_and_calls_nothing() {
     let (mock, s) = setup().await;
     assert_eq!(
@@ -173,7 +173,7 @@ async fn logout_without_a_session_succeeds_and_calls_nothing() {
     assert!(mock.received().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_are_per_user() {
     let (_mock, s) = setup().await;
     s.login(&user("alice"), "acme", EMAIL_LOGIN).await;
@@ -183,7 +183,7 @@ async fn sessions_are_per_user() {
     assert_eq!(s.check(&user("alice"), "acme").await.1, r#"{"valid":true}"#);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn global_scope_is_shared_and_admin_only_for_credentials() {
     let (_mock, s) = setup().await;
     let (status, body) = s.login(&user("bob"), "acme-shared", EMAIL_LOGIN).await;
@@ -216,7 +216,7 @@ async fn global_scope_is_shared_and_admin_only_for_credentials() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_with_json_metacharacters_arrives_byte_exact() {
     let (mock, s) = setup().await;
     let password = "a\"b\\c\nd\",\"admin\":true,\n\"x\":\"";
@@ -237,7 +237,7 @@ async fn a_password_with_json_metacharacters_arrives_byte_exact() {
     assert!(sent.get("admin").is_none());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_listing_shows_flows_and_fields() {
     let (_mock, s) = setup().await;
     let (status, body) = s
@@ -332,14 +332,14 @@ async fn the_bearer_scheme_is_matched_in_any_case() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_readiness_need_no_token() {
     let (_mock, s) = setup().await;
     assert_eq!(s.send("GET", "/healthz", None, None).await.0, 200);
     assert_eq!(s.send("GET", "/readyz", None, None).await.0, 200);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_users_log_in_concurrently_each_with_their_own_session() {
     let (_mock, s) = setup().await;
     let s = std::sync::Arc::new(s);
@@ -372,7 +372,7 @@ async fn a_hundred_users_log_in_concurrently_each_with_their_own_session() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pending_run_survives_a_restart() {
     let mock = MockProvider::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -390,7 +390,7 @@ async fn a_pending_run_survives_a_restart() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_pending_run_no_longer_accepts_its_next_step() {
     let mock = MockProvider::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -404,7 +404,7 @@ async fn an_expired_pending_run_no_longer_accepts_its_next_step() {
     assert_eq!(status, 400);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_new_step_zero_also_discards_the_pending_run() {
     let (_mock, s) = setup().await;
     let t = user("alice");
@@ -420,7 +420,7 @@ async fn a_failed_new_step_zero_also_discards_the_pending_run() {
 /// The server answers login, check and logout itself and leaves every other request to the
 /// router: an id written percent-encoded, `HEAD`, another method and an id that does not
 /// decode are answered as the router answers them.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_auth_routes_take_ids_and_methods_as_the_router_does() {
     let (_mock, s) = setup().await;
     let t = user("alice");

@@ -149,7 +149,7 @@ fn assert_holds_none(what: &str, bytes: &[u8], secrets: &[String]) {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_is_in_the_log_or_the_sqlite_files() {
     let mocks = Mocks::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -178,7 +178,7 @@ async fn no_secret_is_in_the_log_or_the_sqlite_files() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_are_one_object_per_line() {
     let mock = MockProvider::start().await.unwrap();
     let real = RealServer::start(
@@ -209,7 +209,7 @@ async fn json_logs_are_one_object_per_line() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_server_on_the_same_sqlite_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("one.db").display());
@@ -237,7 +237,7 @@ fn pg_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_rows_hold_no_secret() {
     let mocks = Mocks::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -276,7 +276,7 @@ async fn sqlite_pool(s: &TestServer) -> sqlx::SqlitePool {
     sqlx::SqlitePool::connect(&s.database_url).await.unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_copied_to_another_user_does_not_open() {
     let mock = MockProvider::start().await.unwrap();
     let s = TestServer::start(&mock.url()).await;
@@ -323,7 +323,7 @@ const ACME_ALICE: Place = Place {
     owner: "alice",
 };
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_rotate_old_rows_open_and_are_resealed_when_written() {
     let mock = MockProvider::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -363,7 +363,7 @@ async fn keys_rotate_old_rows_open_and_are_resealed_when_written() {
     assert!(session.contains_key("access_token"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plaintext_sessions_are_written_only_when_asked_for() {
     let mock = MockProvider::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();

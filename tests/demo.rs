@@ -37,7 +37,7 @@ async fn run_curl(line: &str, token: &str) -> serde_json::Value {
     r.json().await.unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_prints_a_token_and_curl_lines_that_log_in_check_and_log_out() {
     let child = Command::new(env!("CARGO_BIN_EXE_otvi"))
         .args(["demo", "--bind", "127.0.0.1:0"])

@@ -125,7 +125,7 @@ fn login(user: &str, secret: &str, device: Option<&str>) -> String {
     serde_json::json!({ "flow_id": "form_login", "step": 0, "inputs": inputs }).to_string()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_value_is_encoded_for_where_it_stands() {
     let (base, seen) = recording_provider().await;
     let (s, _dir) = server(&base).await;
@@ -170,7 +170,7 @@ async fn every_value_is_encoded_for_where_it_stands() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_optional_input_may_be_absent() {
     let (base, seen) = recording_provider().await;
     let (s, _dir) = server(&base).await;
@@ -185,7 +185,7 @@ async fn an_optional_input_may_be_absent() {
     assert_eq!(seen.lock().unwrap()[0].headers["x-device"], "");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_header_value_with_a_line_break_is_400_and_never_sent() {
     let (base, seen) = recording_provider().await;
     let (s, _dir) = server(&base).await;
@@ -202,7 +202,7 @@ async fn a_header_value_with_a_line_break_is_400_and_never_sent() {
     assert!(seen.lock().unwrap().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dot_segment_in_the_path_is_400_and_never_sent() {
     let (base, seen) = recording_provider().await;
     let (s, _dir) = server(&base).await;
@@ -219,7 +219,7 @@ async fn a_dot_segment_in_the_path_is_400_and_never_sent() {
     assert!(seen.lock().unwrap().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn success_status_must_match_exactly() {
     let (base, _seen) = recording_provider().await;
     let (s, _dir) = server(&base).await;
@@ -230,7 +230,7 @@ async fn success_status_must_match_exactly() {
     assert_eq!(json(&body)["error"], "the provider answered HTTP 200");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_value_comes_from_an_earlier_login_or_the_step_fails_unsent() {
     let (base, seen) = recording_provider().await;
     let (s, _dir) = server(&base).await;
@@ -253,7 +253,7 @@ async fn a_session_value_comes_from_an_earlier_login_or_the_step_fails_unsent() 
     assert_eq!(me.headers["authorization"], "Bearer t/1");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steps_without_a_prompt_between_them_run_in_one_request() {
     let (base, seen) = recording_provider().await;
     let (s, _dir) = server(&base).await;
@@ -287,7 +287,7 @@ async fn steps_without_a_prompt_between_them_run_in_one_request() {
     assert_eq!(s.check(&t, "fixture").await.1, r#"{"valid":true}"#);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_later_step_needs_only_its_new_fields_and_passwords_are_never_stored() {
     let (base, seen) = recording_provider().await;
     let dir = tempfile::tempdir().unwrap();
@@ -333,7 +333,7 @@ async fn a_later_step_needs_only_its_new_fields_and_passwords_are_never_stored()
     assert_eq!(seen.lock().unwrap()[1].body, r#"{"u": "bob", "c": "42"}"#);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_that_tests_a_3xx_sees_the_redirect_and_a_secret_echo_is_never_stored() {
     let (base, seen) = recording_provider().await;
     let dir = tempfile::tempdir().unwrap();

@@ -60,7 +60,7 @@ async fn code_from(link: &str) -> String {
     code_from_page(&page.text().await.unwrap()).expect("the page shows a code")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_login_keeps_the_tokens_and_sends_the_api_key() {
     let (mock, s) = setup().await;
     let t = user("alice");
@@ -81,7 +81,7 @@ async fn password_login_keeps_the_tokens_and_sends_the_api_key() {
     api_key_on_every_request(&mock);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_fails_with_the_providers_message() {
     let (mock, s) = setup().await;
     let t = user("alice");
@@ -94,7 +94,7 @@ async fn a_wrong_password_fails_with_the_providers_message() {
     api_key_on_every_request(&mock);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sso_shows_the_identity_providers_page_as_a_link_then_signs_in_with_its_code() {
     let (mock, s) = setup().await;
     let t = user("alice");
@@ -148,7 +148,7 @@ async fn sso_shows_the_identity_providers_page_as_a_link_then_signs_in_with_its_
     api_key_on_every_request(&mock);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_sso_code_fails_and_the_step_can_be_retried() {
     let (mock, s) = setup().await;
     let t = user("alice");
@@ -172,7 +172,7 @@ async fn a_wrong_sso_code_fails_and_the_step_can_be_retried() {
     assert_eq!(mock.received_on("/v1/admin/auth/sso/login").len(), 2);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_after_login_replaces_the_access_token() {
     let (mock, s) = setup().await;
     let t = user("alice");
@@ -198,7 +198,7 @@ async fn refresh_after_login_replaces_the_access_token() {
     assert_eq!(session["refresh_token"], mock.issued_refresh_tokens()[0]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_without_a_session_fails_clearly_and_sends_nothing() {
     let (mock, s) = setup().await;
     let (status, body) = s.login(&user("alice"), "indee", REFRESH_FLOW).await;
@@ -212,7 +212,7 @@ async fn refresh_without_a_session_fails_clearly_and_sends_nothing() {
     assert!(mock.received().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_token_the_provider_revoked_clears_the_session() {
     let (mock, s) = setup().await;
     let t = user("alice");
@@ -234,7 +234,7 @@ async fn a_refresh_token_the_provider_revoked_clears_the_session() {
     assert!(session_of(&s, "alice", "indee").await.is_none());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_sends_the_refresh_token_and_deletes_the_session() {
     let (mock, s) = setup().await;
     let t = user("alice");
@@ -252,7 +252,7 @@ async fn logout_sends_the_refresh_token_and_deletes_the_session() {
     api_key_on_every_request(&mock);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_api_key_fails_with_the_providers_access_denied() {
     let mock = IndeeMock::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -269,7 +269,7 @@ async fn a_wrong_api_key_fails_with_the_providers_access_denied() {
 /// Every path through the real `otvi serve`, with debug logging on: the API key is in no
 /// answer, no log line and no database file; neither are the password or the tokens the
 /// provider issued in the log.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_key_is_in_no_answer_no_log_line_and_no_database_file() {
     let mock = IndeeMock::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();

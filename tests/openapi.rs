@@ -68,7 +68,7 @@ const LOGIN: &str = "/api/providers/{id}/auth/login";
 const CHECK: &str = "/api/providers/{id}/auth/check";
 const LOGOUT: &str = "/api/providers/{id}/auth/logout";
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_document_is_openapi_3_1_with_every_route_and_the_bearer_scheme() {
     let mock = MockProvider::start().await.unwrap();
     let s = TestServer::start(&mock.url()).await;
@@ -135,7 +135,7 @@ async fn the_document_is_openapi_3_1_with_every_route_and_the_bearer_scheme() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_answer_of_every_endpoint_matches_the_document() {
     let mock = MockProvider::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -324,7 +324,7 @@ async fn every_answer_of_every_endpoint_matches_the_document() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn display_fields_carry_their_value_as_documented() {
     let mock = AgsMock::start().await.unwrap();
     let s = TestServer::start(&mock.url()).await;

@@ -20,7 +20,7 @@ fn sample(text: &str, name: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_logins_by_outcome_provider_latency_and_pending_runs_behind_a_token() {
     let mock = MockProvider::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -124,7 +124,7 @@ async fn metrics_count_logins_by_outcome_provider_latency_and_pending_runs_behin
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_open_without_a_token() {
     let mock = MockProvider::start().await.unwrap();
     let s = TestServer::start(&mock.url()).await;

@@ -43,7 +43,7 @@ async fn login_fails_with(base: &str, timeout: Option<Duration>, expected_error:
     assert_eq!(s.check(&t, "acme").await.1, r#"{"valid":false}"#);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_refused() {
     // Bind and drop: nothing listens on that port.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -59,7 +59,7 @@ async fn connection_refused() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slower_than_the_timeout() {
     let app = Router::new().route(
         "/v2/auth/login",
@@ -77,7 +77,7 @@ async fn slower_than_the_timeout() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_500() {
     let app = Router::new().route(
         "/v2/auth/login",
@@ -88,7 +88,7 @@ async fn http_500() {
     login_fails_with(&provider(app).await, None, "the provider answered HTTP 500").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn not_json() {
     let app = Router::new().route(
         "/v2/auth/login",
@@ -102,7 +102,7 @@ async fn not_json() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extract_path_missing() {
     let app = Router::new().route(
         "/v2/auth/login",
@@ -118,7 +118,7 @@ async fn extract_path_missing() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_over_one_mebibyte() {
     let app = Router::new().route(
         "/v2/auth/login",
@@ -132,7 +132,7 @@ async fn an_answer_over_one_mebibyte() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redirect_to_another_host_is_not_followed() {
     let other = provider(Router::new().route(
         "/v2/auth/login",
@@ -207,7 +207,7 @@ async fn read_request<S: AsyncRead + Unpin>(s: &mut S) -> bool {
 const GOOD_ANSWER: &str = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
     content-length: 43\r\n\r\n{\"data\":{\"access_token\":\"SECRET-PROVIDER\"}}";
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_connection_reset_in_the_middle_of_the_body() {
     let base = raw_provider(|mut s| async move {
         let part = r#"{"data":{"access_token":"SECRET-PROVIDER-BODY"#;
@@ -227,7 +227,7 @@ async fn the_connection_reset_in_the_middle_of_the_body() {
     login_fails_with(&base, None, "the provider's answer was cut off").await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_that_drips_forever_is_cut_by_the_timeout() {
     let base = raw_provider(|mut s| async move {
         let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
@@ -307,17 +307,17 @@ async fn two_gib_answer_is_refused(announce_length: bool) {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_two_gib_answer_is_cut_at_the_cap() {
     two_gib_answer_is_refused(false).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_two_gib_answer_announced_by_its_length_is_not_read() {
     two_gib_answer_is_refused(true).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redirect_loop_fails_the_step() {
     // A 302 turns the POST into a GET: the endpoint answers both with the same redirect.
     let app = Router::new().route(
@@ -334,7 +334,7 @@ async fn a_redirect_loop_fails_the_step() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_html_page_where_json_is_expected() {
     let app = Router::new().route(
         "/v2/auth/login",
@@ -350,7 +350,7 @@ async fn an_html_page_where_json_is_expected() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_https_provider_with_a_self_signed_certificate_is_refused() {
     use tokio_rustls::rustls;
     let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();

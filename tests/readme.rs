@@ -25,7 +25,7 @@ fn json_blocks(heading: &str) -> Vec<Value> {
         .collect()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_login_walk_through_is_what_the_server_answers() {
     let blocks = json_blocks("### A login, step by step\n");
     let [start, asks, verify, completes, fails] = &blocks[..] else {

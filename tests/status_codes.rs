@@ -19,7 +19,7 @@ fn assert_error(status: u16, expected: u16, body: &str) {
     assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{body}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_tokens_are_401_on_every_api_route() {
     let (_mock, s) = setup().await;
     let wrong_secret = Jwt::new(b"another-secret").sign(&claims("alice"));
@@ -48,7 +48,7 @@ async fn bad_tokens_are_401_on_every_api_route() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn must_change_password_is_403_before_404() {
     let (_mock, s) = setup().await;
     let t = sign(&Claims {
@@ -65,7 +65,7 @@ async fn must_change_password_is_403_before_404() {
     assert_eq!(json(&body)["error"], "password change required");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_provider_is_404() {
     let (_mock, s) = setup().await;
     let t = user("alice");
@@ -79,7 +79,7 @@ async fn unknown_provider_is_404() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_outside_the_allow_list_is_403() {
     let (_mock, s) = setup().await;
     let t = sign(&Claims {
@@ -102,14 +102,14 @@ async fn a_provider_outside_the_allow_list_is_403() {
     assert_eq!(s.check(&t, "acme").await.0, 200);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn global_non_admin_credential_actions_are_403_before_body_checks() {
     let (_mock, s) = setup().await;
     let (status, body) = s.login(&user("bob"), "acme-shared", "not json").await;
     assert_error(status, 403, &body);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_login_bodies_are_400_never_415_or_422() {
     let (mock, s) = setup().await;
     let t = user("alice");
@@ -133,7 +133,7 @@ async fn malformed_login_bodies_are_400_never_415_or_422() {
     assert!(mock.received().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_json_body_without_content_type_is_accepted() {
     let (_mock, s) = setup().await;
     let r = s
@@ -157,7 +157,7 @@ async fn a_json_body_without_content_type_is_accepted() {
     assert_eq!(r.status().as_u16(), 200);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_flow_is_404() {
     let (_mock, s) = setup().await;
     let (status, body) = s
@@ -170,7 +170,7 @@ async fn unknown_flow_is_404() {
     assert_error(status, 404, &body);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn step_problems_are_400() {
     let (mock, s) = setup().await;
     let t = user("alice");
@@ -214,7 +214,7 @@ async fn step_problems_are_400() {
     assert!(mock.received().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_missing_otp_in_step_one_is_400_naming_it() {
     let (_mock, s) = setup().await;
     let t = user("alice");
@@ -235,14 +235,14 @@ async fn the_missing_otp_in_step_one_is_400_naming_it() {
     assert!(json(&body)["error"].as_str().unwrap().contains("`otp`"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_routes_answer_json_404() {
     let (_mock, s) = setup().await;
     let (status, body) = s.send("GET", "/nope", None, None).await;
     assert_error(status, 404, &body);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_method_answers_json_405() {
     let (_mock, s) = setup().await;
     let (status, body) = s
@@ -256,7 +256,7 @@ async fn a_wrong_method_answers_json_405() {
     assert_error(status, 405, &body);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_body_is_400() {
     let (_mock, s) = setup().await;
     let big = format!(

@@ -54,7 +54,7 @@ async fn behind_relay() -> (Arc<AtomicBool>, MockProvider, TestServer) {
     (cut, mock, s)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_store_is_503_and_not_ready() {
     let (cut, _mock, s) = behind_relay().await;
     let t = user(&format!("down-{}", uuid::Uuid::new_v4()));
@@ -80,7 +80,7 @@ async fn an_unreachable_store_is_503_and_not_ready() {
     assert!(errors >= 2.0, "{text}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_back_again_is_served_without_a_restart_and_nothing_was_half_written() {
     let (cut, _mock, s) = behind_relay().await;
     let t = user(&format!("down-{}", uuid::Uuid::new_v4()));

@@ -59,7 +59,7 @@ async fn authenticated(mock: &TrueNasMock, cookie: &str) -> bool {
         == 200
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn success_without_two_factor_keeps_the_authenticated_session() {
     let (mock, s) = setup().await;
     let t = user("alice");
@@ -83,7 +83,7 @@ async fn success_without_two_factor_keeps_the_authenticated_session() {
     assert!(mock.received_on(CONTINUE).is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otp_required_then_the_code_continues_on_the_same_session() {
     let (mock, s) = setup().await;
     let t = user("alice");
@@ -111,7 +111,7 @@ async fn otp_required_then_the_code_continues_on_the_same_session() {
     assert!(authenticated(&mock, &cookie).await);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_code_is_asked_for_again_and_then_the_right_one_signs_in() {
     let (mock, s) = setup().await;
     let t = user("alice");
@@ -134,7 +134,7 @@ async fn a_wrong_code_is_asked_for_again_and_then_the_right_one_signs_in() {
     assert_eq!(mock.received_on(CONTINUE).len(), 2);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_wrong_codes_end_in_auth_err() {
     let (_mock, s) = setup().await;
     let t = user("alice");
@@ -152,7 +152,7 @@ async fn too_many_wrong_codes_end_in_auth_err() {
     assert!(session_of(&s, "alice", "truenas").await.is_none());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_err_expired_and_redirect_each_fail_with_their_message() {
     let (mock, s) = setup().await;
     let t = user("alice");

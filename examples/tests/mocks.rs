@@ -29,7 +29,7 @@ fn client() -> reqwest::Client {
 
 // ---------------------------------------------------------------- acme
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acme_login_and_logout() {
     let mock = acme::MockProvider::start().await.unwrap();
     let a = send(
@@ -66,7 +66,7 @@ async fn acme_login_and_logout() {
     assert_eq!(mock.received_on("/v2/auth/login").len(), 2);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_is_recorded_even_unrouted_ones() {
     let mock = acme::MockProvider::start().await.unwrap();
     let a = send(
@@ -153,7 +153,7 @@ fn assert_signed_on(a: &Answer, mock: &ags::AgsMock, account_id: &str) {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ags_one_account_signs_on_with_201() {
     let mock = ags::AgsMock::start().await.unwrap();
     let a = sign_on(&mock, ags::ONE_ACCOUNT).await;
@@ -184,7 +184,7 @@ async fn ags_one_account_signs_on_with_201() {
     assert!(mock.issued_user_account_tokens().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ags_sign_on_refusals() {
     let mock = ags::AgsMock::start().await.unwrap();
     let a = sign_on(&mock, ("dave", "nope")).await;
@@ -245,7 +245,7 @@ async fn ags_sign_on_refusals() {
     assert_eq!(mock.received().len(), 9);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ags_several_accounts_300_then_not_linked_403_then_201() {
     let mock = ags::AgsMock::start().await.unwrap();
     let a = sign_on(&mock, ags::SEVERAL_ACCOUNTS).await;
@@ -298,7 +298,7 @@ async fn ags_several_accounts_300_then_not_linked_403_then_201() {
     assert_eq!(sent[1].json(), ags_params(&[("username", "kids")]));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ags_subsequent_sign_on_refusals() {
     let mock = ags::AgsMock::start().await.unwrap();
     let invalid =
@@ -398,7 +398,7 @@ fn session_cookie(a: &Answer) -> String {
     id.to_string()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truenas_plain_success_sets_an_authenticated_session_cookie() {
     let mock = truenas::TrueNasMock::start().await.unwrap();
     let a = login_ex(&mock, truenas::PLAIN).await;
@@ -428,7 +428,7 @@ async fn truenas_plain_success_sets_an_authenticated_session_cookie() {
     assert_eq!(mock.received_on(ME).len(), 3);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truenas_user_info_can_be_left_out() {
     let mock = truenas::TrueNasMock::start().await.unwrap();
     let a = send(
@@ -451,7 +451,7 @@ async fn truenas_user_info_can_be_left_out() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truenas_otp_wrong_then_right() {
     let mock = truenas::TrueNasMock::start().await.unwrap();
     let a = login_ex(&mock, truenas::TWO_FACTOR).await;
@@ -513,7 +513,7 @@ async fn truenas_otp_wrong_then_right() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truenas_too_many_wrong_otps_is_auth_err() {
     let mock = truenas::TrueNasMock::start().await.unwrap();
     let id = session_cookie(&login_ex(&mock, truenas::TWO_FACTOR).await);
@@ -542,7 +542,7 @@ async fn truenas_too_many_wrong_otps_is_auth_err() {
     assert!(mock.authenticated_sessions().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truenas_continue_without_an_attempt() {
     let mock = truenas::TrueNasMock::start().await.unwrap();
     let a = continue_otp(&mock, None, truenas::OTP).await;
@@ -564,7 +564,7 @@ async fn truenas_continue_without_an_attempt() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truenas_expired_redirect_and_auth_err() {
     let mock = truenas::TrueNasMock::start().await.unwrap();
     let a = login_ex(&mock, truenas::EXPIRED_USER).await;
@@ -600,7 +600,7 @@ async fn truenas_expired_redirect_and_auth_err() {
     assert!(mock.authenticated_sessions().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truenas_params_that_do_not_validate_are_400() {
     let mock = truenas::TrueNasMock::start().await.unwrap();
     let good =
@@ -702,7 +702,7 @@ fn indee_status(code: &str, message: &str) -> Value {
     json!({"status_code": code, "status_message": message})
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn indee_every_endpoint_needs_the_api_key() {
     let mock = indee::IndeeMock::start().await.unwrap();
     let denied = indee_status("A2002", "Access Denied");
@@ -731,7 +731,7 @@ async fn indee_every_endpoint_needs_the_api_key() {
     assert!(mock.issued_tokens().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn indee_password_login() {
     let mock = indee::IndeeMock::start().await.unwrap();
     let a = indee_post(
@@ -834,7 +834,7 @@ fn sso_body(state: &str, nonce: &str, email: &str, code: &str) -> Value {
     json!({"state": state, "nonce": nonce, "email": email, "code": code, "error": false, "error_description": {}})
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn indee_sso_login() {
     let mock = indee::IndeeMock::start().await.unwrap();
     assert_ne!(mock.idp_url(), mock.url());
@@ -866,7 +866,7 @@ async fn indee_sso_login() {
     assert!(mock.received().iter().all(|r| r.path.starts_with("/v1/")));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn indee_sso_wrong_code_then_retry() {
     let mock = indee::IndeeMock::start().await.unwrap();
     let (state, nonce, redirect) = initiate(&mock).await;
@@ -958,7 +958,7 @@ async fn indee_sso_wrong_code_then_retry() {
     assert_tokens(&a, &mock);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn indee_sso_initiate_and_idp_refusals() {
     let mock = indee::IndeeMock::start().await.unwrap();
     for bad in [
@@ -1012,7 +1012,7 @@ fn code_from_page_reads_the_code_element() {
     assert_eq!(indee::code_from_page("<p>nothing</p>"), None);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn indee_refresh_and_logout() {
     let mock = indee::IndeeMock::start().await.unwrap();
     let a = indee_post(

@@ -359,7 +359,7 @@ mod tests {
         said.iter().map(|(l, _)| *l).collect()
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_base_url_that_answers_is_in_order() {
         let url = server(&["/v2"]).await;
         let said = base_url("https://api.example/v2", Some(&format!("{url}/v2"))).await;
@@ -367,7 +367,7 @@ mod tests {
         assert!(said[1].1.contains("answers HTTP 200 at /v2"), "{said:?}");
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_override_without_the_compiled_path_is_a_warning_naming_the_fix() {
         let url = server(&["/"]).await;
         let said = base_url("https://api.example/v2/", Some(&url)).await;
@@ -383,7 +383,7 @@ mod tests {
         assert!(!levels(&said).contains(&Level::Fail), "{said:?}");
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_404_on_the_path_while_the_root_answers_says_the_path_may_be_wrong() {
         let url = server(&["/"]).await;
         let said = base_url("https://api.example", Some(&format!("{url}/wrong"))).await;
@@ -396,7 +396,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_404_on_the_root_is_a_warning_with_a_hint_never_a_failure() {
         let url = server(&[]).await;
         let said = base_url("https://api.example", Some(&url)).await;
@@ -408,7 +408,7 @@ mod tests {
         assert!(said[1].1.contains("at /api and at /"), "{said:?}");
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_host_that_does_not_answer_is_a_warning() {
         // Bound, then closed: nothing listens there.
         let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -479,7 +479,7 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_user_is_refused_after_the_limit_and_others_are_not() {
         let (l, s) = limited(LimitConfig {
             per_user: 3,
@@ -502,7 +502,7 @@ mod tests {
         assert_eq!(attempt(&l, &s, &bob, Verdict::Rejected).await, None);
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn attempts_in_flight_make_others_wait_and_failures_refuse_them() {
         let (l, s) = limited(LimitConfig {
             per_user: 3,
@@ -535,7 +535,7 @@ mod tests {
         assert!((1..=60).contains(&retry), "{retry}");
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_completed_login_clears_the_failures_but_not_the_attempts_in_flight() {
         let (l, s) = limited(LimitConfig {
             per_user: 2,
@@ -562,7 +562,7 @@ mod tests {
         assert!(attempt(&l, &s, &alice, Verdict::Rejected).await.is_some());
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_address_is_refused_across_users_and_a_refusal_takes_nothing() {
         let (l, s) = limited(LimitConfig {
             per_user: 5,
@@ -591,7 +591,7 @@ mod tests {
             .is_some());
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn ipv6_addresses_count_by_their_64_prefix() {
         let (l, s) = limited(LimitConfig {
             per_user: 0,
@@ -630,7 +630,7 @@ mod tests {
         assert_eq!(counts.map.len(), 1);
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_closed_window_starts_over() {
         let (l, s) = limited(LimitConfig {
             per_user: 1,

@@ -205,11 +205,9 @@ impl<'a> FlowCx<'a> {
         if !self.fields.is_empty() && self.uses_inputs(r) {
             stmts.push(quote! { let input = Inputs::read(cx); });
         }
-        stmts.push(
-            self.read_stored(
-                crate::check::request_templates(r).chain(headers.iter().map(|h| &h.value)),
-            ),
-        );
+        stmts.push(self.read_stored(
+            crate::check::request_templates(r).chain(headers.iter().map(|h| &h.value)),
+        ));
         let url = ident("url");
         let is_absolute =
             matches!(r.path.pieces.first(), Some(Piece::Lit(l)) if !l.starts_with('/'));

@@ -258,7 +258,7 @@ mod tests {
     }
 
     /// `route_of` against axum's own matching: a route for every template, answering it.
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn route_of_agrees_with_the_router() {
         let mut router = Router::new();
         for r in ROUTES {

@@ -191,7 +191,7 @@ mod tests {
     use sqlx::{AnyConnection, Connection};
     use std::time::Duration;
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_merge_over_a_cached_row_keeps_what_the_new_values_do_not_replace() {
         let dir = tempfile_dir();
         let url = format!("sqlite://{}", dir.join("s.db").display());
@@ -222,7 +222,7 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_row_changed_behind_the_cache_is_read_again_before_the_merge() {
         let dir = tempfile_dir();
         let url = format!("sqlite://{}", dir.join("s.db").display());
@@ -252,7 +252,7 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn logins_of_one_user_committed_together_each_merge_over_the_one_before() {
         let (dir, _, store) = file_store().await;
         let one = |k: &str, v: &str| Values::from([(k.to_string(), v.to_string())]);
@@ -294,7 +294,7 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_logout_dropped_while_it_waits_for_a_lock_still_reaches_the_cache() {
         let (dir, file, store) = file_store().await;
         let one = Values::from([("a".to_string(), "1".to_string())]);

@@ -90,7 +90,7 @@ mod tests {
     use super::super::tests::tempfile_dir;
     use super::*;
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite_url_parameters_the_server_cannot_honour_are_refused() {
         for (url, says) in [
             ("sqlite://x.db?mode=ro", "mode=ro"),

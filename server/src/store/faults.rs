@@ -84,7 +84,7 @@ mod tests {
     use crate::seal::Sealer;
     use sqlx::{AnyConnection, Connection};
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_operation_is_counted_and_the_next_one_succeeds() {
         let dir = tempfile_dir();
         let url = format!("sqlite://{}", dir.join("s.db").display());

@@ -455,7 +455,7 @@ fn pending_place<'a>(column: &'static str, owner: &'a str, provider: &'a str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_in_memory_database_keeps_its_state_across_queries() {
         let store = Store::connect("sqlite::memory:", Sealer::ephemeral())
             .await
@@ -477,7 +477,7 @@ mod tests {
         assert!(!store.has_session("alice", "acme").await.unwrap());
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_write_waiting_for_another_process_s_lock_does_not_hold_the_request_thread() {
         let (dir, file, store) = file_store().await;
         let one = |k: &str, v: &str| Values::from([(k.to_string(), v.to_string())]);
@@ -508,7 +508,7 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_read_that_overlaps_a_commit_is_answered_but_not_cached() {
         let (dir, _, store) = file_store().await;
         let one = Values::from([("a".to_string(), "1".to_string())]);

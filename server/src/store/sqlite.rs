@@ -701,7 +701,7 @@ impl Local {
     /// Waits until the writer thread is between batches with nothing queued.
     pub(super) async fn until_idle(&self) {
         for _ in 0..5000 {
-            if self.queued() == 0 && self.era() % 2 == 0 {
+            if self.queued() == 0 && self.era().is_multiple_of(2) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
@@ -812,7 +812,7 @@ mod tests {
             .unwrap()
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn writes_that_arrive_during_a_commit_share_the_next_one() {
         let (dir, local) = table().await;
         let before = local.commits().get();
@@ -835,7 +835,7 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_write_that_fails_its_batch_fails_only_itself() {
         let (dir, local) = table().await;
         let before = local.commits().get();
@@ -858,7 +858,7 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn writes_and_their_sync_run_on_the_writer_thread_with_synchronous_full() {
         let (dir, local) = table().await;
         let (thread, synchronous) = local
@@ -885,7 +885,7 @@ mod tests {
 
     /// This test's runtime has one thread: a commit that takes long (a slow disk's sync, here
     /// a held write) holds neither that thread, nor a read, nor a timer.
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_commit_that_takes_long_holds_neither_the_caller_s_thread_nor_reads() {
         let (dir, local) = table().await;
         local
@@ -916,7 +916,7 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn pending_runs_are_counted_once_then_moved_by_committed_writes_only() {
         let (dir, local) = table().await;
         let run = |sql: &'static str| {
@@ -953,7 +953,7 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn only_a_commit_that_changed_a_row_counts_as_a_write_for_readiness() {
         let dir = std::env::temp_dir().join(format!("otvi-batch-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -973,7 +973,7 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_write_whose_caller_went_away_is_committed_before_the_writer_thread_ends() {
         let (dir, local) = table().await;
         let writer = Arc::downgrade(&local.writer);

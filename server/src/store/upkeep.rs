@@ -160,7 +160,7 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_sweep_deletes_expired_pending_runs_and_the_gauge_follows() {
         let (dir, _, store) = file_store().await;
         let gauge = store.pending_gauge();
