@@ -632,14 +632,22 @@ async fn check_asks_the_provider_and_clears_a_session_it_revoked() {
         assert_eq!(s.check(&alice, "acme").await.1, r#"{"valid":true}"#);
         assert_eq!(asked(), 1);
 
-        // The provider revokes bob's session: check says so and clears it.
+        // The provider revokes bob's session while bob signs in again (a pending run waits
+        // for his code): check says so and clears the session, not the sign-in under way.
         let bobs = session_of(&s, "bob", "acme").await.unwrap()["access_token"].clone();
         mock.revoke(&bobs);
+        let (_, body) = s.login(&bob, "acme", &otp_step0()).await;
+        assert_eq!(json(&body)["next_step"]["step_index"], 1, "{body}");
         assert_eq!(s.check(&bob, "acme").await.1, r#"{"valid":false}"#);
         assert_eq!(asked(), 2);
         assert!(session_of(&s, "bob", "acme").await.is_none());
+        let (_, body) = s.login(&bob, "acme", &otp_step1(OTP)).await;
+        assert_eq!(json(&body)["success"], true, "{body}");
+        assert_eq!(s.check(&bob, "acme").await.1, r#"{"valid":true}"#);
+        assert_eq!(asked(), 3);
+        assert_eq!(s.logout(&bob, "acme").await.0, 200);
         assert_eq!(s.check(&bob, "acme").await.1, r#"{"valid":false}"#);
-        assert_eq!(asked(), 2, "no session, nothing to ask");
+        assert_eq!(asked(), 3, "no session, nothing to ask");
     }
     // The provider cannot be reached: the file's answer (valid), and carol keeps her session.
     let mut cfg = config("http://127.0.0.1:9", dir.path());

@@ -148,10 +148,10 @@ enum Command {
         jwt_issuer: Option<String>,
         /// A request head must arrive whole within this (from a new connection's accept, or
         /// a kept-alive one's first byte), or the connection is closed.
-        #[arg(long, env = "OTVI_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+        #[arg(long, env = "OTVI_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_client_timeout)]
         header_timeout: Duration,
         /// A kept-alive connection that sends nothing for this long after an answer is closed.
-        #[arg(long, env = "OTVI_IDLE_TIMEOUT", default_value = "75s", value_parser = parse_duration)]
+        #[arg(long, env = "OTVI_IDLE_TIMEOUT", default_value = "75s", value_parser = parse_client_timeout)]
         idle_timeout: Duration,
         /// Client connections open at once; beyond it, new ones wait in the listen queue until
         /// one closes [default: 1024, or fewer if the file-descriptor limit is lower]
@@ -206,6 +206,16 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         return Duration::try_from_secs_f64(secs).map_err(|e| e.to_string());
     }
     humantime::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// A client timeout: at least 1 ms (0 would close connections before they are answered) and
+/// at most a day.
+fn parse_client_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_millis(1) || d > Duration::from_secs(86_400) {
+        return Err(format!("{s}: must be between 1ms and 1 day"));
+    }
+    Ok(d)
 }
 
 const NO_SECRET: &str =
@@ -456,5 +466,14 @@ mod tests {
         assert_eq!(parse_duration("2.5"), Ok(Duration::from_millis(2500)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn client_timeouts_are_neither_zero_nor_endless() {
+        assert_eq!(parse_client_timeout("10s"), Ok(Duration::from_secs(10)));
+        assert!(parse_client_timeout("0").is_err());
+        assert!(parse_client_timeout("0s").is_err());
+        assert!(parse_client_timeout("1e19").is_err());
+        assert!(parse_client_timeout("2days").is_err());
     }
 }

@@ -428,7 +428,7 @@ impl Engine<'_> {
         if self.store.check_fresh(owner, provider.id) {
             return Ok(true);
         }
-        let Some(session) = self.store.session(owner, provider.id).await? else {
+        let Some((sealed, session)) = self.store.session_sealed(owner, provider.id).await? else {
             return Ok(false);
         };
         let step = &check.flow.steps[0];
@@ -457,8 +457,12 @@ impl Engine<'_> {
                     provider = provider.id,
                     "the provider ended the session; it is cleared"
                 );
+                // Only the session that was checked: one a new login wrote meanwhile stays,
+                // and so does a pending run (a sign-in under way is not what ended).
                 self.store.check_forget(owner, provider.id);
-                self.store.logout(owner, provider.id).await?;
+                self.store
+                    .forget_session(owner, provider.id, &sealed)
+                    .await?;
                 Ok(false)
             }
             None => {

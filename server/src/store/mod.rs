@@ -337,6 +337,62 @@ impl Store {
         .await
     }
 
+    /// The session as stored (sealed) and what it opens to: what `forget_session` takes, so
+    /// that it deletes that session and not one a later login wrote.
+    pub async fn session_sealed(
+        &self,
+        owner: &str,
+        provider: &str,
+    ) -> Result<Option<(String, Values)>, StoreError> {
+        let Some(text) = self.session_row(owner, provider).await? else {
+            return Ok(None);
+        };
+        Ok(self
+            .unseal(session_place(owner, provider), &text)
+            .map(|v| (text, v)))
+    }
+
+    /// Deletes `owner`'s session with `provider` if it is still `sealed` (as
+    /// `session_sealed` read it); a session written since, and any pending run, stay.
+    pub async fn forget_session(
+        &self,
+        owner: &str,
+        provider: &str,
+        sealed: &str,
+    ) -> Result<(), StoreError> {
+        let q = Query::new(
+            "DELETE FROM provider_sessions WHERE owner = $1 AND provider = $2 AND data = $3",
+        )
+        .bind(owner)
+        .bind(provider)
+        .bind(sealed);
+        if !self.sqlite {
+            return self.run(q).await.map(drop);
+        }
+        let cache = self.sessions.clone();
+        let (owner, provider) = (owner.to_string(), provider.to_string());
+        self.write(
+            move |c| q.sqlite_exec(c).map(|n| n > 0),
+            move |deleted| {
+                let Some(cache) = &cache else { return };
+                match deleted {
+                    Some(true) => {
+                        let gone = Known {
+                            data: None,
+                            opens: false,
+                            keys: Default::default(),
+                        };
+                        remember(cache, &owner, &provider, Some(gone));
+                    }
+                    Some(false) => {}
+                    None => remember(cache, &owner, &provider, None),
+                }
+            },
+        )
+        .await
+        .map(drop)
+    }
+
     /// The pending run, if one exists and has not expired.
     pub async fn pending(
         &self,
