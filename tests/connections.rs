@@ -1,5 +1,5 @@
 //! Slow, idle and too many clients (`otvi serve --header-timeout`, `--idle-timeout`,
-//! `--max-connections`): a request head that does not arrive whole in time and a kept-alive
+//! `--max-connections`): a request head or body that does not arrive whole in time and a kept-alive
 //! connection idle too long are closed, while others are served; at the cap no more
 //! connections are served until one closes; running out of file descriptors is logged once.
 
@@ -129,6 +129,68 @@ async fn half_sent_request_heads_are_cut_off_at_the_header_timeout_while_others_
         .unwrap();
     assert!(cut >= Duration::from_secs(2), "cut off after {cut:?}");
     assert_eq!(healthz(&addr).await, 200);
+}
+
+/// A login head that announces a body of 64 bytes.
+const LOGIN_HEAD: &[u8] = b"POST /api/providers/acme/auth/login HTTP/1.1\r\nHost: otvi\r\n\
+Content-Type: application/json\r\nContent-Length: 64\r\n\r\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_request_body_is_cut_off_and_frees_its_connection_place() {
+    let (addr, _dir, _server) = start(Connections {
+        header_timeout: Duration::from_secs(2),
+        idle_timeout: Duration::from_secs(60),
+        max_connections: 8,
+    })
+    .await;
+    // Every place taken by a whole head whose body stops after a few bytes.
+    let mut stalled = Vec::new();
+    for _ in 0..8 {
+        let mut c = TcpStream::connect(&addr).await.unwrap();
+        c.write_all(LOGIN_HEAD).await.unwrap();
+        c.write_all(b"{\"flow\"").await.unwrap();
+        stalled.push(c);
+    }
+    // A ninth waits in the listen queue meanwhile.
+    let mut ninth = TcpStream::connect(&addr).await.unwrap();
+    ninth.write_all(HEALTHZ).await.unwrap();
+    assert!(!closed_within(&mut stalled[0], Duration::from_millis(500)).await);
+    // The stalled ones are closed without an answer, and the ninth is then served.
+    let mut closing = tokio::task::JoinSet::new();
+    for mut c in stalled {
+        closing.spawn(async move { closed_within(&mut c, Duration::from_secs(15)).await });
+    }
+    while let Some(closed) = closing.join_next().await {
+        assert!(closed.unwrap(), "a stalled body kept its connection");
+    }
+    let mut buf = [0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(10), ninth.read(&mut buf))
+        .await
+        .expect("the queued connection was not served once the stalled ones were cut off")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+
+    // A body dribbled a byte at a time is cut off too: the timeout is on the whole body.
+    let mut c = TcpStream::connect(&addr).await.unwrap();
+    c.write_all(LOGIN_HEAD).await.unwrap();
+    let started = Instant::now();
+    let mut cut = None;
+    for _ in 0..64 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if c.write_all(b" ").await.is_err() || closed_within(&mut c, Duration::ZERO).await {
+            cut = Some(started.elapsed());
+            break;
+        }
+    }
+    let cut = cut.expect("a dribbled body was never cut off");
+    assert!(cut >= Duration::from_secs(2), "cut off after {cut:?}");
+
+    // A whole body that arrives in time, if slowly, is answered (401: no token).
+    let mut c = TcpStream::connect(&addr).await.unwrap();
+    c.write_all(LOGIN_HEAD).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let answer = roundtrip(&mut c, &[b' '; 64]).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -147,7 +147,8 @@ enum Command {
         #[arg(long, env = "OTVI_JWT_ISSUER", value_name = "ISS")]
         jwt_issuer: Option<String>,
         /// A request head must arrive whole within this (from a new connection's accept, or
-        /// a kept-alive one's first byte), or the connection is closed.
+        /// a kept-alive one's first byte), and then its body within this again, or the
+        /// connection is closed.
         #[arg(long, env = "OTVI_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_client_timeout)]
         header_timeout: Duration,
         /// A kept-alive connection that sends nothing for this long after an answer is closed.

@@ -1,9 +1,9 @@
 //! Serving `App` over HTTP/1.1: connections accepted and each served by hyper's connection,
 //! until the shutdown signal, then a graceful end. Slow, idle and too many clients are held to
-//! [`Connections`]' limits, as nginx holds them: a request head that does not arrive whole in
-//! time and a kept-alive connection idle too long are closed without an answer, and at the
-//! cap on open connections no more are accepted until one closes (they wait in the listen
-//! queue).
+//! [`Connections`]' limits, as nginx holds them: a request head or body that does not arrive
+//! whole in time and a kept-alive connection idle too long are closed without an answer, and
+//! at the cap on open connections no more are accepted until one closes (they wait in the
+//! listen queue).
 
 use super::{App, Logged};
 use axum::response::Response;
@@ -21,7 +21,8 @@ use tokio::time::Instant;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Connections {
     /// A request head must arrive whole within this: on a new connection from its accept, on
-    /// a kept-alive one from the first byte of the request.
+    /// a kept-alive one from the first byte of the request. Then its body, if it has one,
+    /// must arrive whole within this again, from the end of the head.
     pub header_timeout: Duration,
     /// A kept-alive connection that sends no byte of a next request for this long after an
     /// answer is closed.
@@ -56,6 +57,8 @@ const HEAD: u64 = 0;
 const IDLE: u64 = 1;
 /// A request being answered: no timeout of the connection's own.
 const BUSY: u64 = 2;
+/// A request's head is read, its body not yet whole (nor given up by the answer).
+const BODY: u64 = 3;
 
 impl Clock {
     fn new() -> Self {
@@ -80,7 +83,7 @@ impl Clock {
         let state = self.state.load(Ordering::Relaxed);
         let since = self.accepted + Duration::from_millis(state >> 2);
         match state & 3 {
-            HEAD => Some(since + limits.header_timeout),
+            HEAD | BODY => Some(since + limits.header_timeout),
             IDLE => Some(since + limits.idle_timeout),
             _ => None,
         }
@@ -148,11 +151,68 @@ impl hyper::service::Service<axum::http::Request<hyper::body::Incoming>> for Con
     type Future = Answering;
 
     fn call(&self, req: axum::http::Request<hyper::body::Incoming>) -> Self::Future {
-        self.clock.set(BUSY);
+        use http_body::Body as _;
+        let whole = req.body().is_end_stream();
+        self.clock.set(if whole { BUSY } else { BODY });
+        let clock = self.clock.clone();
+        let req = req.map(|inner| Arriving {
+            inner,
+            clock: (!whole).then_some(clock),
+        });
         Answering {
             answer: self.app.answer(req, Some(self.peer)),
             clock: self.clock.clone(),
         }
+    }
+}
+
+/// A request body on its way: once it has all arrived, or the answer drops it unread, the
+/// connection is busy answering and the body's deadline no longer holds. A client that sends
+/// a head and then stalls its body is cut off like one that stalls its head, so it cannot
+/// hold a connection place for long.
+struct Arriving {
+    inner: hyper::body::Incoming,
+    /// Until the body is whole.
+    clock: Option<Arc<Clock>>,
+}
+
+impl Arriving {
+    fn arrived(&mut self) {
+        if let Some(clock) = self.clock.take() {
+            if clock.phase() == BODY {
+                clock.set(BUSY);
+            }
+        }
+    }
+}
+
+impl http_body::Body for Arriving {
+    type Data = axum::body::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        if frame.is_none() || self.inner.is_end_stream() {
+            self.arrived();
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Arriving {
+    fn drop(&mut self) {
+        self.arrived();
     }
 }
 
