@@ -6,7 +6,7 @@ use otvi_runtime::def::{
 };
 #[allow(unused_imports)]
 use otvi_runtime::request::{
-    base64, need, path, segment, text, Method, Outbound, Part::{Lit, Val},
+    base64, need, path, segment, text, Json, Method, Outbound, Part::{Lit, Val},
     Secret, StepCx, StepError,
 };
 #[allow(unused_imports)]

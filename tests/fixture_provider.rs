@@ -186,6 +186,99 @@ async fn an_optional_input_may_be_absent() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_body_leaves_absent_optional_inputs_out_and_sends_numbers_as_numbers() {
+    let (base, seen) = recording_provider().await;
+    let (s, _dir) = server(&base).await;
+    let t = user("alice");
+    let login = |inputs: serde_json::Value| {
+        serde_json::json!({ "flow_id": "json_login", "step": 0, "inputs": inputs }).to_string()
+    };
+
+    // Username only: no `email` key, no `age` key, the list without the email's element.
+    let (status, body) = s
+        .login(
+            &t,
+            "fixture",
+            &login(serde_json::json!({ "username": "al\"ice", "email": "", "secret": "p\"\\", "pin": "1234" })),
+        )
+        .await;
+    assert_eq!(
+        (status, json(&body)["success"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    let req = seen.lock().unwrap()[0].clone();
+    assert_eq!(req.uri, "/api/json/login");
+    assert_eq!(req.headers["content-type"], "application/json");
+    assert!(
+        req.body.contains(r#""pin":1234,"#),
+        "a number, as sent: {}",
+        req.body
+    );
+    let mut sent = json(&req.body);
+    let id = sent["device"]["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("dev-") && id.len() == 4 + 36, "{id}");
+    sent["device"]["id"] = "dev-<uuid>".into();
+    assert_eq!(
+        sent,
+        serde_json::json!({
+            "username": "al\"ice",
+            "password": "p\"\\",
+            "pin": 1234,
+            "remember": true,
+            "retries": 3,
+            "ratio": 1.5,
+            "note": null,
+            "quoted": "42",
+            "odd \"key\"": "say \"p\"\\\"\n",
+            "device": { "id": "dev-<uuid>", "tags": ["tv", "al\"ice"] },
+        })
+    );
+
+    // Email only, and an optional number given: the other way round.
+    let (status, body) = s
+        .login(
+            &t,
+            "fixture",
+            &login(serde_json::json!({ "email": "a@b.example", "secret": "pw", "pin": "-2.5e1", "age": "30" })),
+        )
+        .await;
+    assert_eq!(
+        (status, json(&body)["success"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    let sent = json(&seen.lock().unwrap()[1].body);
+    assert!(sent.get("username").is_none(), "{sent}");
+    assert_eq!(sent["email"], "a@b.example");
+    assert_eq!(
+        (sent["pin"].as_f64(), sent["age"].as_i64()),
+        (Some(-25.0), Some(30))
+    );
+    assert_eq!(sent["device"]["tags"], serde_json::json!(["tv"]));
+
+    // A number input that is not a number is refused, and nothing is sent.
+    for (pin, age) in [("12a", "1"), ("1234", " 30"), ("0x10", "")] {
+        let (status, body) = s
+            .login(
+                &t,
+                "fixture",
+                &login(
+                    serde_json::json!({ "username": "al", "secret": "pw", "pin": pin, "age": age }),
+                ),
+            )
+            .await;
+        assert_eq!(status, 400, "{body}");
+        let bad = if pin == "1234" { "age" } else { "pin" };
+        assert_eq!(
+            json(&body)["error"],
+            format!("input `{bad}` must be a number")
+        );
+    }
+    assert_eq!(seen.lock().unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_header_value_with_a_line_break_is_400_and_never_sent() {
     let (base, seen) = recording_provider().await;
     let (s, _dir) = server(&base).await;

@@ -10,8 +10,8 @@
 
 use crate::check::sensitive::{self, Sensitivity};
 use crate::model::{
-    Body, BodyEncoding, Cond, FailureText, Flow, Piece, Provider, Request, Source, StatusSet, Step,
-    StepRef, Template, Then, Var,
+    Body, BodyEncoding, Cond, FailureText, Flow, JsonValue, Piece, Provider, Request, Source,
+    StatusSet, Step, StepRef, Template, Then, Var,
 };
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -444,12 +444,20 @@ fn describe_request(
 
 /// Where each placeholder of a body lands: a JSON field (as a JSONPath) or a form field.
 fn body_uses(b: &Body) -> Vec<(Var, &'static str, Option<String>)> {
-    let vars: Vec<&Var> = b.template.vars().map(|(v, _)| v).collect();
+    let (encoding, template) = match b {
+        Body::Text { encoding, template } => (*encoding, template),
+        Body::Json(v) => {
+            let mut out = Vec::new();
+            json_uses(v, "$".into(), &mut out);
+            return out;
+        }
+    };
+    let vars: Vec<&Var> = template.vars().map(|(v, _)| v).collect();
     // Each placeholder becomes a marker no body contains; parse; find the markers.
     let marker = |i: usize| format!("\u{E000}{i}\u{E001}");
     let mut marked = String::new();
     let mut i = 0;
-    for piece in &b.template.pieces {
+    for piece in &template.pieces {
         match piece {
             Piece::Lit(l) => marked.push_str(l),
             Piece::Var(..) => {
@@ -459,7 +467,7 @@ fn body_uses(b: &Body) -> Vec<(Var, &'static str, Option<String>)> {
         }
     }
     let mut found: Vec<(usize, String)> = Vec::new();
-    match b.encoding {
+    match encoding {
         BodyEncoding::Json => {
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&marked) {
                 walk(&v, "$".into(), &mut |path, s| {
@@ -482,7 +490,7 @@ fn body_uses(b: &Body) -> Vec<(Var, &'static str, Option<String>)> {
             }
         }
     }
-    let place = match b.encoding {
+    let place = match encoding {
         BodyEncoding::Json => "json",
         BodyEncoding::Form => "form",
     };
@@ -516,18 +524,44 @@ fn walk(v: &serde_json::Value, path: String, f: &mut dyn FnMut(&str, &str)) {
         }
         serde_json::Value::Object(m) => {
             for (k, x) in m {
-                let simple = !k.is_empty()
-                    && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                    && !k.starts_with(|c: char| c.is_ascii_digit());
-                let child = if simple {
-                    format!("{path}.{k}")
-                } else {
-                    format!("{path}[{k:?}]")
-                };
-                walk(x, child, f);
+                walk(x, member(&path, k), f);
             }
         }
         _ => {}
+    }
+}
+
+/// Where each placeholder of a `json:` body lands, as a JSONPath.
+fn json_uses(v: &JsonValue, path: String, out: &mut Vec<(Var, &'static str, Option<String>)>) {
+    match v {
+        JsonValue::Literal(..) => {}
+        JsonValue::Text(t) => {
+            for (var, _) in t.vars() {
+                out.push((var.clone(), "json", Some(path.clone())));
+            }
+        }
+        JsonValue::Array(items, _) => {
+            for (i, x) in items.iter().enumerate() {
+                json_uses(x, format!("{path}[{i}]"), out);
+            }
+        }
+        JsonValue::Object(fields, _) => {
+            for (k, x) in fields {
+                json_uses(x, member(&path, &k.v), out);
+            }
+        }
+    }
+}
+
+/// The JSONPath of member `k` of the value at `path`.
+fn member(path: &str, k: &str) -> String {
+    let simple = !k.is_empty()
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !k.starts_with(|c: char| c.is_ascii_digit());
+    if simple {
+        format!("{path}.{k}")
+    } else {
+        format!("{path}[{k:?}]")
     }
 }
 

@@ -155,6 +155,9 @@ pub enum FieldType {
     Email,
     Password,
     Tel,
+    /// Extension: a number; a `json:` body sends its placeholder standing alone as a JSON
+    /// number, and the server refuses an input that is not one.
+    Number,
     /// Extension: a link shown to the user (e.g. an identity provider's sign-in page).
     Link,
     /// Extension: text shown to the user.
@@ -162,11 +165,12 @@ pub enum FieldType {
 }
 
 impl FieldType {
-    pub const ALL: [(&'static str, FieldType); 6] = [
+    pub const ALL: [(&'static str, FieldType); 7] = [
         ("text", FieldType::Text),
         ("email", FieldType::Email),
         ("password", FieldType::Password),
         ("tel", FieldType::Tel),
+        ("number", FieldType::Number),
         ("link", FieldType::Link),
         ("info", FieldType::Info),
     ];
@@ -556,9 +560,52 @@ pub enum BodyEncoding {
 }
 
 #[derive(Debug, Clone)]
-pub struct Body {
-    pub encoding: BodyEncoding,
-    pub template: Template,
+pub enum Body {
+    /// `body:` a template, JSON or form (`body_encoding`).
+    Text {
+        encoding: BodyEncoding,
+        template: Template,
+    },
+    /// `json:` a YAML mapping or list, sent as JSON.
+    Json(JsonValue),
+}
+
+impl Body {
+    /// Every template of the body, in file order.
+    pub fn templates(&self) -> Vec<&Template> {
+        match self {
+            Body::Text { template, .. } => vec![template],
+            Body::Json(v) => {
+                let mut out = Vec::new();
+                v.templates(&mut out);
+                out
+            }
+        }
+    }
+}
+
+/// A value of a `json:` body.
+#[derive(Debug, Clone)]
+pub enum JsonValue {
+    /// A number, `true`, `false` or `null`, as its JSON text.
+    Literal(String, Span),
+    /// A string: a template. When it is only an optional input's placeholder and the input is
+    /// absent or empty, the field or element is left out; when it is only a `number` input's
+    /// placeholder, the input is sent as a JSON number.
+    Text(Template),
+    Object(Vec<(S<String>, JsonValue)>, Span),
+    Array(Vec<JsonValue>, Span),
+}
+
+impl JsonValue {
+    fn templates<'a>(&'a self, out: &mut Vec<&'a Template>) {
+        match self {
+            JsonValue::Literal(..) => {}
+            JsonValue::Text(t) => out.push(t),
+            JsonValue::Object(fields, _) => fields.iter().for_each(|(_, v)| v.templates(out)),
+            JsonValue::Array(items, _) => items.iter().for_each(|v| v.templates(out)),
+        }
+    }
 }
 
 /// A template split into pieces at parse time; nothing is scanned per request.

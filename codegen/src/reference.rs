@@ -433,6 +433,22 @@ sensitive: false"#,
 body: "grant_type=password&username={{input.username}}&password={{input.password}}""#,
     },
     KeyDoc {
+        path: "auth.flows[].steps[].request.json",
+        meaning: "The request body written as a YAML mapping or list, sent as JSON with \
+            `Content-Type: application/json` unless a header sets one; instead of `body`, \
+            never with it or with `body_encoding`. Every string is a template whose text and \
+            values are JSON-escaped; a plain number, `true`, `false` or `null` is sent as that \
+            JSON value (quote it, `\"42\"`, to send text). A string that is only an optional \
+            input's placeholder is left out, key and all, when the input is absent or empty; \
+            only a `number` input's placeholder is sent as a JSON number.",
+        example: r#"json:
+  username: "{{input.username}}"   # optional inputs: the one not given is left out
+  email: "{{input.email}}"
+  password: "{{input.password}}"
+  remember: true
+  pin: "{{input.pin}}"             # type: number -> sent as 1234, not "1234""#,
+    },
+    KeyDoc {
         path: "auth.flows[].steps[].success_status",
         meaning: "On the `on_success` form: the status, or statuses, that mean success. \
             Without it any 2xx does. Not allowed with `outcomes`.",
@@ -1409,6 +1425,11 @@ pub fn field_type_doc(t: FieldType) -> &'static str {
              it in a path or query string is a warning."
         }
         FieldType::Tel => "A phone number.",
+        FieldType::Number => {
+            "A number (`42`, `-1.5`, `1e3`). The server refuses an input that is not a JSON \
+             number with 400, and a `json:` body sends a value that is only its placeholder as \
+             a JSON number, not a string."
+        }
         FieldType::Link => {
             "A link shown to the user, such as an identity provider's sign-in page: its `value` \
              must render to an absolute http(s) URL."

@@ -165,6 +165,10 @@ fn request() -> Value {
             json!({ "type": "string", "description": "a template; JSON unless body_encoding is form" })
         }
         "body_encoding" => json!({ "enum": ["json", "form"], "default": "json" }),
+        "json" => json!({
+            "type": ["object", "array"],
+            "description": "the body as YAML, sent as JSON: strings are templates; numbers, booleans and null are sent as written; a value that is only an optional input's placeholder is left out when the input is absent"
+        }),
         _ => json!({}),
     })
 }

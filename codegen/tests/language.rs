@@ -100,9 +100,11 @@ fn whitespace_inside_placeholder_braces_is_allowed() {
         c.report.diagnostics
     );
     let p = c.provider.unwrap();
-    let body = &p.flows[0].steps[0].request.body.as_ref().unwrap().template;
+    let body = p.flows[0].steps[0].request.body.as_ref().unwrap();
     assert!(body
-        .vars()
+        .templates()
+        .iter()
+        .flat_map(|t| t.vars())
         .any(|(v, _)| *v == otvi_codegen::model::Var::Input("email".into())));
 }
 

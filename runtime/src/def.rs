@@ -56,6 +56,9 @@ pub enum FieldType {
     Email,
     Password,
     Tel,
+    /// A number (`-1`, `2.5`, `1e3`): a `json:` body sends it as a JSON number, and a value
+    /// that is not one is refused with 400.
+    Number,
     /// Shown: a link the user opens (an identity provider's sign-in page).
     Link,
     /// Shown: text the user reads.
@@ -70,6 +73,7 @@ impl FieldType {
             FieldType::Email => "email",
             FieldType::Password => "password",
             FieldType::Tel => "tel",
+            FieldType::Number => "number",
             FieldType::Link => "link",
             FieldType::Info => "info",
         }

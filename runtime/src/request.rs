@@ -16,6 +16,8 @@ pub use http::Method;
 pub enum StepError {
     /// A required input is missing or empty (HTTP 400).
     MissingInput(String),
+    /// A `number` input is not a JSON number (HTTP 400); never sent.
+    NotANumber(&'static str),
     /// A header value would carry CR, LF or NUL (HTTP 400); never sent.
     BadHeaderValue(&'static str),
     /// A value placed in the URL path is `.` or `..`, which URL normalisation would resolve
@@ -34,7 +36,10 @@ impl StepError {
     pub fn is_bad_request(&self) -> bool {
         matches!(
             self,
-            StepError::MissingInput(_) | StepError::BadHeaderValue(_) | StepError::DotPathSegment
+            StepError::MissingInput(_)
+                | StepError::NotANumber(_)
+                | StepError::BadHeaderValue(_)
+                | StepError::DotPathSegment
         )
     }
 }
@@ -43,6 +48,7 @@ impl fmt::Display for StepError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StepError::MissingInput(k) => write!(f, "missing required input `{k}`"),
+            StepError::NotANumber(k) => write!(f, "input `{k}` must be a number"),
             StepError::BadHeaderValue(h) => {
                 write!(
                     f,
@@ -235,6 +241,111 @@ pub fn push_path_segment(out: &mut String, value: &str) -> Result<(), StepError>
     Ok(())
 }
 
+/// A value of a `json:` body, built by generated code and written by [`Outbound::json`].
+#[derive(Debug, Clone, Copy)]
+pub enum Json<'a> {
+    /// JSON text written as it is: a number, `true`, `false` or `null` from the provider file,
+    /// or a `number` input's value (checked by [`Json::number`]).
+    Raw(&'a str),
+    /// A string holding one value.
+    Str(&'a str),
+    /// A string of a template's pieces, text and values alike escaped.
+    Text(&'a [Part<'a>]),
+    /// An optional input that is absent or empty: left out of its object or list.
+    Absent,
+    Object(&'a [(&'static str, Json<'a>)]),
+    Array(&'a [Json<'a>]),
+}
+
+impl<'a> Json<'a> {
+    /// A `number` input's value, sent as a number; [`StepError::NotANumber`] unless it is
+    /// exactly a JSON number (`-1`, `2.5`, `1e3`; no spaces, no `+`, no leading zeros) that is
+    /// finite as an `f64`.
+    pub fn number(value: &'a str, key: &'static str) -> Result<Self, StepError> {
+        let ok = !value.starts_with(|c: char| c.is_whitespace())
+            && !value.ends_with(|c: char| c.is_whitespace())
+            && serde_json::from_str::<serde_json::Number>(value).is_ok();
+        if ok {
+            Ok(Json::Raw(value))
+        } else {
+            Err(StepError::NotANumber(key))
+        }
+    }
+
+    /// An optional input standing alone: left out when absent or empty.
+    pub fn optional(value: Option<&'a str>) -> Self {
+        match value {
+            Some(v) if !v.is_empty() => Json::Str(v),
+            _ => Json::Absent,
+        }
+    }
+
+    /// An optional `number` input standing alone: left out when absent or empty, else
+    /// [`Json::number`].
+    pub fn optional_number(value: Option<&'a str>, key: &'static str) -> Result<Self, StepError> {
+        match value {
+            Some(v) if !v.is_empty() => Json::number(v, key),
+            _ => Ok(Json::Absent),
+        }
+    }
+}
+
+fn write_json(out: &mut String, v: &Json<'_>) {
+    match *v {
+        Json::Raw(r) => out.push_str(r),
+        Json::Str(s) => {
+            out.push('"');
+            push_json_str(out, s);
+            out.push('"');
+        }
+        // The file's text is a YAML string here, not JSON source: escaped like the values.
+        Json::Text(parts) => {
+            out.push('"');
+            for p in parts {
+                match *p {
+                    Part::Lit(s) | Part::Val(s) => push_json_str(out, s),
+                }
+            }
+            out.push('"');
+        }
+        // Only ever inside an object or a list, which skip it; at the top, `null`.
+        Json::Absent => out.push_str("null"),
+        Json::Object(fields) => {
+            out.push('{');
+            let mut first = true;
+            for (k, v) in fields {
+                if matches!(v, Json::Absent) {
+                    continue;
+                }
+                if !first {
+                    out.push(',');
+                }
+                first = false;
+                out.push('"');
+                push_json_str(out, k);
+                out.push_str("\":");
+                write_json(out, v);
+            }
+            out.push('}');
+        }
+        Json::Array(items) => {
+            out.push('[');
+            let mut first = true;
+            for v in items {
+                if matches!(v, Json::Absent) {
+                    continue;
+                }
+                if !first {
+                    out.push(',');
+                }
+                first = false;
+                write_json(out, v);
+            }
+            out.push(']');
+        }
+    }
+}
+
 /// An HTTP request ready to send.
 #[derive(Debug, Clone)]
 pub struct Outbound {
@@ -291,6 +402,12 @@ impl Outbound {
         join(&mut body, parts, push_json_str);
         self.body = Some(body);
     }
+    /// A `json:` body.
+    pub fn json(&mut self, value: &Json<'_>) {
+        let mut body = String::new();
+        write_json(&mut body, value);
+        self.body = Some(body);
+    }
     /// A form body: each value form-urlencoded.
     pub fn form_body(&mut self, parts: &[Part<'_>]) {
         let mut body = String::new();
@@ -308,6 +425,42 @@ mod tests {
         let mut s = String::new();
         push_json_str(&mut s, "a\"b\\\n\",\"admin\":true");
         assert_eq!(s, r#"a\"b\\\n\",\"admin\":true"#);
+    }
+
+    #[test]
+    fn json_bodies_leave_absent_values_out_and_send_numbers_as_numbers() {
+        let fields = [
+            ("a\"b", Json::Text(&[Part::Lit("x\n"), Part::Val("\"")])),
+            ("gone", Json::optional(Some(""))),
+            ("n", Json::number("-2.5e3", "n").unwrap()),
+            ("opt", Json::optional_number(None, "opt").unwrap()),
+            (
+                "list",
+                Json::Array(&[Json::Absent, Json::Raw("true"), Json::Str("s")]),
+            ),
+            ("null", Json::Raw("null")),
+        ];
+        let mut req = Outbound::new(Method::POST, "http://h/".into());
+        req.json(&Json::Object(&fields));
+        let body = req.body.unwrap();
+        assert_eq!(
+            body,
+            r#"{"a\"b":"x\n\"","n":-2.5e3,"list":[true,"s"],"null":null}"#
+        );
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["n"], serde_json::json!(-2500.0));
+        for bad in [
+            "", " 1", "1 ", "+1", "01", "1e999", "NaN", "0x10", "1,5", "1.", "abc",
+        ] {
+            assert!(
+                matches!(Json::number(bad, "n"), Err(StepError::NotANumber("n"))),
+                "{bad:?}"
+            );
+        }
+        assert!(Json::optional_number(Some("x"), "o").is_err());
+        for good in ["0", "-0", "42", "2.5", "1E-3", "-1e+2"] {
+            assert!(matches!(Json::number(good, "n"), Ok(Json::Raw(g)) if g == good));
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::metrics::Metrics;
 use crate::store::{PendingRun, Store, StoreError, Values};
 use crate::upstream::Upstream;
 use otvi_runtime::def::{FieldDef, FieldType, FlowDef, OutcomeDef, ProviderDef, Then};
-use otvi_runtime::request::{StepCx, StepError};
+use otvi_runtime::request::{Json, StepCx, StepError};
 use otvi_runtime::response::{is_web_link, Reply};
 use otvi_runtime::secrets::Secrets;
 use std::time::{Duration, Instant};
@@ -158,6 +158,27 @@ impl Engine<'_> {
         {
             return Err(EngineError::BadRequest(format!(
                 "missing required input `{k}`"
+            )));
+        }
+        // A `number` field's value, when given, is a number, whatever the step does with it.
+        if let Some(f) = flow
+            .inputs
+            .iter()
+            .chain(
+                flow.steps
+                    .iter()
+                    .flat_map(|s| s.outcomes.iter().flat_map(|o| o.prompt)),
+            )
+            .filter(|f| f.field_type == FieldType::Number)
+            .find(|f| {
+                inputs
+                    .get(f.key)
+                    .is_some_and(|v| !v.is_empty() && Json::number(v, f.key).is_err())
+            })
+        {
+            return Err(EngineError::BadRequest(format!(
+                "input `{}` must be a number",
+                f.key
             )));
         }
 

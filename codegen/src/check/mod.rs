@@ -396,7 +396,7 @@ impl<'a> Checker<'a> {
         let mut templates = vec![(&r.path, true)];
         templates.extend(r.params.iter().map(|p| (&p.value, true)));
         if let Some(b) = &r.body {
-            templates.push((&b.template, false));
+            templates.extend(b.templates().into_iter().map(|t| (t, false)));
         }
         for (t, in_url) in templates {
             self.template(t, env, in_url);
@@ -796,7 +796,7 @@ pub fn request_templates(r: &Request) -> impl Iterator<Item = &Template> {
     std::iter::once(&r.path)
         .chain(r.params.iter().map(|p| &p.value))
         .chain(r.headers.iter().map(|h| &h.value))
-        .chain(r.body.iter().map(|b| &b.template))
+        .chain(r.body.iter().flat_map(Body::templates))
 }
 
 /// The type of the field a flow input or prompt key names, if the flow has one.

@@ -178,6 +178,7 @@ fn field_def(f: &Field, render: Option<&proc_macro2::Ident>) -> TokenStream {
         FieldType::Email => quote! { FieldType::Email },
         FieldType::Password => quote! { FieldType::Password },
         FieldType::Tel => quote! { FieldType::Tel },
+        FieldType::Number => quote! { FieldType::Number },
         FieldType::Link => quote! { FieldType::Link },
         FieldType::Info => quote! { FieldType::Info },
     };

@@ -344,7 +344,7 @@ pub fn provider_module(p: &Provider, file: &str) -> String {
         #[allow(unused_imports)]
         use otvi_runtime::def::{CheckDef, ExtractDef, FailDef, FieldDef, FieldType, FlowDef, OutcomeDef, ProviderDef, Scope, SecretDef, Source, StepDef, Then};
         #[allow(unused_imports)]
-        use otvi_runtime::request::{base64, need, path, segment, text, Method, Outbound, Part::{Lit, Val}, Secret, StepCx, StepError};
+        use otvi_runtime::request::{base64, need, path, segment, text, Json, Method, Outbound, Part::{Lit, Val}, Secret, StepCx, StepError};
         #[allow(unused_imports)]
         use otvi_runtime::response::{Expect, Reply};
         #[allow(unused_imports)]

@@ -182,6 +182,59 @@ impl<'a> FlowCx<'a> {
         }
     }
 
+    /// A `Json` expression for a value of a `json:` body. A string that is only an input's
+    /// placeholder is left out when the input is optional and absent or empty, and sent as a
+    /// number when the input is a `number`.
+    fn json(&self, v: &JsonValue) -> TokenStream {
+        match v {
+            JsonValue::Literal(l, _) => quote! { Json::Raw(#l) },
+            JsonValue::Object(fields, _) => {
+                let fields = fields.iter().map(|(k, v)| {
+                    let (k, v) = (&k.v, self.json(v));
+                    quote! { (#k, #v) }
+                });
+                quote! { Json::Object(&[#(#fields),*]) }
+            }
+            JsonValue::Array(items, _) => {
+                let items = items.iter().map(|v| self.json(v));
+                quote! { Json::Array(&[#(#items),*]) }
+            }
+            JsonValue::Text(t) => {
+                if let Some(lit) = t.literal() {
+                    return quote! { Json::Str(#lit) };
+                }
+                let [Piece::Var(var, _)] = t.pieces.as_slice() else {
+                    let parts = self.parts(t, Enc::Raw);
+                    return quote! { Json::Text(#parts) };
+                };
+                let input = match var {
+                    Var::Input(k) => self.field(k).map(|(fd, f)| (k, fd, f)),
+                    _ => None,
+                };
+                match input {
+                    Some((k, fd, f)) if fd.field_type == FieldType::Number => {
+                        if fd.required {
+                            quote! { Json::number(need(input.#f.as_deref(), #k)?, #k)? }
+                        } else {
+                            quote! { Json::optional_number(input.#f.as_deref(), #k)? }
+                        }
+                    }
+                    Some((_, fd, f)) if !fd.required => {
+                        if fd.field_type == FieldType::Password {
+                            quote! { Json::optional(input.#f.as_ref().map(Secret::expose)) }
+                        } else {
+                            quote! { Json::optional(input.#f.as_deref()) }
+                        }
+                    }
+                    _ => {
+                        let val = self.value(var);
+                        quote! { Json::Str(#val) }
+                    }
+                }
+            }
+        }
+    }
+
     fn uses_inputs(&self, r: &Request) -> bool {
         crate::check::request_templates(r)
             .flat_map(|t| t.vars())
@@ -240,19 +293,33 @@ impl<'a> FlowCx<'a> {
             let has_ct = headers
                 .iter()
                 .any(|h| h.name.v.eq_ignore_ascii_case("content-type"));
-            let (enc, ct, set) = match b.encoding {
-                BodyEncoding::Json => (Enc::Json, "application/json", quote! { json_body }),
-                BodyEncoding::Form => (
-                    Enc::Form,
-                    "application/x-www-form-urlencoded",
-                    quote! { form_body },
-                ),
+            let (ct, set) = match b {
+                Body::Text {
+                    encoding: BodyEncoding::Json,
+                    template,
+                } => {
+                    let parts = self.parts(template, Enc::Json);
+                    ("application/json", quote! { req.json_body(#parts); })
+                }
+                Body::Text {
+                    encoding: BodyEncoding::Form,
+                    template,
+                } => {
+                    let parts = self.parts(template, Enc::Form);
+                    (
+                        "application/x-www-form-urlencoded",
+                        quote! { req.form_body(#parts); },
+                    )
+                }
+                Body::Json(v) => {
+                    let v = self.json(v);
+                    ("application/json", quote! { req.json(&#v); })
+                }
             };
             if !has_ct {
                 stmts.push(quote! { req.header("Content-Type", #ct)?; });
             }
-            let parts = self.parts(&b.template, enc);
-            stmts.push(quote! { req.#set(#parts); });
+            stmts.push(set);
         }
         quote! {
             #(#stmts)*

@@ -77,6 +77,7 @@ pub mod keys {
         "params",
         "body",
         "body_encoding",
+        "json",
     ];
     pub const LOGOUT: &[&str] = &["request", "on_relogin"];
 }
@@ -585,7 +586,18 @@ impl Lower {
                 None
             }
             Some((_, t)) if t.is_null() => None,
-            Some((_, t)) => self.choice(t, "transform", &[("base64", Transform::Base64)]),
+            Some((k, t)) => {
+                let transform = self.choice(t, "transform", &[("base64", Transform::Base64)]);
+                if field_type == FieldType::Number && transform.is_some() {
+                    self.err(
+                        "number-transform",
+                        k.span,
+                        "a `number` field is sent as a number; it cannot be transformed",
+                    )
+                    .help = Some("remove `transform`, or make the field `type: text`".into());
+                }
+                transform
+            }
             None => None,
         };
         let value = match m.entry("value") {
@@ -682,6 +694,45 @@ impl Lower {
         out
     }
 
+    /// A value of a `json:` body: mappings and lists as they are, a plain number, boolean or
+    /// null as that JSON literal (YAML's core schema, as in `when`), every other scalar a
+    /// template.
+    fn json_value(&mut self, node: &Node) -> JsonValue {
+        match &node.kind {
+            Kind::Map(entries) => JsonValue::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| {
+                        let key = S {
+                            v: k.as_str().unwrap_or_default().to_string(),
+                            span: k.span,
+                        };
+                        (key, self.json_value(v))
+                    })
+                    .collect(),
+                node.span,
+            ),
+            Kind::Seq(items) => JsonValue::Array(
+                items.iter().map(|v| self.json_value(v)).collect(),
+                node.span,
+            ),
+            Kind::Scalar(text, ScalarStyle::Plain) => {
+                let literal = match step::plain_scalar(text) {
+                    Scalar::Str(_) => None,
+                    Scalar::Null => Some("null".to_string()),
+                    Scalar::Bool(b) => Some(b.to_string()),
+                    Scalar::Int(i) => Some(i.to_string()),
+                    Scalar::Float(f) => serde_json::Number::from_f64(f).map(|n| n.to_string()),
+                };
+                match literal {
+                    Some(l) => JsonValue::Literal(l, node.span),
+                    None => JsonValue::Text(template::parse(text, node, &mut self.diags)),
+                }
+            }
+            Kind::Scalar(text, _) => JsonValue::Text(template::parse(text, node, &mut self.diags)),
+        }
+    }
+
     fn request(&mut self, node: &Node) -> Option<Request> {
         let m = self.map(node, "`request`", keys::REQUEST)?;
         let method = match self.required(&m, "method", "`request`") {
@@ -727,16 +778,45 @@ impl Lower {
                 .unwrap_or_default(),
             None => BodyEncoding::Json,
         };
-        let body = match m.get("body") {
-            Some(b) if b.is_null() => None,
-            Some(b) => {
+        let body = match (m.get("body"), m.entry("json")) {
+            (b, Some((k, j))) if !j.is_null() => {
+                if b.is_some_and(|b| !b.is_null()) {
+                    self.err(
+                        "body-and-json",
+                        k.span,
+                        "a request has a `body` or a `json`, not both",
+                    )
+                    .help = Some("keep one of them".into());
+                }
+                if let Some((e, _)) = m.entry("body_encoding") {
+                    self.err(
+                        "body-and-json",
+                        e.span,
+                        "`body_encoding` applies to `body`; a `json:` body is always JSON",
+                    )
+                    .help = Some("remove `body_encoding`".into());
+                }
+                match &j.kind {
+                    Kind::Map(_) | Kind::Seq(_) => Some(Body::Json(self.json_value(j))),
+                    _ => {
+                        self.err(
+                            "wrong-type",
+                            j.span,
+                            format!("`json` must be a mapping or a list, found {}", j.describe()),
+                        )
+                        .help = Some("write the body as YAML, or as a string under `body`".into());
+                        None
+                    }
+                }
+            }
+            (Some(b), _) if !b.is_null() => {
                 let template = self.template(b, "`body`")?;
                 if encoding == BodyEncoding::Json {
                     crate::check::json_body::check(b, &mut self.diags);
                 }
-                Some(Body { encoding, template })
+                Some(Body::Text { encoding, template })
             }
-            None => None,
+            _ => None,
         };
         Some(Request {
             method,
