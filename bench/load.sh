@@ -74,8 +74,11 @@ http {
 NGINX
     taskset -c "$3" "$NGINX" -c "$work/$1/nginx.conf"
 }
-# The mock provider, and the ceiling: nginx answering every path with the same body.
-start_nginx mock "$MOCK_PORT" 1 "= /v2/auth/login"
+# The mock provider, and the ceiling: nginx answering every path with the same body. The mock
+# answers acme's login, and its session check and logout with 200 too, so that `check` finds
+# the session working (and asks again only when its cache lifetime ends) and a re-login's
+# logout of the old session is answered.
+start_nginx mock "$MOCK_PORT" 1 "~ ^/v2/auth/(login|session|logout)$"
 start_nginx ceiling "$CEILING_PORT" 0 "/api/"
 
 export OTVI_JWT_SECRET=bench-secret-0123456789abcdef-01234
