@@ -1,6 +1,6 @@
 //! OpenTV AGS sign-on (providers/opentv.yaml) end to end against the AGS mock: one account
 //! (201), several accounts (300, then subsequentSignOn with the User-Token), a wrong
-//! password, and an account that is not linked (403, asked again, then a retry).
+//! password, and an account that is not among the options (refused unsent, then a listed one).
 
 mod common;
 
@@ -50,13 +50,15 @@ fn choose_prompt(error: Option<&str>) -> Value {
             "step_name": "Choose Account",
             "fields": [
                 {
-                    "key": "linked_accounts",
-                    "label": "Accounts linked to this sign-in",
-                    "field_type": "info",
-                    "required": false,
-                    "value": serde_json::to_string(LINKED_ACCOUNTS).unwrap(),
+                    "key": "account",
+                    "label": "Account to use",
+                    "field_type": "choice",
+                    "required": true,
+                    "options": [
+                        {"value": LINKED_ACCOUNTS[0], "label": "Parents"},
+                        {"value": LINKED_ACCOUNTS[1], "label": "Kids"},
+                    ],
                 },
-                {"key": "account", "label": "Account to use", "field_type": "text", "required": true},
             ],
         },
         "user_name": null,
@@ -155,22 +157,24 @@ async fn a_wrong_password_fails_and_keeps_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_account_not_linked_is_asked_for_again_then_a_linked_one_signs_on() {
+async fn an_account_not_offered_is_refused_unsent_and_a_listed_one_signs_on() {
     let (mock, s) = setup().await;
     let t = user("alice");
     s.login(&t, "opentv", &sign_on(SEVERAL_ACCOUNTS)).await;
 
-    let (status, body) = s.login(&t, "opentv", &choose("neighbours")).await;
-    assert_eq!(status, 200);
-    assert_eq!(
-        json(&body),
-        choose_prompt(Some(
-            "That account is not linked to this sign-in; choose one of the accounts listed"
-        ))
-    );
+    // Not among the options, or a label instead of a value: 400, and the gateway is not asked.
+    for wrong in ["neighbours", "Kids", "kids ", "[\"kids\"]"] {
+        let (status, body) = s.login(&t, "opentv", &choose(wrong)).await;
+        assert_eq!(status, 400, "{wrong}: {body}");
+        assert_eq!(
+            json(&body)["error"],
+            "input `account` must be one of the options offered"
+        );
+    }
+    assert!(mock.received_on(SUBSEQUENT).is_empty());
     assert_eq!(s.check(&t, "opentv").await.1, r#"{"valid":false}"#);
 
-    // The answer to a prompt is asked for anew: the rejected account is not reused.
+    // The run is still waiting for a choice; a missing one is named.
     let again = json!({"flow_id": "sign_on", "step": 1, "inputs": {}}).to_string();
     let (status, body) = s.login(&t, "opentv", &again).await;
     assert_eq!(status, 400, "{body}");
@@ -183,10 +187,9 @@ async fn an_account_not_linked_is_asked_for_again_then_a_linked_one_signs_on() {
         "{body}"
     );
     let calls = mock.received_on(SUBSEQUENT);
-    assert_eq!(calls.len(), 2);
-    assert_eq!(calls[0].header("user-token"), calls[1].header("user-token"));
-    assert_eq!(
-        session_of(&s, "alice", "opentv").await.unwrap()["account_id"],
-        "2001"
-    );
+    assert_eq!(calls.len(), 1);
+    let session = session_of(&s, "alice", "opentv").await.unwrap();
+    assert_eq!(session["account_id"], "2001");
+    // The lists were for the run only.
+    assert!(!session.contains_key("accounts") && !session.contains_key("account_names"));
 }

@@ -92,10 +92,9 @@ async fn the_demo_prints_a_token_and_curl_lines_that_log_in_check_and_log_out() 
     let curls = curls_of("opentv");
     assert_eq!(curls.len(), 2, "{lines:#?}");
     let step0 = run_curl(&curls[0], &token).await;
-    assert_eq!(
-        step0["next_step"]["fields"][0]["field_type"], "info",
-        "{step0}"
-    );
+    let account = &step0["next_step"]["fields"][0];
+    assert_eq!(account["field_type"], "choice", "{step0}");
+    assert_eq!(account["options"][1]["value"], "kids", "{step0}");
     assert_eq!(run_curl(&curls[1], &token).await["success"], true);
 
     let curls = curls_of("truenas");

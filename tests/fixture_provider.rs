@@ -215,6 +215,11 @@ async fn a_json_body_leaves_absent_optional_inputs_out_and_sends_numbers_as_numb
         "a number, as sent: {}",
         req.body
     );
+    assert!(
+        req.body.contains(r#""big":12345678901234567890,"#),
+        "a literal's digits, as written: {}",
+        req.body
+    );
     let mut sent = json(&req.body);
     let id = sent["device"]["id"].as_str().unwrap().to_string();
     assert!(id.starts_with("dev-") && id.len() == 4 + 36, "{id}");
@@ -227,6 +232,7 @@ async fn a_json_body_leaves_absent_optional_inputs_out_and_sends_numbers_as_numb
             "pin": 1234,
             "remember": true,
             "retries": 3,
+            "big": 12345678901234567890u64,
             "ratio": 1.5,
             "note": null,
             "quoted": "42",

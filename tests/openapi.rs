@@ -325,16 +325,18 @@ async fn every_answer_of_every_endpoint_matches_the_document() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn display_fields_carry_their_value_as_documented() {
+async fn choice_fields_carry_their_options_as_documented() {
     let mock = AgsMock::start().await.unwrap();
     let s = TestServer::start(&mock.url()).await;
     let doc = Doc::fetch(&s).await;
     let body = json!({"flow_id": "sign_on", "step": 0,
         "inputs": {"username": SEVERAL_ACCOUNTS.0, "password": SEVERAL_ACCOUNTS.1}});
     let (st, answer) = s.login(&user("erin"), "opentv", &body.to_string()).await;
+    let field = &json(&answer)["next_step"]["fields"][0];
+    assert_eq!(field["field_type"], "choice");
     assert_eq!(
-        json(&answer)["next_step"]["fields"][0]["field_type"],
-        "info"
+        field["options"][0],
+        json!({"value": "parents", "label": "Parents"})
     );
     doc.conforms("post", LOGIN, st, &answer);
 }

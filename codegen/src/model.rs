@@ -138,7 +138,34 @@ pub struct Field {
     /// `sensitive:` as written; what a field is without it is `check::sensitive::field`'s
     /// rule.
     pub sensitive: Option<S<bool>>,
+    /// `choice` fields: where the options come from.
+    pub options: Option<Options>,
     pub span: Span,
+}
+
+/// `options: { values: "{{stored.K}}", labels: "{{stored.L}}" }` of a `choice` field: stored
+/// values that hold lists (extracted with `all: true`).
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub values: Template,
+    pub labels: Option<Template>,
+    pub span: Span,
+}
+
+impl Options {
+    pub fn templates(&self) -> impl Iterator<Item = &Template> {
+        std::iter::once(&self.values).chain(&self.labels)
+    }
+}
+
+impl Template {
+    /// The key when the template is exactly one `{{stored.K}}` placeholder.
+    pub fn only_stored(&self) -> Option<&str> {
+        match self.pieces.as_slice() {
+            [Piece::Var(Var::Stored(k), _)] => Some(k),
+            _ => None,
+        }
+    }
 }
 
 impl Field {
@@ -158,6 +185,9 @@ pub enum FieldType {
     /// Extension: a number; a `json:` body sends its placeholder standing alone as a JSON
     /// number, and the server refuses an input that is not one.
     Number,
+    /// Extension: one of the options a prompt offers, from lists the provider answered with
+    /// (`options`); any other value is refused at run time.
+    Choice,
     /// Extension: a link shown to the user (e.g. an identity provider's sign-in page).
     Link,
     /// Extension: text shown to the user.
@@ -165,12 +195,13 @@ pub enum FieldType {
 }
 
 impl FieldType {
-    pub const ALL: [(&'static str, FieldType); 7] = [
+    pub const ALL: [(&'static str, FieldType); 8] = [
         ("text", FieldType::Text),
         ("email", FieldType::Email),
         ("password", FieldType::Password),
         ("tel", FieldType::Tel),
         ("number", FieldType::Number),
+        ("choice", FieldType::Choice),
         ("link", FieldType::Link),
         ("info", FieldType::Info),
     ];

@@ -304,8 +304,8 @@ pub const KEYS: &[KeyDoc] = &[
     },
     KeyDoc {
         path: "auth.flows[].inputs[].type",
-        meaning: "What kind of field it is. `text`, `email`, `password` and `tel` are \
-            collected from the user; `link` and `info` are display fields, shown in a prompt \
+        meaning: "What kind of field it is. `text`, `email`, `password`, `tel`, `number` and \
+            `choice` are collected from the user; `link` and `info` are display fields, shown in a prompt \
             and not collected. See [Field types](#field-types).",
         example: "type: password",
     },
@@ -329,6 +329,27 @@ pub const KEYS: &[KeyDoc] = &[
             `next_step.fields[].value`. It may not use a secret or a password input. At run \
             time a `link` value that is not an absolute http(s) URL fails the step.",
         example: r#"value: "{{stored.redirect}}""#,
+    },
+    KeyDoc {
+        path: "auth.flows[].inputs[].options",
+        meaning: "A `choice` field's options: `values`, and optionally `labels`, each one \
+            `{{stored.K}}` placeholder naming a value extracted with `all: true` (a list) by \
+            this outcome, earlier in the run, or by another flow into the session. The options are the elements of `values`, each \
+            labelled by the element of `labels` at the same place (by its value when there are \
+            no labels, or not as many). A `choice` field needs `options`; no other field takes \
+            them.",
+        example: r#"options: { values: "{{stored.accounts}}", labels: "{{stored.account_names}}" }"#,
+    },
+    KeyDoc {
+        path: "auth.flows[].inputs[].options.values",
+        meaning: "The list of values to choose from: one `{{stored.K}}` placeholder.",
+        example: r#"values: "{{stored.accounts}}""#,
+    },
+    KeyDoc {
+        path: "auth.flows[].inputs[].options.labels",
+        meaning: "The list of what each value is shown as, in the same order: one \
+            `{{stored.K}}` placeholder.",
+        example: r#"labels: "{{stored.account_names}}""#,
     },
     KeyDoc {
         path: "auth.flows[].inputs[].sensitive",
@@ -436,8 +457,8 @@ body: "grant_type=password&username={{input.username}}&password={{input.password
         path: "auth.flows[].steps[].request.json",
         meaning: "The request body written as a YAML mapping or list, sent as JSON with \
             `Content-Type: application/json` unless a header sets one; instead of `body`, \
-            never with it or with `body_encoding`. Every string is a template whose text and \
-            values are JSON-escaped; a plain number, `true`, `false` or `null` is sent as that \
+            never with it or with `body_encoding`. Every string value is a template whose text \
+            and values are JSON-escaped (keys are fixed text); a plain number, `true`, `false` or `null` is sent as that \
             JSON value (quote it, `\"42\"`, to send text). A string that is only an optional \
             input's placeholder is left out, key and all, when the input is absent or empty; \
             only a `number` input's placeholder is sent as a JSON number.",
@@ -1429,6 +1450,12 @@ pub fn field_type_doc(t: FieldType) -> &'static str {
             "A number (`42`, `-1.5`, `1e3`). The server refuses an input that is not a JSON \
              number with 400, and a `json:` body sends a value that is only its placeholder as \
              a JSON number, not a string."
+        }
+        FieldType::Choice => {
+            "One of the options a prompt offers, from lists the provider answered with (see \
+             `options`). The API's `next_step.fields[].options` lists them, as `value` and \
+             `label`; a value not among them is refused with 400, before anything is sent. \
+             Only a prompt asks for it: the options come from an answer."
         }
         FieldType::Link => {
             "A link shown to the user, such as an identity provider's sign-in page: its `value` \

@@ -36,6 +36,14 @@ fn field() -> Value {
         "sensitive" => {
             json!({ "type": "boolean", "description": "without it: a `password` field, a field a prompt asks for, and an input named like a password or code are sensitive" })
         }
+        "options" => object(keys::OPTIONS, &["values"], |k| match k {
+            "values" => {
+                json!({ "type": "string", "description": "one `{{stored.K}}`: a list extracted with `all: true`, the values to choose from" })
+            }
+            _ => {
+                json!({ "type": "string", "description": "one `{{stored.K}}`: a list of the values' labels, in the same order" })
+            }
+        }),
         _ => json!({ "type": "string" }),
     });
     if let Value::Object(m) = &mut f {

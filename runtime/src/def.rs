@@ -37,6 +37,58 @@ pub struct FieldDef {
     pub required: bool,
     /// Display fields: renders the value shown to the user.
     pub value: Option<RenderFn>,
+    /// `choice` fields: where the options come from.
+    pub options: Option<Choices>,
+}
+
+/// A `choice` field's options: stored values that hold JSON lists (extracted with
+/// `all: true`), the values to choose from and, when given, their labels in the same order.
+#[derive(Debug, Clone, Copy)]
+pub struct Choices {
+    pub values: &'static str,
+    pub labels: Option<&'static str>,
+}
+
+/// One option of a `choice` field, as offered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+}
+
+impl Choices {
+    /// The options the run's stored values offer, or `None` when the values are missing or not
+    /// a JSON list. Each element is taken as text as extraction stores a value (`stored_text`);
+    /// a list of labels of another length is not used, and an option without a label is
+    /// labelled by its value. Repeated values are offered once, empty ones not at all.
+    pub fn offered<S: std::hash::BuildHasher>(
+        &self,
+        stored: &std::collections::HashMap<String, String, S>,
+    ) -> Option<Vec<Choice>> {
+        let list = |key: &str| -> Option<Vec<String>> {
+            match serde_json::from_str(stored.get(key)?).ok()? {
+                Value::Array(items) => Some(items.iter().map(stored_text).collect()),
+                _ => None,
+            }
+        };
+        let values = list(self.values)?;
+        let labels = self
+            .labels
+            .and_then(list)
+            .filter(|l| l.len() == values.len());
+        let mut out: Vec<Choice> = Vec::with_capacity(values.len());
+        let mut seen = std::collections::HashSet::with_capacity(values.len());
+        for (i, value) in values.into_iter().enumerate() {
+            if value.is_empty() || !seen.insert(value.clone()) {
+                continue;
+            }
+            let label = labels
+                .as_ref()
+                .map_or_else(|| value.clone(), |l| l[i].clone());
+            out.push(Choice { value, label });
+        }
+        Some(out)
+    }
 }
 
 impl FieldDef {
@@ -59,6 +111,9 @@ pub enum FieldType {
     /// A number (`-1`, `2.5`, `1e3`): a `json:` body sends it as a JSON number, and a value
     /// that is not one is refused with 400.
     Number,
+    /// One of the options a prompt offers (`FieldDef::options`); any other value is refused
+    /// with 400.
+    Choice,
     /// Shown: a link the user opens (an identity provider's sign-in page).
     Link,
     /// Shown: text the user reads.
@@ -74,6 +129,7 @@ impl FieldType {
             FieldType::Password => "password",
             FieldType::Tel => "tel",
             FieldType::Number => "number",
+            FieldType::Choice => "choice",
             FieldType::Link => "link",
             FieldType::Info => "info",
         }
@@ -360,6 +416,49 @@ mod tests {
 
     fn failed(body: serde_json::Value) -> Reply {
         Reply::new(401, Default::default(), Bytes::from(body.to_string()))
+    }
+
+    #[test]
+    fn choices_come_from_stored_lists_with_their_labels() {
+        let stored: std::collections::HashMap<String, String> = [
+            ("ids", r#"["a", 7, "b", "a", ""]"#),
+            ("names", r#"["Alpha", "Seven", "Beta", "Again", "Empty"]"#),
+            ("short", r#"["x"]"#),
+            ("text", "not a list"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let c = |values, labels| Choices { values, labels }.offered(&stored);
+        let pairs = |o: Option<Vec<Choice>>| {
+            o.map(|o| {
+                o.into_iter()
+                    .map(|c| (c.value, c.label))
+                    .collect::<Vec<_>>()
+            })
+        };
+        let own = |v: &[(&str, &str)]| {
+            Some(
+                v.iter()
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        // Scalars as extraction stores them, a repeated value once, an empty one not at all,
+        // labelled in order.
+        assert_eq!(
+            pairs(c("ids", Some("names"))),
+            own(&[("a", "Alpha"), ("7", "Seven"), ("b", "Beta")])
+        );
+        // No labels, or not as many: each value is its own label.
+        assert_eq!(
+            pairs(c("ids", None)),
+            own(&[("a", "a"), ("7", "7"), ("b", "b")])
+        );
+        assert_eq!(pairs(c("ids", Some("short"))), pairs(c("ids", None)));
+        // No list: no options.
+        assert_eq!(pairs(c("text", None)), None);
+        assert_eq!(pairs(c("missing", None)), None);
     }
 
     #[test]

@@ -543,6 +543,7 @@ mod tests {
         field_type: FieldType::Link,
         required: false,
         value: Some(|cx| cx.stored("url").map(str::to_owned)),
+        options: None,
     };
     static NEXT: OutcomeDef = OutcomeDef {
         extract: &[crate::def::ExtractDef {

@@ -7,7 +7,7 @@
 use crate::metrics::Metrics;
 use crate::store::{PendingRun, Store, StoreError, Values};
 use crate::upstream::Upstream;
-use otvi_runtime::def::{FieldDef, FieldType, FlowDef, OutcomeDef, ProviderDef, Then};
+use otvi_runtime::def::{Choice, FieldDef, FieldType, FlowDef, OutcomeDef, ProviderDef, Then};
 use otvi_runtime::request::{Json, StepCx, StepError};
 use otvi_runtime::response::{is_web_link, Reply};
 use otvi_runtime::secrets::Secrets;
@@ -50,6 +50,8 @@ pub enum Login {
 pub struct Shown {
     pub def: &'static FieldDef,
     pub value: Option<String>,
+    /// `choice` fields: the options offered.
+    pub options: Option<Vec<Choice>>,
 }
 
 /// Why a login request was refused before or instead of running.
@@ -131,6 +133,7 @@ impl Engine<'_> {
             }
         };
 
+        let sent_keys: Vec<String> = sent.keys().cloned().collect();
         let mut inputs = std::mem::take(&mut pending.inputs);
         for (k, v) in sent {
             if v.len() > MAX_INPUT {
@@ -196,6 +199,29 @@ impl Engine<'_> {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone())),
         );
+        // A `choice` field's value, when this request sends it, is one of the options its
+        // prompt offered (prompts that ask for one key offer the same lists: the compiler
+        // checks).
+        if let Some(f) = flow
+            .steps
+            .iter()
+            .flat_map(|s| s.outcomes.iter().flat_map(|o| o.prompt))
+            .filter(|f| f.field_type == FieldType::Choice && sent_keys.iter().any(|k| k == f.key))
+            .find(|f| {
+                let offered = f
+                    .options
+                    .and_then(|c| c.offered(&stored))
+                    .unwrap_or_default();
+                inputs
+                    .get(f.key)
+                    .is_some_and(|v| !v.is_empty() && !offered.iter().any(|o| o.value == *v))
+            })
+        {
+            return Err(EngineError::BadRequest(format!(
+                "input `{}` must be one of the options offered",
+                f.key
+            )));
+        }
         let mut run = Run {
             owner,
             provider,
@@ -387,7 +413,27 @@ impl Engine<'_> {
                     Some(self.secrets.redact(v))
                 }
             };
-            fields.push(Shown { def: f, value });
+            let options = match &f.options {
+                None => None,
+                Some(c) => {
+                    let mut offered = c.offered(&run.stored).ok_or_else(|| {
+                        format!(
+                            "the provider's answer holds no list of options for `{}`",
+                            f.key
+                        )
+                    })?;
+                    for o in &mut offered {
+                        o.value = self.secrets.redact(std::mem::take(&mut o.value));
+                        o.label = self.secrets.redact(std::mem::take(&mut o.label));
+                    }
+                    Some(offered)
+                }
+            };
+            fields.push(Shown {
+                def: f,
+                value,
+                options,
+            });
         }
         Ok(fields)
     }

@@ -222,7 +222,7 @@ def desktop(browser):
 
 
 def phone(browser):
-    """At 375 px, opened with #token=…: OpenTV's info field (and a re-prompt), Indee's link
+    """At 375 px, opened with #token=…: OpenTV's choice of account, Indee's link
     field, forgetting the token."""
     context = browser.new_context(
         viewport={"width": PHONE_WIDTH, "height": 740},
@@ -243,32 +243,32 @@ def phone(browser):
     if OPENTV:
         user, password, accounts = OPENTV.split(":", 2)
         accounts = accounts.split(",")
-        step("OpenTV: several accounts, an info field")
+        step("OpenTV: several accounts, a choice")
         page.get_by_label("Provider", exact=True).select_option("opentv")
         page.get_by_label("Sign-in method", exact=True).select_option(label="Username & Password")
         page.get_by_label("Username", exact=True).fill(user)
         expect(page.get_by_label("Password", exact=True)).to_have_attribute("type", "password")
         page.get_by_label("Password", exact=True).fill(password)
         page.get_by_label("Password", exact=True).press("Enter")
-        account = page.get_by_label("Account to use", exact=True)
-        expect(account).to_be_focused()
-        info = page.locator(".display").filter(has_text="Accounts linked to this sign-in")
-        expect(info).to_be_visible()
-        expect(info.get_by_role("listitem")).to_have_text(accounts)
-        # Display only: not a form control.
-        expect(page.get_by_label("Accounts linked to this sign-in", exact=True)).to_have_count(0)
-        no_horizontal_scroll(page, "info field")
-        shot(page, "phone-info.png")
+        group = page.get_by_role("group", name="Account to use")
+        expect(group).to_be_visible()
+        radios = group.get_by_role("radio")
+        # One radio button per account the provider listed, its value the account's username
+        # and its label the account's name; the first has the focus.
+        expect(radios).to_have_count(len(accounts))
+        for i, a in enumerate(accounts):
+            expect(radios.nth(i)).to_have_attribute("value", a)
+            expect(radios.nth(i)).not_to_be_checked()
+        expect(group.locator("label")).to_have_text([a.capitalize() for a in accounts])
+        expect(radios.first).to_be_focused()
+        no_horizontal_scroll(page, "choice field")
+        shot(page, "phone-choice.png")
 
-        step("OpenTV: an account not linked, asked again with the message")
-        page.keyboard.type("nobody")
-        page.keyboard.press("Enter")
-        expect(login_msg).to_contain_text("not linked to this sign-in")
-        expect(info.get_by_role("listitem")).to_have_text(accounts)
-        expect(account).to_be_focused()
-        expect(account).to_have_value("")
-        page.keyboard.type(accounts[-1])
-        page.keyboard.press("Enter")
+        step("OpenTV: none chosen is not sent; the chosen account signs on")
+        page.get_by_role("button", name="Continue").click()
+        expect(login_msg).not_to_have_text("Signed in to OpenTV.")
+        group.get_by_label(accounts[-1].capitalize(), exact=True).check()
+        page.get_by_role("button", name="Continue").click()
         expect(login_msg).to_have_text("Signed in to OpenTV.")
         page.get_by_role("button", name="Check session").click()
         expect(status(page, "Session")).to_have_text("You have a session with OpenTV.")

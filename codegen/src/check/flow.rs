@@ -142,10 +142,62 @@ impl<'a> Checker<'a> {
                 for v in p.fields.iter().filter_map(|x| x.value.as_ref()) {
                     self.template(v, &env, false);
                 }
+                for t in p
+                    .fields
+                    .iter()
+                    .flat_map(|x| x.options.iter().flat_map(Options::templates))
+                {
+                    self.template(t, &env, false);
+                }
             }
         }
 
+        self.choices(f);
         self.unused_inputs(f);
+    }
+
+    /// A `choice` field is asked for by a prompt (its options come from an answer), and each of
+    /// its lists is a value some extract keeps with `all: true`.
+    fn choices(&mut self, f: &'a Flow) {
+        for x in f
+            .inputs
+            .iter()
+            .filter(|x| x.field_type == FieldType::Choice)
+        {
+            self.err(
+                "choice-in-inputs",
+                x.key.span,
+                format!(
+                    "`{}` is a `choice`, whose options come from the provider's answer",
+                    x.key.v
+                ),
+                Some("ask for it in the prompt of the outcome that extracts the options".into()),
+            );
+        }
+        let p = self.p;
+        let lists: Vec<&str> = p
+            .extracts()
+            .filter(|e| matches!(e.source, Source::Path { all: true, .. }))
+            .map(|e| e.key.v.as_str())
+            .collect();
+        let options = f
+            .steps
+            .iter()
+            .flat_map(|s| s.outcomes.iter().flat_map(|o| o.prompt.iter()))
+            .flat_map(|p| p.fields.iter().flat_map(|x| x.options.iter()));
+        for t in options.flat_map(Options::templates) {
+            let Some(k) = t.only_stored() else { continue };
+            if p.extracts().any(|e| e.key.v == k) && !lists.contains(&k) {
+                self.err(
+                    "choice-not-a-list",
+                    t.span,
+                    format!("`{{{{stored.{k}}}}}` is not a list"),
+                    Some(format!(
+                        "options come from a list: extract `{k}` with `{{ path: \"…[*]…\", all: true }}`"
+                    )),
+                );
+            }
+        }
     }
 
     /// Keys are unique within the inputs and within one prompt; a prompt may not reuse an input's
@@ -188,21 +240,31 @@ impl<'a> Checker<'a> {
                     if t == t2 && (i, j) != (i2, j2) =>
                 {
                     let sensitive = |x: &Field| super::sensitive::field(x, true).is_some();
+                    let options = |x: &'a Field| {
+                        x.options.as_ref().map(|o| {
+                            (
+                                o.values.only_stored(),
+                                o.labels.as_ref().and_then(Template::only_stored),
+                            )
+                        })
+                    };
                     if (
                         first.field_type,
                         first.transform,
                         first.required,
                         sensitive(first),
+                        options(first),
                     ) != (
                         field.field_type,
                         field.transform,
                         field.required,
                         sensitive(field),
+                        options(field),
                     ) {
                         self.err(
                             "prompt-field-conflict",
                             field.key.span,
-                            format!("`{k}` is asked for again with another `type`, `transform`, `required` or `sensitive`"),
+                            format!("`{k}` is asked for again with another `type`, `transform`, `required`, `sensitive` or `options`"),
                             Some(format!("`{k}` is first asked for at line {line}; a field asked for again must be asked for the same way")),
                         );
                     }

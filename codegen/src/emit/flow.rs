@@ -97,7 +97,7 @@ pub(super) fn module(p: &Provider, f: &Flow, file: &str, keys: &super::Keys) -> 
     }
 
     let (id, fname) = (&f.id.v, &f.name.v);
-    let inputs = f.inputs.iter().map(|x| field_def(x, None));
+    let inputs = f.inputs.iter().map(|x| field_def(x, None, Some(&cx)));
     let remember = cx
         .fields
         .iter()
@@ -170,8 +170,13 @@ fn inputs_struct(f: &Flow, fields: &[(&Field, proc_macro2::Ident)], file: &str) 
     }
 }
 
-/// A `FieldDef`; `render` names the function that renders a display field's value.
-fn field_def(f: &Field, render: Option<&proc_macro2::Ident>) -> TokenStream {
+/// A `FieldDef`; `render` names the function that renders a display field's value, `cx` names
+/// the stored lists a `choice` field offers.
+fn field_def(
+    f: &Field,
+    render: Option<&proc_macro2::Ident>,
+    cx: Option<&FlowCx<'_>>,
+) -> TokenStream {
     let (key, label, req) = (&f.key.v, &f.label.v, f.required);
     let ty = match f.field_type {
         FieldType::Text => quote! { FieldType::Text },
@@ -179,6 +184,7 @@ fn field_def(f: &Field, render: Option<&proc_macro2::Ident>) -> TokenStream {
         FieldType::Password => quote! { FieldType::Password },
         FieldType::Tel => quote! { FieldType::Tel },
         FieldType::Number => quote! { FieldType::Number },
+        FieldType::Choice => quote! { FieldType::Choice },
         FieldType::Link => quote! { FieldType::Link },
         FieldType::Info => quote! { FieldType::Info },
     };
@@ -186,7 +192,25 @@ fn field_def(f: &Field, render: Option<&proc_macro2::Ident>) -> TokenStream {
         Some(r) => quote! { Some(#r) },
         None => quote! { None },
     };
-    quote! { FieldDef { key: #key, label: #label, field_type: #ty, required: #req, value: #value } }
+    let key_of = |t: &Template| {
+        let k = t.only_stored().unwrap_or_default();
+        cx.map_or_else(|| quote! { #k }, |cx| cx.key_const(k))
+    };
+    let options = match &f.options {
+        Some(o) => {
+            let values = key_of(&o.values);
+            let labels = match &o.labels {
+                Some(l) => {
+                    let l = key_of(l);
+                    quote! { Some(#l) }
+                }
+                None => quote! { None },
+            };
+            quote! { Some(Choices { values: #values, labels: #labels }) }
+        }
+        None => quote! { None },
+    };
+    quote! { FieldDef { key: #key, label: #label, field_type: #ty, required: #req, value: #value, options: #options } }
 }
 
 /// Emission of one step's outcomes.
@@ -263,7 +287,7 @@ impl StepEmit<'_, '_> {
                 });
                 r
             });
-            prompt.push(field_def(fd, render.as_ref()));
+            prompt.push(field_def(fd, render.as_ref(), Some(cx)));
         }
         let target = graph::target(self.f, self.i, o).unwrap_or(Target::Fail);
         let then = match (&o.then, target) {
@@ -498,7 +522,11 @@ fn uses_session(f: &Flow) -> bool {
                 o.prompt
                     .iter()
                     .flat_map(|p| p.fields.iter())
-                    .filter_map(|x| x.value.as_ref())
+                    .flat_map(|x| {
+                        x.value
+                            .iter()
+                            .chain(x.options.iter().flat_map(Options::templates))
+                    })
                     .any(|t| stored_reads(t, &own))
             })
     })

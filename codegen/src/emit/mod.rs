@@ -342,7 +342,7 @@ pub fn provider_module(p: &Provider, file: &str) -> String {
     ));
     let tokens = quote! {
         #[allow(unused_imports)]
-        use otvi_runtime::def::{CheckDef, ExtractDef, FailDef, FieldDef, FieldType, FlowDef, OutcomeDef, ProviderDef, Scope, SecretDef, Source, StepDef, Then};
+        use otvi_runtime::def::{CheckDef, Choices, ExtractDef, FailDef, FieldDef, FieldType, FlowDef, OutcomeDef, ProviderDef, Scope, SecretDef, Source, StepDef, Then};
         #[allow(unused_imports)]
         use otvi_runtime::request::{base64, need, path, segment, text, Json, Method, Outbound, Part::{Lit, Val}, Secret, StepCx, StepError};
         #[allow(unused_imports)]

@@ -34,7 +34,10 @@ pub mod keys {
         "transform",
         "value",
         "sensitive",
+        "options",
     ];
+    /// `options` of a `choice` field.
+    pub const OPTIONS: &[&str] = &["values", "labels"];
     pub const STEP: &[&str] = &[
         "id",
         "name",
@@ -588,11 +591,19 @@ impl Lower {
             Some((_, t)) if t.is_null() => None,
             Some((k, t)) => {
                 let transform = self.choice(t, "transform", &[("base64", Transform::Base64)]);
-                if field_type == FieldType::Number && transform.is_some() {
+                let fixed = match field_type {
+                    FieldType::Number => Some(("number-transform", "is sent as a number")),
+                    FieldType::Choice => Some(("choice-transform", "is sent as chosen")),
+                    _ => None,
+                };
+                if let (Some((code, sent)), Some(_)) = (fixed, transform) {
                     self.err(
-                        "number-transform",
+                        code,
                         k.span,
-                        "a `number` field is sent as a number; it cannot be transformed",
+                        format!(
+                            "a `{}` field {sent}; it cannot be transformed",
+                            field_type.as_str()
+                        ),
                     )
                     .help = Some("remove `transform`, or make the field `type: text`".into());
                 }
@@ -649,6 +660,35 @@ impl Lower {
                 "remove `sensitive: false`; a value that is not secret is `type: text`".into(),
             );
         }
+        let options = match m.entry("options") {
+            Some((_, o)) if field_type == FieldType::Choice => self.options(o),
+            Some((k, _)) => {
+                self.err(
+                    "options-not-choice",
+                    k.span,
+                    format!(
+                        "`options` apply to a `choice` field, not {} field",
+                        a_type(field_type)
+                    ),
+                )
+                .help = Some("add `type: choice`, or remove `options`".into());
+                None
+            }
+            None if field_type == FieldType::Choice => {
+                self.err(
+                    "choice-without-options",
+                    head(node),
+                    "a `choice` field needs `options`",
+                )
+                .help = Some(
+                    "name the lists it offers, e.g. `options: { values: \"{{stored.accounts}}\", \
+                     labels: \"{{stored.account_names}}\" }`"
+                        .into(),
+                );
+                None
+            }
+            None => None,
+        };
         Some(Field {
             key: key?,
             label,
@@ -657,6 +697,45 @@ impl Lower {
             transform,
             value,
             sensitive,
+            options,
+            span: node.span,
+        })
+    }
+
+    /// `options: { values, labels }`: each exactly one `{{stored.K}}` placeholder.
+    fn options(&mut self, node: &Node) -> Option<Options> {
+        let m = self.map(node, "`options`", keys::OPTIONS)?;
+        let one = |this: &mut Self, name: &str| -> Option<Template> {
+            let n = m.get(name)?;
+            let t = this.template(n, &format!("`{name}`"))?;
+            if t.only_stored().is_none() {
+                this.err(
+                    "choice-options",
+                    n.span,
+                    format!(
+                        "`{name}` must be one `{{{{stored.K}}}}` placeholder, and nothing else"
+                    ),
+                )
+                .help = Some(
+                    "name a value extracted with `all: true`, e.g. `\"{{stored.accounts}}\"`"
+                        .into(),
+                );
+                return None;
+            }
+            Some(t)
+        };
+        if m.get("values").is_none() {
+            self.err(
+                "missing-key",
+                head(node),
+                "`options` is missing the required key `values`",
+            );
+        }
+        let values = one(self, "values");
+        let labels = one(self, "labels");
+        Some(Options {
+            values: values?,
+            labels,
             span: node.span,
         })
     }
@@ -717,12 +796,21 @@ impl Lower {
                 node.span,
             ),
             Kind::Scalar(text, ScalarStyle::Plain) => {
+                // A number keeps its digits when they are JSON already (`12345678901234567890`
+                // stays exact); otherwise (`0x1F`, `+1`, `1.`) it is written as YAML reads it.
+                let as_json = || {
+                    (!text.starts_with('+')
+                        && serde_json::from_str::<serde_json::Number>(text).is_ok())
+                    .then(|| text.clone())
+                };
                 let literal = match step::plain_scalar(text) {
                     Scalar::Str(_) => None,
                     Scalar::Null => Some("null".to_string()),
                     Scalar::Bool(b) => Some(b.to_string()),
-                    Scalar::Int(i) => Some(i.to_string()),
-                    Scalar::Float(f) => serde_json::Number::from_f64(f).map(|n| n.to_string()),
+                    Scalar::Int(i) => as_json().or_else(|| Some(i.to_string())),
+                    Scalar::Float(f) => {
+                        as_json().or_else(|| serde_json::Number::from_f64(f).map(|n| n.to_string()))
+                    }
                 };
                 match literal {
                     Some(l) => JsonValue::Literal(l, node.span),

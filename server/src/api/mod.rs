@@ -45,7 +45,7 @@ pub use openapi::{openapi, ApiDoc};
 pub use request_log::Logged;
 pub use serve::{serve, serve_with, Connections};
 pub use wire::{
-    describe, CheckResponse, FieldInfo, FieldOut, FlowInfo, LoginRequest, LoginResponse,
+    describe, CheckResponse, ChoiceOut, FieldInfo, FieldOut, FlowInfo, LoginRequest, LoginResponse,
     LogoutResponse, NextStep, ProviderInfo, Status,
 };
 

@@ -3,8 +3,8 @@
 
 use super::wire::fixed_json;
 use super::{
-    CheckResponse, ErrorBody, FieldInfo, FieldOut, FlowInfo, LoginRequest, LoginResponse,
-    LogoutResponse, NextStep, ProviderInfo, Status,
+    CheckResponse, ChoiceOut, ErrorBody, FieldInfo, FieldOut, FlowInfo, LoginRequest,
+    LoginResponse, LogoutResponse, NextStep, ProviderInfo, Status,
 };
 use axum::response::Response;
 use utoipa::{Modify, OpenApi};
@@ -17,7 +17,7 @@ use utoipa::{Modify, OpenApi};
     paths(super::providers::list, super::providers::one, super::login::login, super::session::check,
         super::session::logout, super::health::healthz, super::health::readyz, openapi_json,
         super::health::metrics, super::console::console),
-    components(schemas(ErrorBody, LoginRequest, LoginResponse, NextStep, FieldOut, CheckResponse,
+    components(schemas(ErrorBody, LoginRequest, LoginResponse, NextStep, FieldOut, ChoiceOut, CheckResponse,
         LogoutResponse, ProviderInfo, FlowInfo, FieldInfo, Status)),
     modifiers(&BearerScheme),
     tags((name = "auth", description = "Log in, check and log out (seed 000)"),

@@ -93,13 +93,27 @@ pub struct NextStep {
 pub struct FieldOut {
     pub key: String,
     pub label: String,
-    /// `text`, `email`, `password`, … for inputs; `link` or `info` for display fields.
+    /// `text`, `email`, `password`, `tel`, `number` or `choice` for inputs; `link` or `info`
+    /// for display fields.
     pub field_type: String,
     pub required: bool,
     /// Display fields (`link`, `info`) only: what to show.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub value: Option<String>,
+    /// `choice` fields only: the options; the value sent must be one of their `value`s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub options: Option<Vec<ChoiceOut>>,
+}
+
+/// An option of a `choice` field.
+#[derive(Debug, Serialize, PartialEq, ToSchema)]
+pub struct ChoiceOut {
+    /// What to send as the field's value.
+    pub value: String,
+    /// What to show.
+    pub label: String,
 }
 
 /// `GET …/auth/check`.
@@ -163,6 +177,14 @@ impl From<Shown> for FieldOut {
             field_type: s.def.field_type.as_str().into(),
             required: s.def.required,
             value: s.value,
+            options: s.options.map(|o| {
+                o.into_iter()
+                    .map(|c| ChoiceOut {
+                        value: c.value,
+                        label: c.label,
+                    })
+                    .collect()
+            }),
         }
     }
 }
