@@ -559,7 +559,7 @@ async fn a_value_kept_for_the_run_serves_its_next_step_but_never_the_session() {
 }
 
 /// A second login replaces the user's session: the old one is logged out at the provider
-/// first. A provider that refuses that logout (the session already ended there) does not
+/// once the new one is written. A provider that refuses that logout (the session already ended there) does not
 /// fail the new login, and another user's session is untouched.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_login_logs_out_the_provider_session_it_replaces() {

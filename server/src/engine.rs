@@ -296,11 +296,21 @@ impl Engine<'_> {
                         .session_values(&run.pending.extracted)
                         .map(|(k, v)| (k.clone(), v.clone()))
                         .collect();
-                    self.log_out_replaced(run, &kept).await;
+                    // The session it replaces is logged out at the provider once the new
+                    // one is written: a write that fails leaves the user their old session.
+                    let replaced = self.replaced(run, &kept).await;
                     let session = self
                         .store
                         .complete(run.owner, run.provider.id, &kept)
                         .await?;
+                    if let Some(old) = replaced {
+                        tracing::info!(
+                            provider = run.provider.id,
+                            flow = run.flow.id,
+                            "logging out the provider session a new login replaced"
+                        );
+                        self.provider_logout(run.provider, &old).await;
+                    }
                     return Ok(Login::Complete {
                         user_name: session.get("user_name").cloned(),
                     });
@@ -544,37 +554,29 @@ impl Engine<'_> {
         }
     }
 
-    /// Before a completed run's values `kept` replace the user's provider session, logs the
-    /// old session out at the provider: best effort, logged, never failing the login. Not
-    /// when the provider file opts out (`logout.on_relogin: false`), when the flow reads the
-    /// session (it continues that session, as a refresh does), or when what logout reads is
-    /// unchanged (the provider answered with the same session).
-    async fn log_out_replaced(&self, run: &Run<'_>, kept: &Values) {
+    /// The provider session that a completed run's values `kept` replace, when it is to be
+    /// logged out at the provider once they are written (best effort, logged, never failing
+    /// the login). None when the provider file opts out (`logout.on_relogin: false`), when
+    /// the flow reads the session (it continues that session, as a refresh does), when there
+    /// is none, or when what logout reads is unchanged (the provider answered with the same
+    /// session).
+    async fn replaced(&self, run: &Run<'_>, kept: &Values) -> Option<Values> {
         let provider = run.provider;
         if !provider.logout_on_relogin || provider.logout.is_none() || run.flow.uses_session {
-            return;
+            return None;
         }
         let old = match self.store.session(run.owner, provider.id).await {
-            Ok(Some(old)) => old,
-            Ok(None) => return,
+            Ok(old) => old?,
             Err(e) => {
                 tracing::warn!(provider = provider.id, error = %e, "the replaced session could not be read to log it out");
-                return;
+                return None;
             }
         };
         let same = provider
             .logout_reads
             .iter()
             .all(|k| kept.get(*k).is_none_or(|v| old.get(*k) == Some(v)));
-        if same {
-            return;
-        }
-        tracing::info!(
-            provider = provider.id,
-            flow = run.flow.id,
-            "logging out the provider session a new login replaces"
-        );
-        self.provider_logout(provider, &old).await;
+        (!same).then_some(old)
     }
 
     /// Sends the provider's logout request for `session`; its answer or failure is logged,
