@@ -16,21 +16,15 @@ fn every_shipped_flow_simulates_as_its_transcript_says() {
     let update = std::env::var_os("UPDATE_SIMULATIONS").is_some();
     let mut stale = Vec::new();
     for (p, def) in common::shipped() {
-        let flows: Vec<_> = p
+        // Every flow, then the session check, as `otvi-codegen simulate` runs them.
+        let mut flows: Vec<_> = p
             .flows
             .iter()
-            .map(|flow| {
-                let recorded = answers(flow).into_iter().map(|r| {
-                    let headers: Vec<(&str, &str)> = r
-                        .headers
-                        .iter()
-                        .map(|(n, v)| (n.as_str(), v.as_str()))
-                        .collect();
-                    Answer::new(r.step, &r.label, r.status, &headers, &r.body)
-                });
-                (def.flow(&flow.id.v).unwrap(), recorded.collect())
-            })
+            .map(|flow| (def.flow(&flow.id.v).unwrap(), recorded(flow)))
             .collect();
+        if let (Some(c), Some(cd)) = (&p.check, def.check) {
+            flows.push((cd.flow, recorded(&c.flow)));
+        }
         let session = session_keys(&p);
         let session: Vec<&str> = session.iter().map(String::as_str).collect();
         let got = transcript(def, &flows, &session);
@@ -52,4 +46,19 @@ fn every_shipped_flow_simulates_as_its_transcript_says() {
          rerun with UPDATE_SIMULATIONS=1 to keep them:\n\n{}",
         stale.join("\n\n")
     );
+}
+
+/// A flow's samples, as the answers of its steps.
+fn recorded(flow: &otvi_codegen::model::Flow) -> Vec<Answer> {
+    answers(flow)
+        .into_iter()
+        .map(|r| {
+            let headers: Vec<(&str, &str)> = r
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            Answer::new(r.step, &r.label, r.status, &headers, &r.body)
+        })
+        .collect()
 }

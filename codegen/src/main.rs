@@ -69,7 +69,8 @@ enum Command {
     Simulate {
         /// The provider file.
         file: PathBuf,
-        /// A flow to run (repeatable); every flow when absent.
+        /// A flow to run (repeatable; `check`: the session check); every flow and the session
+        /// check when absent.
         #[arg(long = "flow", value_name = "ID")]
         flows: Vec<String>,
         /// The `otvi-runtime` crate to build against [default: the one beside this compiler's

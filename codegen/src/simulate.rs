@@ -54,15 +54,23 @@ pub fn session_keys(p: &Provider) -> Vec<String> {
     p.session_keys().into_iter().collect()
 }
 
-/// The flows of `p` named by `ids` (every flow when empty), or the unknown id.
+/// The flows of `p` named by `ids` (every flow, and the session check when the file has one,
+/// when empty; `check` names the session check unless a flow has that id), or the unknown id.
 pub fn select<'p>(p: &'p Provider, ids: &[String]) -> Result<Vec<&'p Flow>, String> {
+    let check = p.check.as_ref().map(|c| &c.flow);
     if ids.is_empty() {
-        return Ok(p.flows.iter().collect());
+        return Ok(p.flows.iter().chain(check).collect());
     }
     ids.iter()
         .map(|id| {
-            p.flows.iter().find(|f| f.id.v == *id).ok_or_else(|| {
-                let known: Vec<&str> = p.flows.iter().map(|f| f.id.v.as_str()).collect();
+            let found = p.flows.iter().find(|f| f.id.v == *id);
+            found.or(check.filter(|_| id == "check")).ok_or_else(|| {
+                let known: Vec<&str> = p
+                    .flows
+                    .iter()
+                    .map(|f| f.id.v.as_str())
+                    .chain(check.map(|_| "check (the session check)"))
+                    .collect();
                 format!(
                     "provider `{}` has no flow `{id}`; its flows: {}",
                     p.id.v,
@@ -115,6 +123,12 @@ pub fn harness(
         .collect();
     let flows = flows.iter().map(|f| {
         let id = &f.id.v;
+        let is_check = p.check.as_ref().is_some_and(|c| std::ptr::eq(&c.flow, *f));
+        let def = if is_check {
+            quote! { provider.check.expect("the session check is compiled").flow }
+        } else {
+            quote! { flow(#id) }
+        };
         let answers = answers(f).into_iter().map(|r| {
             let (step, label, status) = (r.step, r.label, r.status);
             let names = r.headers.iter().map(|(n, _)| n);
@@ -122,7 +136,7 @@ pub fn harness(
             let body = proc_macro2::Literal::byte_string(&r.body);
             quote! { Answer::new(#step, #label, #status, &[#((#names, #values)),*], #body) }
         });
-        quote! { (flow(#id), vec![#(#answers),*]) }
+        quote! { (#def, vec![#(#answers),*]) }
     });
     let session = session_keys(p);
     let main = quote! {

@@ -51,6 +51,13 @@ fn a_shipped_file_simulates_as_its_kept_transcript_and_one_flow_alone() {
         "{out}"
     );
     assert!(!out.contains("flow `password`"), "{out}");
+
+    // The session check alone, as the whole file's transcript ends with it.
+    let (code, out, err) = simulate(&["providers/acme.yaml", "--flow", "check"]);
+    assert_eq!(code, 0, "{err}");
+    let whole = kept("acme");
+    let start = whole.find("session check of provider").unwrap();
+    assert_eq!(out, whole[start..]);
 }
 
 #[test]

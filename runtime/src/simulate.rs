@@ -12,7 +12,7 @@
 //! step leads to, exactly as the engine would act on it (outcome, extraction, prompt, failure
 //! text); a state reached again is referred to by its number.
 
-use crate::def::{FieldType, FlowDef, ProviderDef, Then};
+use crate::def::{CheckDef, FieldType, FlowDef, ProviderDef, Then};
 use crate::request::{base64, push_form, push_path_segment, StepCx};
 use crate::response::{is_web_link, Reply};
 use crate::secrets::{self, Secrets};
@@ -211,11 +211,22 @@ pub fn simulate(
 ) -> String {
     let m = Markers::new(provider, flow, session);
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "flow `{}` \"{}\" of provider `{}` ({})",
-        flow.id, flow.name, provider.id, provider.source
-    );
+    // The provider's session check (`auth.check`) runs as a flow of one step: its outcomes
+    // say valid or invalid, and an answer that says neither gets the file's `unreachable`.
+    let check = provider.check.filter(|c| std::ptr::eq(c.flow, flow));
+    if check.is_some() {
+        let _ = writeln!(
+            out,
+            "session check of provider `{}` ({})",
+            provider.id, provider.source
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "flow `{}` \"{}\" of provider `{}` ({})",
+            flow.id, flow.name, provider.id, provider.source
+        );
+    }
     let start = State {
         step: 0,
         inputs: flow
@@ -256,15 +267,17 @@ pub fn simulate(
             };
             let _ = writeln!(out, "      next: [{number}] step {} `{name}`", next.step);
         };
-        step(flow, &m, answers, n, &state, &mut out, &mut reach);
+        step(flow, check, &m, answers, n, &state, &mut out, &mut reach);
     }
     out
 }
 
 /// Prints state `n`: its request, then what each answer to its step leads to; `reach` prints
 /// a reference to the state an answer leads to (numbering it if it is new).
+#[allow(clippy::too_many_arguments)]
 fn step(
     flow: &FlowDef,
+    check: Option<&CheckDef>,
     m: &Markers,
     answers: &[Answer],
     n: usize,
@@ -333,7 +346,7 @@ fn step(
     for a in answers.iter().filter(|a| a.step == i) {
         any = true;
         let _ = writeln!(out, "  answer: {}, HTTP {}", a.label, a.reply.status);
-        answer(flow, m, state, &a.reply, out, reach);
+        answer(flow, check, m, state, &a.reply, out, reach);
     }
     if !any {
         let _ = writeln!(out, "  no sample answers this step: this path ends here");
@@ -343,6 +356,7 @@ fn step(
 /// What the engine does with `reply` to the step of `state`.
 fn answer(
     flow: &FlowDef,
+    check: Option<&CheckDef>,
     m: &Markers,
     state: &State,
     reply: &Reply,
@@ -350,6 +364,37 @@ fn answer(
     reach: &mut impl FnMut(State, &mut String),
 ) {
     let def = &flow.steps[state.step];
+    if let Some(c) = check {
+        let valid = c.verdict(reply);
+        if let Some(o) = (def.decide)(reply).filter(|_| valid.is_some()) {
+            let j = def
+                .outcomes
+                .iter()
+                .position(|x| std::ptr::eq(*x, o))
+                .unwrap_or_default();
+            let _ = writeln!(out, "      outcome {j} ({})", o.at);
+        }
+        let _ =
+            match valid {
+                Some(true) => writeln!(
+                    out,
+                    "      valid: the session works; asked again after {} s",
+                    c.cache_secs
+                ),
+                Some(false) => writeln!(
+                    out,
+                    "      invalid: the provider ended the session; it is deleted"
+                ),
+                None => {
+                    writeln!(
+                out,
+                "      the provider cannot say: `unreachable` answers {}, the session is kept",
+                if c.unreachable_valid { "valid" } else { "invalid" }
+            )
+                }
+            };
+        return;
+    }
     let Some(o) = (def.decide)(reply) else {
         let msg = def.failure(reply, None, &m.secrets);
         let _ = writeln!(
@@ -605,6 +650,107 @@ mod tests {
         secrets: &[],
         source: "p.yaml",
     };
+
+    static VALID: OutcomeDef = OutcomeDef {
+        extract: &[],
+        prompt: &[],
+        then: Then::Complete,
+        message: None,
+        message_from: None,
+        at: "p.yaml:20",
+    };
+    static INVALID: OutcomeDef = OutcomeDef {
+        extract: &[],
+        prompt: &[],
+        then: Then::Fail(crate::def::FailDef {
+            from: None,
+            message: None,
+            clear_session: true,
+        }),
+        message: None,
+        message_from: None,
+        at: "p.yaml:22",
+    };
+    static CHECK_FLOW: FlowDef = FlowDef {
+        id: "check",
+        name: "check",
+        inputs: &[],
+        steps: &[StepDef {
+            id: "0",
+            name: "check",
+            build: |cx| Ok(Outbound::new(Method::GET, cx.url("/session"))),
+            decide: |r| match r.status {
+                200 | 503 => Some(&VALID),
+                401 => Some(&INVALID),
+                _ => None,
+            },
+            outcomes: &[&VALID, &INVALID],
+            error_message: None,
+            follow_redirects: true,
+            success_form: false,
+        }],
+        remember: &[],
+        uses_session: true,
+        kept_for_run: &[],
+    };
+    static CHECK: crate::def::CheckDef = crate::def::CheckDef {
+        flow: &CHECK_FLOW,
+        cache_secs: 90,
+        unreachable_valid: false,
+    };
+    static CHECKED: ProviderDef = ProviderDef {
+        id: "p",
+        name: "P",
+        logo: None,
+        scope: Scope::PerUser,
+        base_url: "https://p.example",
+        flows: &[&FLOW],
+        logout: None,
+        logout_reads: &[],
+        logout_on_relogin: false,
+        check: Some(&CHECK),
+        secrets: &[],
+        source: "p.yaml",
+    };
+
+    #[test]
+    fn the_session_check_says_valid_invalid_or_what_unreachable_answers() {
+        let answers = [
+            Answer::new(0, "ok", 200, &[], b""),
+            Answer::new(0, "ended", 401, &[], b""),
+            // A 5xx says nothing, whatever outcome it would select; nor does one none takes.
+            Answer::new(0, "down", 503, &[], b""),
+            Answer::new(0, "odd", 418, &[], b""),
+        ];
+        let out = simulate(&CHECKED, &CHECK_FLOW, &answers, &[]);
+        assert!(
+            out.starts_with("session check of provider `p` (p.yaml)\n"),
+            "{out}"
+        );
+        assert!(out.contains("  GET https://p.example/session\n"), "{out}");
+        let said = |label: &str, line: &str| {
+            assert!(out.contains(&format!("answer: {label}, ")), "{out}");
+            let after = &out[out.find(&format!("answer: {label}, ")).unwrap()..];
+            assert!(
+                after.lines().skip(1).take(2).any(|l| l.trim() == line),
+                "{label}: {out}"
+            );
+        };
+        said("ok", "valid: the session works; asked again after 90 s");
+        said(
+            "ended",
+            "invalid: the provider ended the session; it is deleted",
+        );
+        let unreachable =
+            "the provider cannot say: `unreachable` answers invalid, the session is kept";
+        said("down", unreachable);
+        said("odd", unreachable);
+        assert_eq!(
+            out.matches("outcome ").count(),
+            2,
+            "only answers that decide: {out}"
+        );
+    }
 
     #[test]
     fn each_answer_is_acted_on_as_the_engine_would() {
