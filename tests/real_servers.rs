@@ -91,6 +91,49 @@ async fn allauth_password_sign_in_wrong_password_check_and_logout() {
     assert!(!run.checked().await);
 }
 
+/// One flow takes a username or an email: the body sent leaves out the one not given, which
+/// allauth requires ("Invalid login." to an empty `email` beside a username).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real servers: eval \"$(bash tests/real/start.sh)\""]
+async fn allauth_one_flow_signs_in_by_username_or_by_email() {
+    let real = real("allauth");
+    let run = Run::start(&real).await;
+    let by = |inputs: Value| json!({"flow_id": "email_password", "step": 0, "inputs": inputs});
+
+    let body = run
+        .login(by(
+            json!({"username": "plain", "email": "", "password": "not the password"}),
+        ))
+        .await;
+    assert_eq!(
+        body["error"], "The username and/or password you specified are not correct.",
+        "{body}"
+    );
+    let sent = run.proxy.last("/auth/login").request_json();
+    assert_eq!(
+        sent,
+        json!({"username": "plain", "password": "not the password"})
+    );
+
+    let body = run
+        .login(by(json!({"username": "plain", "password": PASSWORD})))
+        .await;
+    assert_eq!(body["success"], true, "{body}");
+    assert_eq!(body["user_name"], "plain", "{body}");
+    run.logs_out().await;
+
+    let body = run
+        .login(by(
+            json!({"email": PLAIN, "username": "", "password": PASSWORD}),
+        ))
+        .await;
+    assert_eq!(body["success"], true, "{body}");
+    let sent = run.proxy.last("/auth/login").request_json();
+    assert_eq!(sent, json!({"email": PLAIN, "password": PASSWORD}));
+    assert!(run.checked().await);
+    run.logs_out().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the real servers: eval \"$(bash tests/real/start.sh)\""]
 async fn allauth_totp_prompt_wrong_code_right_code_check_and_logout() {
@@ -469,6 +512,7 @@ struct Exchange {
     method: String,
     path: String,
     request_headers: Vec<(String, String)>,
+    request_body: Vec<u8>,
     response_headers: Vec<(String, String)>,
     response_body: Vec<u8>,
 }
@@ -503,6 +547,10 @@ impl Exchange {
 
     fn json(&self) -> Value {
         serde_json::from_slice(&self.response_body).unwrap()
+    }
+
+    fn request_json(&self) -> Value {
+        serde_json::from_slice(&self.request_body).unwrap()
     }
 }
 
@@ -558,6 +606,7 @@ impl Proxy {
                     method: parts.method.to_string(),
                     path: parts.uri.path().to_string(),
                     request_headers,
+                    request_body: body.to_vec(),
                     response_headers: response_headers.clone(),
                     response_body: response_body.clone(),
                 });
