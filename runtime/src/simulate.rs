@@ -636,7 +636,8 @@ mod tests {
         uses_session: false,
         kept_for_run: &[],
     };
-    static PROVIDER: ProviderDef = ProviderDef {
+    /// The provider of the tests, without a session check.
+    const P: ProviderDef = ProviderDef {
         id: "p",
         name: "P",
         logo: None,
@@ -650,6 +651,7 @@ mod tests {
         secrets: &[],
         source: "p.yaml",
     };
+    static PROVIDER: ProviderDef = P;
 
     static VALID: OutcomeDef = OutcomeDef {
         extract: &[],
@@ -699,18 +701,8 @@ mod tests {
         unreachable_valid: false,
     };
     static CHECKED: ProviderDef = ProviderDef {
-        id: "p",
-        name: "P",
-        logo: None,
-        scope: Scope::PerUser,
-        base_url: "https://p.example",
-        flows: &[&FLOW],
-        logout: None,
-        logout_reads: &[],
-        logout_on_relogin: false,
         check: Some(&CHECK),
-        secrets: &[],
-        source: "p.yaml",
+        ..P
     };
 
     #[test]
