@@ -334,6 +334,15 @@ impl StepDef {
 }
 
 impl FlowDef {
+    /// Every field the flow knows: its inputs, then the fields each prompt asks for (a field
+    /// asked for again appears again).
+    pub fn fields(&self) -> impl Iterator<Item = &FieldDef> {
+        self.inputs.iter().chain(
+            self.steps
+                .iter()
+                .flat_map(|s| s.outcomes.iter().flat_map(|o| o.prompt)),
+        )
+    }
     /// The index of the step with this id.
     pub fn step_index(&self, id: &str) -> Option<usize> {
         self.steps.iter().position(|s| s.id == id)

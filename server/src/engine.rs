@@ -165,13 +165,7 @@ impl Engine<'_> {
         }
         // A `number` field's value, when given, is a number, whatever the step does with it.
         if let Some(f) = flow
-            .inputs
-            .iter()
-            .chain(
-                flow.steps
-                    .iter()
-                    .flat_map(|s| s.outcomes.iter().flat_map(|o| o.prompt)),
-            )
+            .fields()
             .filter(|f| f.field_type == FieldType::Number)
             .find(|f| {
                 inputs
@@ -203,9 +197,7 @@ impl Engine<'_> {
         // prompt offered (prompts that ask for one key offer the same lists: the compiler
         // checks).
         if let Some(f) = flow
-            .steps
-            .iter()
-            .flat_map(|s| s.outcomes.iter().flat_map(|o| o.prompt))
+            .fields()
             .filter(|f| f.field_type == FieldType::Choice && sent_keys.iter().any(|k| k == f.key))
             .find(|f| {
                 let offered = f
